@@ -1,0 +1,24 @@
+"""The ``articles`` resource of the example service."""
+
+import colander
+
+from cliquet import resource
+
+
+class ArticleSchema(resource.ResourceSchema):
+    """What an article holds; ``title`` is the only required field."""
+
+    title = colander.SchemaNode(colander.String(), validator=colander.Length(min=1, max=512))
+    url = colander.SchemaNode(colander.String(), validator=colander.url, missing=colander.drop)
+    tags = colander.SchemaNode(
+        colander.Sequence(), colander.SchemaNode(colander.String()), missing=colander.drop
+    )
+    score = colander.SchemaNode(colander.Float(), missing=colander.drop)
+    published = colander.SchemaNode(colander.Boolean(), missing=colander.drop)
+
+
+@resource.register()
+class Article(resource.UserResource):
+    """Articles belong to the user who created them."""
+
+    schema = ArticleSchema

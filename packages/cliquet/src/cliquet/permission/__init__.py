@@ -1,0 +1,91 @@
+"""Permissions: who may do what on which object.
+
+A permission backend is a module with ``load_from_config(config)`` returning
+an instance of :class:`PermissionBase`, picked with
+``cliquet.permission_backend``.
+
+Vocabulary:
+
+* a *principal* is a string naming someone or a group of people: a user id
+  (``basicauth:2b7e…``), ``system.Authenticated``, ``system.Everyone``, a group;
+* an *object id* is the URI of what is protected (``/articles/42``);
+* an *ACE* (access control entry) is the set of principals holding one
+  permission (``read``, ``write``, …) on one object;
+* *user principals* are the extra principals a user carries (group
+  memberships), added to the ones derived from the request.
+
+Checked by :mod:`cliquet.testing.permission`.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class PermissionBase:
+    """The permission API. Every method must be implemented by a backend."""
+
+    def initialize_schema(self, dry_run: bool = False) -> None:
+        """Create whatever the backend needs. Idempotent."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Remove every ACE and user principal. For tests."""
+        raise NotImplementedError
+
+    def heartbeat(self) -> bool:
+        """Return ``True`` when the backend answers; never raises."""
+        raise NotImplementedError
+
+    def add_user_principal(self, user_id: str, principal: str) -> None:
+        """Give ``user_id`` the extra ``principal`` (e.g. a group)."""
+        raise NotImplementedError
+
+    def remove_user_principal(self, user_id: str, principal: str) -> None:
+        """Take ``principal`` away from ``user_id`` (no error if absent)."""
+        raise NotImplementedError
+
+    def get_user_principals(self, user_id: str) -> set[str]:
+        """Return the extra principals of ``user_id`` (an empty set if none)."""
+        raise NotImplementedError
+
+    def add_principal_to_ace(self, object_id: str, permission: str, principal: str) -> None:
+        """Grant ``permission`` on ``object_id`` to ``principal``."""
+        raise NotImplementedError
+
+    def remove_principal_from_ace(self, object_id: str, permission: str, principal: str) -> None:
+        """Revoke ``permission`` on ``object_id`` from ``principal`` (no error if absent)."""
+        raise NotImplementedError
+
+    def get_object_permission_principals(self, object_id: str, permission: str) -> set[str]:
+        """Return the principals holding ``permission`` on ``object_id``."""
+        raise NotImplementedError
+
+    def get_object_permissions(self, object_id: str, permissions: Iterable[str] | None = None) -> dict[str, set[str]]:
+        """Return ``{permission: principals}`` for ``object_id``.
+
+        :param permissions: only these permissions (all if ``None``); empty
+            ACEs are left out.
+        """
+        raise NotImplementedError
+
+    def replace_object_permissions(self, object_id: str, permissions: dict[str, Iterable[str]]) -> dict[str, set[str]]:
+        """Set the ACEs named in ``permissions`` to exactly these principals.
+
+        Permissions not named are left as they are; an empty list clears one.
+        :returns: the object's permissions afterwards.
+        """
+        raise NotImplementedError
+
+    def delete_object_permissions(self, *object_ids: str) -> None:
+        """Remove every ACE of the given objects."""
+        raise NotImplementedError
+
+    def check_permission(self, object_id: str, permission: str, principals: Iterable[str]) -> bool:
+        """Return whether any of ``principals`` holds ``permission`` on ``object_id``."""
+        raise NotImplementedError
+
+    def get_accessible_objects(self, principals: Iterable[str], permission: str, prefix: str = "") -> set[str]:
+        """Return the ids of the objects (starting with ``prefix``) on which any of
+        ``principals`` holds ``permission``."""
+        raise NotImplementedError
