@@ -1,0 +1,198 @@
+"""Reading a list request's querystring: filters, sort, limit, fields.
+
+Every parameter is checked against the resource's schema: an unknown field,
+a value of the wrong type or a malformed parameter is a 400 errno 107 whose
+``details`` name the parameter (``location: querystring``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import colander
+
+from cliquet.errors import raise_invalid
+from cliquet.storage import COMPARISON, Filter, Sort
+from cliquet.utils import strip_quotes
+
+#: querystring prefixes, longest first so ``not_`` isn't read as a field.
+_PREFIXES = sorted((op for op in COMPARISON if op.value), key=lambda op: -len(op.value))
+_RESERVED = {"_limit", "_sort", "_token", "_since", "_before", "_to", "_fields"}
+
+
+@dataclasses.dataclass
+class ListQuery:
+    """A parsed list request."""
+
+    filters: list
+    sorting: list
+    limit: int | None
+    token: str | None
+    include_deleted: bool
+    fields: list | None
+    #: the filters and sort in a canonical text form (binds pagination tokens).
+    canonical: str
+
+
+def native_value(text: str):
+    """Guess the JSON value of a querystring value whose field type is unknown."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+class FieldTypes:
+    """How to read querystring values for each field of a resource.
+
+    :param schema: the resource's :class:`~cliquet.resource.schema.ResourceSchema` instance.
+    :param id_field: / :param modified_field: the record's own fields.
+    """
+
+    def __init__(self, schema, id_field="id", modified_field="last_modified"):
+        self.nodes = {child.name: child for child in schema.children}
+        self.preserve_unknown = getattr(schema.Options, "preserve_unknown", False)
+        self.id_field = id_field
+        self.modified_field = modified_field
+
+    def is_known(self, field: str) -> bool:
+        """Whether ``field`` (maybe dotted) may be filtered or sorted on."""
+        root = field.split(".", 1)[0]
+        if root in (self.id_field, self.modified_field):
+            return root == field
+        if root in self.nodes:
+            return "." not in field or isinstance(self.nodes[root].typ, colander.Mapping)
+        return self.preserve_unknown
+
+    def convert(self, field: str, text: str):
+        """Convert ``text`` to the field's JSON type; ``ValueError`` if it can't be."""
+        if field == self.modified_field:
+            return int(strip_quotes(text))
+        if field == self.id_field:
+            return text
+        node = self.nodes.get(field)
+        typ = node.typ if node is not None else None
+        if isinstance(typ, colander.String):
+            return text
+        if isinstance(typ, colander.Boolean):
+            if text.lower() not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return text.lower() == "true"
+        if isinstance(typ, colander.Int):
+            return int(text)
+        if isinstance(typ, (colander.Float, colander.Number, colander.Decimal)):
+            value = float(text)
+            return int(value) if value.is_integer() else value
+        return native_value(text)
+
+
+def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> ListQuery:
+    """Parse ``params`` (a multidict) for a list or delete request.
+
+    :param default_sort: list of :class:`Sort` when ``_sort`` is absent.
+    :param max_limit: ``cliquet.paginate_by`` (``None``: no cap).
+    """
+    filters = []
+    sorting = None
+    limit = max_limit
+    token = None
+    include_deleted = False
+    fields = None
+    canonical_parts = []
+    for name, value in params.items():
+        if name in _RESERVED:
+            if name == "_limit":
+                try:
+                    limit = int(value)
+                    if limit < 1:
+                        raise ValueError
+                except ValueError:
+                    raise_invalid("querystring", "_limit", "Must be a positive integer")
+                if max_limit is not None:
+                    limit = min(limit, max_limit)
+            elif name == "_sort":
+                sorting = _parse_sort(value, types)
+                canonical_parts.append(f"_sort={value}")
+            elif name == "_token":
+                token = value
+            elif name == "_fields":
+                fields = [f for f in value.split(",") if f]
+                for field in fields:
+                    if not types.is_known(field.split(".", 1)[0]):
+                        raise_invalid("querystring", "_fields", f"Unknown field {field!r}")
+            else:  # _since, _before, _to
+                try:
+                    timestamp = int(strip_quotes(value))
+                except ValueError:
+                    raise_invalid("querystring", name, "Must be an integer timestamp (quoted or not)")
+                operator = COMPARISON.GT if name == "_since" else COMPARISON.LT
+                filters.append(Filter(types.modified_field, timestamp, operator))
+                canonical_parts.append(f"{name}={timestamp}")
+                if name == "_since":
+                    include_deleted = True
+            continue
+        operator = COMPARISON.EQ
+        field = name
+        for op in _PREFIXES:
+            if name.startswith(op.value):
+                operator = op
+                field = name[len(op.value):]
+                break
+        if name.startswith("_") or not types.is_known(field):
+            raise_invalid("querystring", name, f"Unknown filter field {field!r}")
+        try:
+            if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
+                converted = [types.convert(field, part) for part in value.split(",")]
+            else:
+                converted = types.convert(field, value)
+        except ValueError as exc:
+            raise_invalid("querystring", name, f"Invalid value {value!r}: {exc}")
+        filters.append(Filter(field, converted, operator))
+        canonical_parts.append(f"{name}={value}")
+    if sorting is None:
+        sorting = list(default_sort)
+    if not any(s.field in (types.id_field, types.modified_field) for s in sorting):
+        sorting.append(Sort(types.id_field, 1))  # a total order, for keyset pagination
+    canonical_parts.sort()
+    return ListQuery(filters, sorting, limit, token, include_deleted, fields, "&".join(canonical_parts))
+
+
+def _parse_sort(value: str, types: FieldTypes) -> list:
+    sorting = []
+    for part in value.split(","):
+        part = part.strip()
+        direction = 1
+        if part.startswith("-"):
+            direction, part = -1, part[1:]
+        elif part.startswith("+"):
+            part = part[1:]
+        if not part or not types.is_known(part):
+            raise_invalid("querystring", "_sort", f"Unknown sort field {part!r}")
+        sorting.append(Sort(part, direction))
+    return sorting
+
+
+def project_fields(record: dict, fields: list, always=("id", "last_modified")) -> dict:
+    """Return the part of ``record`` named by ``fields`` (dotted paths allowed)."""
+    result = {key: record[key] for key in always if key in record}
+    for path in fields:
+        parts = path.split(".")
+        source, target = record, result
+        for i, part in enumerate(parts):
+            if not isinstance(source, dict) or part not in source:
+                break
+            if i == len(parts) - 1:
+                target[part] = source[part]
+            else:
+                source = source[part]
+                target = target.setdefault(part, {})
+    return result

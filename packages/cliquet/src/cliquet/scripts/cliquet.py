@@ -1,0 +1,117 @@
+"""The ``cliquet`` command.
+
+* ``cliquet migrate --ini FILE [--dry-run]`` — create or upgrade the schema
+  of every configured backend (storage, cache, permission).
+* ``cliquet purge-deleted --ini FILE --older-than DURATION`` — remove old
+  tombstones.
+* ``cliquet serve --ini FILE [--port N] [--workers N]`` — serve the app with
+  Granian: one worker on the in-process memory backends, one per core
+  otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+logger = logging.getLogger("cliquet")
+
+
+def _bootstrap(ini):
+    from pyramid.paster import bootstrap, setup_logging
+
+    setup_logging(ini)
+    return bootstrap(ini)
+
+
+def cmd_migrate(args):
+    """Initialise every backend's schema."""
+    env = _bootstrap(args.ini)
+    try:
+        registry = env["registry"]
+        for kind in ("storage", "cache", "permission"):
+            backend = getattr(registry, kind)
+            print(f"{kind}: initializing {type(backend).__module__}{' (dry run)' if args.dry_run else ''}")
+            backend.initialize_schema(dry_run=args.dry_run)
+        for hook in getattr(registry, "cliquet_migrate_hooks", []):
+            hook(registry, dry_run=args.dry_run)
+    finally:
+        env["closer"]()
+    return 0
+
+
+def cmd_purge_deleted(args):
+    """Purge tombstones older than ``--older-than``."""
+    from cliquet.settings import as_duration
+    from cliquet.utils import msec_time
+
+    env = _bootstrap(args.ini)
+    try:
+        seconds = as_duration(args.older_than)
+        before = msec_time() - int(seconds * 1000)
+        count = env["registry"].storage.purge_deleted(None, None, before=before)
+        print(f"{count} tombstones purged")
+    finally:
+        env["closer"]()
+    return 0
+
+
+def _uses_memory_backends(settings_env):
+    for kind in ("STORAGE", "CACHE", "PERMISSION"):
+        backend = settings_env.get(f"CLIQUET_{kind}_BACKEND")
+        if backend and not backend.endswith(".memory"):
+            return False
+    return True
+
+
+def cmd_serve(args):
+    """Exec Granian on the app of ``--ini``."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(args.ini)
+    server = dict(parser["server:main"]) if parser.has_section("server:main") else {}
+    app = dict(parser["app:main"]) if parser.has_section("app:main") else {}
+    host = os.environ.get("HOST") or args.host or server.get("host", "127.0.0.1")
+    port = str(os.environ.get("PORT") or args.port or server.get("port", "8888"))
+    in_memory = _uses_memory_backends(os.environ) and all(
+        app.get(f"cliquet.{kind}_backend", "cliquet.x.memory").endswith(".memory")
+        for kind in ("storage", "cache", "permission"))
+    workers = args.workers or os.environ.get("WORKERS") or (1 if in_memory else os.cpu_count() or 2)
+    threads = args.threads or os.environ.get("THREADS") or (1 if in_memory else 2)
+    os.environ["CLIQUET_INI"] = os.path.abspath(args.ini)
+    command = ["granian", "--interface", "wsgi", "--host", host, "--port", port,
+               "--workers", str(workers), "--blocking-threads", str(threads),
+               "--no-ws", "cliquet.wsgi:application"]
+    print(f"Serving {args.ini} on http://{host}:{port}/v1/ ({workers} worker(s) x {threads} thread(s))",
+          file=sys.stderr, flush=True)
+    os.execvp(command[0], command)
+
+
+def main(argv=None):
+    """Entry point of the ``cliquet`` command."""
+    parser = argparse.ArgumentParser(prog="cliquet", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    migrate = sub.add_parser("migrate", help="create or upgrade the backends' schemas")
+    migrate.add_argument("--ini", required=True)
+    migrate.add_argument("--dry-run", action="store_true")
+    migrate.set_defaults(func=cmd_migrate)
+    purge = sub.add_parser("purge-deleted", help="remove old tombstones")
+    purge.add_argument("--ini", required=True)
+    purge.add_argument("--older-than", required=True, help="a duration: 30d, 12h, 3600")
+    purge.set_defaults(func=cmd_purge_deleted)
+    serve = sub.add_parser("serve", help="serve the application with Granian")
+    serve.add_argument("--ini", required=True)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--threads", type=int)
+    serve.set_defaults(func=cmd_serve)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

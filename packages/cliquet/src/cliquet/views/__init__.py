@@ -1,0 +1,1 @@
+"""The generic endpoints of every Cliquet service."""

@@ -1,0 +1,114 @@
+"""``POST /v1/batch``: several requests in one.
+
+Body::
+
+    {"defaults": {"method": "POST", "headers": {...}},
+     "requests": [{"method": "PUT", "path": "/articles/1", "headers": {...}, "body": {...}}, ...]}
+
+Each sub-request goes through the whole stack (tweens included, so each one is
+its own nested storage transaction: a failed sub-request leaves nothing
+behind and never undoes a sibling that succeeded). The answer is always 200
+with one entry per request, errors in place::
+
+    {"responses": [{"status": 201, "path": "/v1/articles", "headers": {...}, "body": {...}}, ...]}
+"""
+
+from __future__ import annotations
+
+import orjson
+from pyramid.request import Request
+
+from cliquet.errors import ERRORS, raise_invalid
+from cliquet.services import make_service
+from cliquet.utils import json_response
+
+batch = make_service(name="batch", path="/batch", description="Batch operations")
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+_REQUEST_KEYS = {"method", "path", "headers", "body"}
+#: headers of the batch request that sub-requests inherit unless they set them.
+_INHERITED = ("Authorization", "Origin", "Accept-Language", "User-Agent")
+
+
+def _validate(body, max_requests):
+    if not isinstance(body, dict):
+        raise_invalid("body", None, "The body must be a JSON object")
+    unknown = set(body) - {"defaults", "requests"}
+    if unknown:
+        raise_invalid("body", sorted(unknown)[0], "Unknown field")
+    defaults = body.get("defaults", {})
+    if not isinstance(defaults, dict) or set(defaults) - _REQUEST_KEYS:
+        raise_invalid("body", "defaults", "Must be an object with method, path, headers or body")
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise_invalid("body", "requests", "Must be a non-empty list")
+    if len(requests) > max_requests:
+        raise_invalid("body", "requests", f"Number of requests is limited to {max_requests}")
+    merged = []
+    for i, sub in enumerate(requests):
+        if not isinstance(sub, dict):
+            raise_invalid("body", f"requests.{i}", "Must be an object")
+        unknown = set(sub) - _REQUEST_KEYS
+        if unknown:
+            raise_invalid("body", f"requests.{i}.{sorted(unknown)[0]}", "Unknown field")
+        item = {**defaults, **sub}
+        item["headers"] = {**defaults.get("headers", {}), **sub.get("headers", {})} if (
+            isinstance(defaults.get("headers", {}), dict) and isinstance(sub.get("headers", {}), dict)) else None
+        if item["headers"] is None or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in item["headers"].items()):
+            raise_invalid("body", f"requests.{i}.headers", "Must be an object of strings")
+        method = item.get("method", "GET")
+        if not isinstance(method, str) or method.upper() not in _METHODS:
+            raise_invalid("body", f"requests.{i}.method", f"Must be one of {', '.join(_METHODS)}")
+        item["method"] = method.upper()
+        path = item.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise_invalid("body", f"requests.{i}.path", "Must be an absolute path")
+        merged.append(item)
+    return merged
+
+
+@batch.post(permission="__no_permission_required__")
+def post_batch(request):
+    """Run every sub-request and gather their answers."""
+    try:
+        body = orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise_invalid("body", None, f"Invalid JSON: {exc}", errno=ERRORS.BADJSON)
+    settings = request.registry.settings
+    requests = _validate(body, settings["cliquet.batch_max_requests"])
+    prefix = "/v" + str(settings["cliquet.http_api_version"]).split(".")[0]
+    for i, item in enumerate(requests):
+        path = item["path"]
+        if not (path == prefix or path.startswith(prefix + "/")):
+            path = prefix + path
+        if path.split("?")[0].rstrip("/") == prefix + "/batch":
+            raise_invalid("body", f"requests.{i}.path", "Recursive calls to the batch endpoint are not allowed")
+        item["path"] = path
+
+    responses = []
+    for item in requests:
+        responses.append(_run(request, item))
+    return json_response(request, {"responses": responses})
+
+
+def _run(parent, item):
+    headers = {name: parent.headers[name] for name in _INHERITED if name in parent.headers}
+    headers.update(item["headers"])
+    kwargs = {"method": item["method"], "headers": headers, "base_url": parent.application_url}
+    if "body" in item:
+        kwargs["body"] = orjson.dumps(item["body"])
+        headers.setdefault("Content-Type", "application/json")
+    sub = Request.blank(item["path"], **kwargs)
+    sub.registry = parent.registry
+    response = parent.invoke_subrequest(sub, use_tweens=True)
+    try:
+        body = orjson.loads(response.body) if response.body else None
+    except orjson.JSONDecodeError:
+        body = response.text
+    return {
+        "status": response.status_code,
+        "path": item["path"],
+        "headers": dict(response.headers),
+        "body": body,
+    }
