@@ -1,0 +1,103 @@
+"""cliquet-riak: a Cliquet cache backend on Riak KV.
+
+Two ways to use it, in the application's INI file::
+
+    cliquet.cache_backend = cliquet_riak.cache
+    cliquet.cache_url = riak://127.0.0.1:8098/default/cliquet_cache
+
+or include the package, which makes it the cache backend unless one is set
+explicitly, and adds a ``riak`` check to ``/__heartbeat__``::
+
+    pyramid.includes = cliquet_riak
+"""
+
+from __future__ import annotations
+
+import os
+
+from cliquet.settings import declare_settings
+
+from cliquet_riak.__about__ import __version__
+from cliquet_riak.cache import RIAK_SETTINGS, RiakCache, load_from_config
+
+__all__ = ["__version__", "includeme", "load_from_config", "RiakCache", "heartbeat_check"]
+
+BACKEND = "cliquet_riak.cache"
+#: The core's own default, which including this package replaces.
+CORE_DEFAULT_BACKEND = "cliquet.cache.memory"
+
+
+def heartbeat_check(request) -> bool:
+    """The ``riak`` heartbeat: ``True`` when a node of the cache's cluster answers."""
+    cache = getattr(request.registry, "cache", None)
+    return isinstance(cache, RiakCache) and cache.heartbeat()
+
+
+def _project_names(settings) -> list[str]:
+    names = ["cliquet"]
+    project = settings.get("cliquet.project_name") or settings.get("project_name")
+    if isinstance(project, str) and project:
+        names.append(project.strip().lower().replace("-", "_"))
+    return names
+
+
+def _explicit_backend(registry, environ) -> str | None:
+    """The cache backend the application chose itself, if any."""
+    settings = registry.settings
+    names = _project_names(settings)
+    for name in names:
+        value = environ.get(f"{name.upper()}_CACHE_BACKEND")
+        if value:
+            return value
+    for key in ["cache_backend"] + [f"{name}.cache_backend" for name in names[1:]]:
+        if settings.get(key):
+            return str(settings[key])
+    value = settings.get("cliquet.cache_backend")
+    if not value:
+        return None
+    core_loaded = "cache_backend" in getattr(registry, "cliquet_loaded_settings", ())
+    if core_loaded and value == CORE_DEFAULT_BACKEND:
+        # Once the core loaded its settings, its default can't be told apart
+        # from the same value written in the INI file: it counts as a default.
+        return None
+    return value
+
+
+def _is_riak(backend) -> bool:
+    name = backend if isinstance(backend, str) else getattr(backend, "__name__", "")
+    return name in (BACKEND, "cliquet_riak")
+
+
+def includeme(config):
+    """Declare the ``riak_*`` settings, default the cache backend to Riak and
+    register the ``riak`` heartbeat check. Including it twice is harmless.
+
+    Works from ``pyramid.includes`` (run before ``cliquet.initialize``) and
+    from ``config.include("cliquet_riak")`` after it: in the latter case the
+    memory cache the core already built is replaced, unless the application
+    chose a cache backend itself.
+    """
+    registry = config.registry
+    if getattr(registry, "cliquet_riak_included", False):
+        return
+    registry.cliquet_riak_included = True
+    declare_settings(config, RIAK_SETTINGS)
+    settings = config.get_settings()
+    chosen = _explicit_backend(registry, os.environ)
+    if chosen is None:
+        settings["cliquet.cache_backend"] = BACKEND
+        if getattr(registry, "cache", None) is not None:
+            # cliquet was set up already, with its default cache: replace it.
+            registry.cache = load_from_config(config)
+        chosen = BACKEND
+    if not _is_riak(chosen):
+        return
+    if hasattr(config, "add_heartbeat_check"):
+        config.add_heartbeat_check("riak", heartbeat_check)
+    else:
+        # Included before cliquet (pyramid.includes): register it the way the
+        # directive does, when the configuration is committed.
+        def register():
+            registry.__dict__.setdefault("heartbeats", {})["riak"] = heartbeat_check
+
+        config.action(("cliquet-heartbeat", "riak"), register)
