@@ -1,0 +1,462 @@
+"""PostgreSQL storage: records as JSONB rows, on psycopg 3 and psycopg_pool.
+
+Enable with::
+
+    cliquet.storage_backend = cliquet.storage.postgresql
+    cliquet.storage_url = postgresql://user:password@host:5432/dbname
+
+(``?options=-csearch_path%3Dmyschema`` in the URL selects a schema).
+``cliquet migrate`` creates the tables (:meth:`~PostgreSQLStorage.initialize_schema`).
+
+How it meets the rules of :mod:`cliquet.storage`:
+
+* **Timestamps** come from one counter row per ``(parent_id, collection_id)``
+  in ``cliquet_timestamps``, bumped to ``greatest(now, last + 1)`` by the
+  same statement that writes the record. The row stays locked until the
+  transaction commits, so writers of one collection — on any number of app
+  servers — take turns: timestamps are unique and strictly increasing, and
+  they become visible in that order, which is what ``_since`` polling needs.
+  No write ever fails with a conflict because two got the same millisecond.
+* **Filters, sorting and counting** run in SQL; pages use keyset
+  pagination (``WHERE (sort keys) > (last row's)``), never ``OFFSET``, so
+  page *n* costs what page 1 costs.
+* **Counts** are cached per process, keyed by the filters and the
+  collection's timestamp, which changes on every write: a cached count is
+  exact, and a list page costs one indexed query while nothing changed.
+* One request is one transaction (:meth:`~PostgreSQLStorage.transaction`);
+  nested ones are savepoints.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Sequence
+
+from cliquet.storage import (
+    COMPARISON,
+    Filter,
+    RecordNotFoundError,
+    Sort,
+    StorageBase,
+    UnicityError,
+)
+from cliquet.storage.postgresql_client import get_client
+from cliquet.storage.postgresql_query import column, filter_sql, jsonb, keyset_sql, order_sql
+from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, migrate
+
+_NOW_MS = "floor(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+# Bump the collection's counter to greatest(candidate, last + 1) and return it;
+# the candidate is the given timestamp or the server's clock.
+_BUMP = f"""
+INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
+SELECT %(parent_id)s, %(collection_id)s, COALESCE(%(candidate)s::bigint, {_NOW_MS}) + %(count)s - 1
+{{condition}}
+ON CONFLICT (parent_id, collection_id) DO UPDATE
+   SET last_modified = greatest(EXCLUDED.last_modified, t.last_modified + %(count)s)
+RETURNING last_modified
+"""
+
+_GET = (
+    "SELECT last_modified, data FROM cliquet_records "
+    "WHERE parent_id = %s AND collection_id = %s AND id = %s AND NOT deleted"
+)
+
+_CREATE = f"""
+WITH ts AS ({_BUMP.format(condition='''WHERE NOT EXISTS (
+    SELECT 1 FROM cliquet_records
+     WHERE parent_id = %(parent_id)s AND collection_id = %(collection_id)s
+       AND id = %(id)s AND NOT deleted)''')})
+INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
+SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
+ON CONFLICT (parent_id, collection_id, id) DO UPDATE
+   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
+ WHERE r.deleted
+RETURNING last_modified
+"""
+
+_UPDATE = f"""
+WITH ts AS ({_BUMP.format(condition='')})
+INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
+SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
+ON CONFLICT (parent_id, collection_id, id) DO UPDATE
+   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
+RETURNING last_modified
+"""
+
+_LOCK_LIVE = (
+    "SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s "
+    "AND NOT deleted FOR UPDATE"
+)
+
+_COLLECTION_TIMESTAMP = "SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s"
+
+_INIT_TIMESTAMP = f"""
+INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
+VALUES (%s, %s, {_NOW_MS})
+ON CONFLICT (parent_id, collection_id) DO UPDATE SET last_modified = t.last_modified
+RETURNING last_modified
+"""
+
+
+class _CountCache:
+    """Counts of matching records per (scope, filters), valid for one
+    collection timestamp. Bounded; thread-safe."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self.data: collections.OrderedDict = collections.OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key, timestamp):
+        with self.lock:
+            hit = self.data.get(key)
+        if hit is not None and hit[0] == timestamp:
+            return hit[1]
+        return None
+
+    def put(self, key, timestamp, count):
+        with self.lock:
+            self.data[key] = (timestamp, count)
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+    def clear(self):
+        with self.lock:
+            self.data.clear()
+
+
+class PostgreSQLStorage(StorageBase):
+    """Storage on PostgreSQL. Build it with :func:`load_from_config`.
+
+    :param client: a :class:`~cliquet.storage.postgresql_client.PostgreSQLClient`.
+    :param max_fetch_size: most records one :meth:`get_all` returns.
+    """
+
+    def __init__(self, client, max_fetch_size: int = 10000):
+        self.client = client
+        self.max_fetch_size = max_fetch_size
+        # Scopes written by the transaction bound to the current context are
+        # marked on the client: their uncommitted timestamps must not key
+        # the count cache.
+        self._counts = _CountCache()
+
+    # -- administration ---------------------------------------------------------
+
+    def initialize_schema(self, dry_run: bool = False) -> None:
+        """Create or upgrade the tables (versioned migrations, idempotent)."""
+        migrate(self.client, "storage", STORAGE_MIGRATIONS, dry_run=dry_run)
+
+    def flush(self) -> None:
+        """Remove every record, tombstone and timestamp of the schema."""
+        self.client.execute("TRUNCATE cliquet_records, cliquet_timestamps", fetch=None)
+        self._counts.clear()
+
+    def heartbeat(self) -> bool:
+        """Return whether the server answers."""
+        return self.client.heartbeat()
+
+    def transaction(self):
+        """One transaction bound to the current context (savepoints when nested)."""
+        return self.client.transaction()
+
+    # -- timestamps ---------------------------------------------------------------
+
+    def collection_timestamp(self, collection_id: str, parent_id: str) -> int:
+        """Return the collection's timestamp (the server's clock, remembered,
+        for a collection never written)."""
+        row = self.client.execute(_COLLECTION_TIMESTAMP, (parent_id, collection_id), fetch="one")
+        if row is not None:
+            return row[0]
+        return self.client.execute(_INIT_TIMESTAMP, (parent_id, collection_id), fetch="one")[0]
+
+    def _mark_dirty(self, parent_id, collection_id):
+        self.client.mark(("storage", parent_id, collection_id))
+
+    def _is_dirty(self, parent_id, collection_id) -> bool:
+        return self.client.is_marked(("storage", parent_id, collection_id))
+
+    # -- records ------------------------------------------------------------------
+
+    def _split(self, record: dict) -> dict:
+        data = dict(record)
+        data.pop(self.id_field, None)
+        data.pop(self.modified_field, None)
+        return data
+
+    def _full(self, data: dict, object_id: str, last_modified: int) -> dict:
+        data[self.id_field] = object_id
+        data[self.modified_field] = last_modified
+        return data
+
+    def create(self, collection_id, parent_id, record, id_generator=None):
+        """Store a new record; :class:`UnicityError` if its id is taken."""
+        object_id = record.get(self.id_field)
+        if object_id is None:
+            object_id = id_generator() if id_generator is not None else _uuid4()
+        data = self._split(record)
+        params = {
+            "parent_id": parent_id,
+            "collection_id": collection_id,
+            "id": object_id,
+            "data": jsonb(data),
+            "candidate": None,
+            "count": 1,
+        }
+        row = self.client.execute(_CREATE, params, fetch="one")
+        if row is None:
+            existing = self.get(collection_id, parent_id, object_id)
+            raise UnicityError(self.id_field, existing)
+        self._mark_dirty(parent_id, collection_id)
+        return self._full(data, object_id, row[0])
+
+    def get(self, collection_id, parent_id, object_id):
+        """Return the live record; :class:`RecordNotFoundError` otherwise."""
+        row = self.client.execute(_GET, (parent_id, collection_id, object_id), fetch="one")
+        if row is None:
+            raise RecordNotFoundError(object_id)
+        return self._full(row[1], object_id, row[0])
+
+    def update(self, collection_id, parent_id, object_id, record):
+        """Replace (or create) the record with a new timestamp."""
+        data = self._split(record)
+        params = {
+            "parent_id": parent_id,
+            "collection_id": collection_id,
+            "id": object_id,
+            "data": jsonb(data),
+            "candidate": None,
+            "count": 1,
+        }
+        row = self.client.execute(_UPDATE, params, fetch="one")
+        self._mark_dirty(parent_id, collection_id)
+        return self._full(data, object_id, row[0])
+
+    def delete(self, collection_id, parent_id, object_id, with_deleted=True, last_modified=None):
+        """Delete the record, leaving a tombstone unless ``with_deleted`` is false."""
+
+        def fn(conn):
+            if conn.execute(_LOCK_LIVE, (parent_id, collection_id, object_id)).fetchone() is None:
+                raise RecordNotFoundError(object_id)
+            timestamp = self._bump(conn, parent_id, collection_id, 1, last_modified)
+            if with_deleted:
+                conn.execute(
+                    "UPDATE cliquet_records SET deleted = TRUE, data = '{}'::jsonb, last_modified = %s "
+                    "WHERE parent_id = %s AND collection_id = %s AND id = %s",
+                    (timestamp, parent_id, collection_id, object_id),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s",
+                    (parent_id, collection_id, object_id),
+                )
+            return timestamp
+
+        timestamp = self.client.run(fn, write=True)
+        self._mark_dirty(parent_id, collection_id)
+        return self._tombstone(object_id, timestamp)
+
+    def _tombstone(self, object_id, timestamp):
+        return {self.id_field: object_id, self.modified_field: timestamp, self.deleted_field: True}
+
+    def _bump(self, conn, parent_id, collection_id, count, candidate=None) -> int:
+        """Reserve ``count`` consecutive timestamps; return the last one."""
+        params = {"parent_id": parent_id, "collection_id": collection_id, "candidate": candidate, "count": count}
+        return conn.execute(_BUMP.format(condition=""), params).fetchone()[0]
+
+    def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
+        """Delete the matching records (each tombstone gets its own timestamp)."""
+        params: list = [parent_id, collection_id]
+        where = self._where(filters or (), params)
+        select = (
+            f"SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
+            f"AND NOT deleted{where} ORDER BY last_modified, id FOR UPDATE"
+        )
+
+        def fn(conn):
+            ids = [row[0] for row in conn.execute(select, params).fetchall()]
+            if not ids:
+                return ids, []
+            last = self._bump(conn, parent_id, collection_id, len(ids))
+            stamps = list(range(last - len(ids) + 1, last + 1))
+            if with_deleted:
+                conn.execute(
+                    "UPDATE cliquet_records AS r SET deleted = TRUE, data = '{}'::jsonb, last_modified = v.ts "
+                    "FROM unnest(%s::text[], %s::bigint[]) AS v(id, ts) "
+                    "WHERE r.parent_id = %s AND r.collection_id = %s AND r.id = v.id",
+                    (ids, stamps, parent_id, collection_id),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = ANY(%s)",
+                    (parent_id, collection_id, ids),
+                )
+            return ids, stamps
+
+        ids, stamps = self.client.run(fn, write=True)
+        if ids:
+            self._mark_dirty(parent_id, collection_id)
+        return [self._tombstone(i, t) for i, t in zip(ids, stamps)]
+
+    def purge_deleted(self, collection_id, parent_id, before=None):
+        """Remove tombstones (older than ``before``); return how many.
+
+        The purge horizon is remembered per collection (see
+        :meth:`purged_before`).
+        """
+        conditions, params = ["deleted"], []
+        if collection_id is not None:
+            conditions.append("collection_id = %s")
+            params.append(collection_id)
+        if parent_id is not None:
+            conditions.append("parent_id = %s")
+            params.append(parent_id)
+        if before is not None:
+            conditions.append("last_modified < %s")
+            params.append(before)
+        where = " AND ".join(conditions)
+
+        def fn(conn):
+            rows = conn.execute(
+                f"DELETE FROM cliquet_records WHERE {where} RETURNING parent_id, collection_id, last_modified",
+                params,
+            ).fetchall()
+            horizons: dict = {}
+            for pid, cid, lm in rows:
+                horizons[(pid, cid)] = max(horizons.get((pid, cid), 0), lm + 1)
+            if horizons:
+                pids, cids, marks = zip(*((p, c, m) for (p, c), m in horizons.items()))
+                conn.execute(
+                    "UPDATE cliquet_timestamps AS t SET purged_before = greatest(t.purged_before, v.mark) "
+                    "FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS v(pid, cid, mark) "
+                    "WHERE t.parent_id = v.pid AND t.collection_id = v.cid",
+                    (list(pids), list(cids), list(marks)),
+                )
+            return len(rows)
+
+        return self.client.run(fn, write=True)
+
+    def purged_before(self, collection_id: str, parent_id: str) -> int | None:
+        """Return the timestamp before which tombstones were purged (``None``
+        if never): a client that synced before it must start over."""
+        row = self.client.execute(
+            "SELECT purged_before FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s",
+            (parent_id, collection_id),
+            fetch="one",
+        )
+        return row[0] if row else None
+
+    # -- listing ------------------------------------------------------------------
+
+    def _column(self, field):
+        return column(field, self.id_field, self.modified_field)
+
+    def _where(self, filters: Sequence[Filter], params: list, tombstones: bool = False) -> str:
+        """Return `` AND ...`` for the filters (empty if none).
+
+        With ``tombstones``, filters on other fields than id and
+        last_modified only apply to live records.
+        """
+        live, meta = [], []
+        for f in filters:
+            operator = f.operator if isinstance(f.operator, COMPARISON) else COMPARISON(f.operator)
+            col = self._column(f.field)
+            target = meta if col.kind != "jsonb" else live
+            target.append((col, operator, f.value))
+        parts = []
+        for col, operator, value in meta:
+            parts.append(filter_sql(col, operator, value, params))
+        if live:
+            live_sql = " AND ".join(filter_sql(c, o, v, params) for c, o, v in live)
+            parts.append(f"(deleted OR ({live_sql}))" if tombstones else live_sql)
+        return "".join(" AND " + p for p in parts)
+
+    def get_all(
+        self,
+        collection_id: str,
+        parent_id: str,
+        filters: Sequence[Filter] | None = None,
+        sorting: Sequence[Sort] | None = None,
+        after: Sequence[Any] | None = None,
+        limit: int | None = None,
+        include_deleted: bool = False,
+    ) -> tuple[list[dict], int]:
+        """Return a page of matching records (and tombstones if asked) and
+        the count of matching live records."""
+        filters = list(filters or ())
+        sorting = list(sorting or ()) or [Sort(self.modified_field, -1)]
+        columns = [(self._column(s.field), s.direction) for s in sorting]
+        limit = self.max_fetch_size if limit is None else min(limit, self.max_fetch_size)
+
+        params: list = [parent_id, collection_id, parent_id, collection_id]
+        where = self._where(filters, params, tombstones=include_deleted)
+        if not include_deleted:
+            where = " AND NOT deleted" + where
+        if after is not None:
+            where += " AND " + keyset_sql(columns, list(after), params)
+        params.append(limit)
+        page_sql = (
+            "SELECT (SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s) AS _ts, "
+            "id, last_modified, deleted, data FROM cliquet_records "
+            f"WHERE parent_id = %s AND collection_id = %s{where} "
+            f"ORDER BY {order_sql(columns)} LIMIT %s"
+        )
+        rows = self.client.execute(page_sql, params) if limit > 0 else []
+
+        records = []
+        for _, object_id, last_modified, deleted, data in rows:
+            if deleted:
+                records.append(self._tombstone(object_id, last_modified))
+            else:
+                records.append(self._full(data, object_id, last_modified))
+
+        if not rows and after is None and limit > 0:
+            return records, 0
+        total = self._count(collection_id, parent_id, filters, rows[0][0] if rows else None)
+        return records, total
+
+    def _count(self, collection_id, parent_id, filters, timestamp) -> int:
+        key = (parent_id, collection_id, repr(filters))
+        cacheable = not self._is_dirty(parent_id, collection_id)
+        if cacheable and timestamp is not None:
+            cached = self._counts.get(key, timestamp)
+            if cached is not None:
+                return cached
+        params: list = [parent_id, collection_id, parent_id, collection_id]
+        where = self._where(filters, params)
+        row = self.client.execute(
+            "SELECT (SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s) AS _ts, "
+            f"count(*) FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND NOT deleted{where}",
+            params,
+            fetch="one",
+        )
+        timestamp, count = row
+        if cacheable and timestamp is not None:
+            self._counts.put(key, timestamp, count)
+        return count
+
+
+def _uuid4() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def load_from_config(config) -> PostgreSQLStorage:
+    """Return a :class:`PostgreSQLStorage` for ``cliquet.storage_url`` (pool
+    size and timeout from ``cliquet.storage_pool_size`` and
+    ``cliquet.storage_pool_timeout``)."""
+    settings = config.get_settings()
+    url = settings.get("cliquet.storage_url")
+    if not url:
+        from pyramid.exceptions import ConfigurationError
+
+        raise ConfigurationError("cliquet.storage_url is required by cliquet.storage.postgresql")
+    client = get_client(
+        url,
+        pool_size=settings.get("cliquet.storage_pool_size") or 10,
+        pool_timeout=settings.get("cliquet.storage_pool_timeout") or 30.0,
+    )
+    return PostgreSQLStorage(client, max_fetch_size=settings.get("cliquet.storage_max_fetch_size") or 10000)

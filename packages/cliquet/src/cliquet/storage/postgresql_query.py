@@ -1,0 +1,202 @@
+"""SQL for filters, sorting and keyset pagination over JSONB records.
+
+Field names go into the SQL text as quoted literals (never as parameters) so
+that the planner can match expression indexes such as
+``((data -> 'title'))``; values always travel as parameters. The text of a
+query depends only on the *shape* of the request (fields, operators, value
+types), so psycopg prepares it once per connection and reuses it.
+
+Semantics follow :mod:`cliquet.storage`: comparisons only match values of the
+filter value's JSON type, ``NOT``/``EXCLUDE`` also match a missing field, and
+missing values sort last in ascending order (``NULLS LAST``), first in
+descending order (``NULLS FIRST``) — PostgreSQL's own defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from psycopg.types.json import Jsonb
+
+import orjson
+
+from cliquet.storage import COMPARISON
+
+_OPERATORS = {
+    COMPARISON.LT: "<",
+    COMPARISON.GT: ">",
+    COMPARISON.MIN: ">=",
+    COMPARISON.MAX: "<=",
+}
+
+
+def json_type(value: Any) -> str:
+    """Return the ``jsonb_typeof`` name of a Python JSON value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return "object"
+
+
+def jsonb(value: Any) -> Jsonb:
+    """Wrap a value as a JSONB parameter (serialised with orjson)."""
+    return Jsonb(value, dumps=orjson.dumps)
+
+
+def quote_literal(text: str) -> str:
+    """Quote ``text`` as an SQL string literal (standard_conforming_strings),
+    with ``%`` doubled for psycopg's placeholders."""
+    if "\x00" in text:
+        raise ValueError("field names cannot contain NUL characters")
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+
+
+class Column:
+    """How one record field is reached in SQL.
+
+    :ivar sql: the expression.
+    :ivar kind: ``"text"`` (the id), ``"int"`` (last_modified) or ``"jsonb"``.
+    """
+
+    __slots__ = ("sql", "kind")
+
+    def __init__(self, sql: str, kind: str):
+        self.sql = sql
+        self.kind = kind
+
+    def accepts(self, value) -> bool:
+        """Whether ``value`` has the JSON type of this column (typed columns)."""
+        if self.kind == "text":
+            return isinstance(value, str)
+        if self.kind == "int":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return True
+
+    def param(self, value):
+        """Adapt a value for a comparison with this column."""
+        if self.kind == "jsonb":
+            return jsonb(value)
+        return value
+
+    def array_param(self, values):
+        """Adapt a list of values for ``= ANY(...)``, keeping the comparable ones."""
+        if self.kind == "jsonb":
+            return [jsonb(v) for v in values]
+        return [v for v in values if self.accepts(v)]
+
+    @property
+    def array_cast(self) -> str:
+        return {"text": "text[]", "int": "numeric[]", "jsonb": "jsonb[]"}[self.kind]
+
+    @property
+    def nullable(self) -> bool:
+        return self.kind == "jsonb"
+
+
+def column(field: str, id_field: str = "id", modified_field: str = "last_modified", table: str = "") -> Column:
+    """Return the :class:`Column` of a (dotted) record field."""
+    if field == id_field:
+        return Column(f"{table}id", "text")
+    if field == modified_field:
+        return Column(f"{table}last_modified", "int")
+    parts = field.split(".")
+    if len(parts) == 1:
+        return Column(f"({table}data -> {quote_literal(field)})", "jsonb")
+    path = ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
+    return Column(f"({table}data #> {quote_literal('{' + path + '}')})", "jsonb")
+
+
+def filter_sql(col: Column, operator: COMPARISON, value, params: list) -> str:
+    """Return the SQL condition of one filter, appending its parameters."""
+    if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
+        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        arr = col.array_param(values)
+        params.append(arr)
+        cond = f"{col.sql} = ANY(%s::{col.array_cast})"
+        if operator is COMPARISON.IN:
+            return cond
+        return f"({col.sql} IS NULL OR NOT ({cond}))" if col.nullable else f"NOT ({cond})"
+
+    if operator is COMPARISON.EQ:
+        if not col.accepts(value):
+            return "FALSE"
+        params.append(col.param(value))
+        return f"{col.sql} = %s"
+
+    if operator is COMPARISON.NOT:
+        if not col.accepts(value):
+            return "TRUE"
+        params.append(col.param(value))
+        if col.nullable:
+            return f"({col.sql} IS NULL OR {col.sql} <> %s)"
+        return f"{col.sql} <> %s"
+
+    op = _OPERATORS[operator]
+    if not col.accepts(value) or value is None:
+        return "FALSE"
+    params.append(col.param(value))
+    if col.kind == "jsonb":
+        return f"(jsonb_typeof({col.sql}) = '{json_type(value)}' AND {col.sql} {op} %s)"
+    return f"{col.sql} {op} %s"
+
+
+def order_sql(columns: Sequence[tuple[Column, int]]) -> str:
+    """Return the ``ORDER BY`` list (missing values last ascending, first descending)."""
+    return ", ".join(f"{col.sql} {'ASC' if direction >= 0 else 'DESC'}" for col, direction in columns)
+
+
+def keyset_sql(columns: Sequence[tuple[Column, int]], after: Sequence[Any], params: list) -> str:
+    """Return the condition "strictly after the row whose sort values are
+    ``after``" in the order of ``columns``, appending its parameters.
+
+    ``None`` in ``after`` stands for a missing value (SQL ``NULL``).
+    """
+    if all(not col.nullable for col, _ in columns) and len({d >= 0 for _, d in columns}) == 1:
+        # Plain typed columns in one direction: a row comparison, which an
+        # index on these columns answers as a range scan.
+        if any(not col.accepts(v) for (col, _), v in zip(columns, after)):
+            return "FALSE"
+        op = ">" if columns[0][1] >= 0 else "<"
+        params.extend(after)
+        lhs = ", ".join(col.sql for col, _ in columns)
+        rhs = ", ".join("%s" for _ in columns)
+        return f"({lhs}) {op} ({rhs})"
+
+    alternatives = []
+    for i, ((col, direction), value) in enumerate(zip(columns, after)):
+        terms: list[str] = []
+        local: list = []
+        for (prev, _), prev_value in zip(columns[:i], after[:i]):
+            if prev_value is None and prev.nullable:
+                terms.append(f"{prev.sql} IS NULL")
+            elif not prev.accepts(prev_value):
+                terms.append("FALSE")
+            else:
+                local.append(prev.param(prev_value))
+                terms.append(f"{prev.sql} = %s")
+        if value is None and col.nullable:
+            # Missing values come last ascending: nothing after them; first
+            # descending: every present value is after them.
+            if direction >= 0:
+                continue
+            terms.append(f"{col.sql} IS NOT NULL")
+        elif not col.accepts(value):
+            continue
+        else:
+            local.append(col.param(value))
+            if direction >= 0:
+                terms.append(f"({col.sql} > %s OR {col.sql} IS NULL)" if col.nullable else f"{col.sql} > %s")
+            else:
+                terms.append(f"{col.sql} < %s")
+        params.extend(local)
+        alternatives.append("(" + " AND ".join(terms) + ")")
+    if not alternatives:
+        return "FALSE"
+    return "(" + " OR ".join(alternatives) + ")"

@@ -1,0 +1,179 @@
+"""Versioned schema migrations for the PostgreSQL backends.
+
+Each backend (``storage``, ``cache``, ``permission``) owns a list of
+migrations; the version applied is recorded in the ``cliquet_schema`` table
+of the connection's schema (the first one of its ``search_path``). Running
+them again does nothing, and a database recorded at a *newer* version than
+this code knows is refused with :class:`SchemaVersionError` rather than
+touched. Concurrent migrations (several app servers starting at once) are
+serialised by an advisory lock.
+
+A migration is a list of SQL statements; version *n* is the *n*-th item, so
+migrations are only ever appended.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from cliquet.storage.exceptions import BackendError
+
+logger = logging.getLogger(__name__)
+
+
+class SchemaVersionError(BackendError):
+    """The database holds a newer schema than this version of Cliquet knows."""
+
+
+STORAGE_MIGRATIONS: list[list[str]] = [
+    # 1: records (live and tombstones) and the per-collection timestamp counter.
+    [
+        """
+        CREATE TABLE IF NOT EXISTS cliquet_records (
+            parent_id TEXT COLLATE "C" NOT NULL,
+            collection_id TEXT COLLATE "C" NOT NULL,
+            id TEXT COLLATE "C" NOT NULL,
+            last_modified BIGINT NOT NULL,
+            deleted BOOLEAN NOT NULL DEFAULT FALSE,
+            data JSONB NOT NULL DEFAULT '{}'::jsonb,
+            PRIMARY KEY (parent_id, collection_id, id)
+        )
+        """,
+        # _since polling, the default sort (-last_modified) and keyset pages.
+        """
+        CREATE INDEX IF NOT EXISTS cliquet_records_last_modified_idx
+            ON cliquet_records (parent_id, collection_id, last_modified, id)
+        """,
+        # purge_deleted(before=...) across collections.
+        """
+        CREATE INDEX IF NOT EXISTS cliquet_records_tombstones_idx
+            ON cliquet_records (last_modified) WHERE deleted
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS cliquet_timestamps (
+            parent_id TEXT COLLATE "C" NOT NULL,
+            collection_id TEXT COLLATE "C" NOT NULL,
+            last_modified BIGINT NOT NULL,
+            PRIMARY KEY (parent_id, collection_id)
+        )
+        """,
+    ],
+    # 2: the horizon of purged tombstones, so that a _since older than it is
+    # refused instead of silently missing deletions.
+    [
+        """
+        ALTER TABLE cliquet_timestamps
+            ADD COLUMN IF NOT EXISTS purged_before BIGINT
+        """,
+    ],
+]
+
+CACHE_MIGRATIONS: list[list[str]] = [
+    [
+        # Unlogged: a cache survives a clean restart but needs no WAL.
+        """
+        CREATE UNLOGGED TABLE IF NOT EXISTS cliquet_cache (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            value JSONB NOT NULL,
+            expires_at DOUBLE PRECISION
+        )
+        """,
+        """
+        CREATE INDEX IF NOT EXISTS cliquet_cache_expires_idx
+            ON cliquet_cache (expires_at) WHERE expires_at IS NOT NULL
+        """,
+    ],
+]
+
+PERMISSION_MIGRATIONS: list[list[str]] = [
+    [
+        """
+        CREATE TABLE IF NOT EXISTS cliquet_user_principals (
+            user_id TEXT COLLATE "C" NOT NULL,
+            principal TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (user_id, principal)
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS cliquet_access_control_entries (
+            object_id TEXT COLLATE "C" NOT NULL,
+            permission TEXT COLLATE "C" NOT NULL,
+            principal TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (object_id, permission, principal)
+        )
+        """,
+        # get_accessible_objects: by permission and principal, then object prefix.
+        """
+        CREATE INDEX IF NOT EXISTS cliquet_aces_principal_idx
+            ON cliquet_access_control_entries (permission, principal, object_id)
+        """,
+    ],
+]
+
+_SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS cliquet_schema (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+
+def current_version(conn, component: str) -> int:
+    """Return the schema version recorded for ``component`` (0 if none)."""
+    exists = conn.execute("SELECT to_regclass('cliquet_schema') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return 0
+    row = conn.execute("SELECT version FROM cliquet_schema WHERE component = %s", (component,)).fetchone()
+    return row[0] if row else 0
+
+
+def migrate(client, component: str, migrations: Sequence[Sequence[str]], dry_run: bool = False) -> list[int]:
+    """Apply the migrations of ``component`` not applied yet, in one
+    transaction; return the versions applied (or that would be, with
+    ``dry_run``).
+
+    :raises SchemaVersionError: the database is newer than ``migrations``.
+    :raises BackendError: the server failed.
+    """
+    latest = len(migrations)
+
+    def check(version):
+        if version > latest:
+            raise SchemaVersionError(
+                None,
+                f"the {component} schema is at version {version}, newer than the "
+                f"{latest} this version of Cliquet knows: upgrade Cliquet instead",
+            )
+
+    if dry_run:
+        version = client.run(lambda conn: current_version(conn, component))
+        check(version)
+        pending = list(range(version + 1, latest + 1))
+        for number in pending:
+            for statement in migrations[number - 1]:
+                logger.info("[dry run] %s migration %s: %s", component, number, " ".join(statement.split()))
+        return pending
+
+    def apply(conn):
+        # One lock per schema: app servers starting together take turns.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cliquet-migrate:' || current_schema()))")
+        conn.execute(_SCHEMA_TABLE)
+        version = current_version(conn, component)
+        check(version)
+        applied = []
+        for number in range(version + 1, latest + 1):
+            logger.info("applying %s schema migration %s", component, number)
+            for statement in migrations[number - 1]:
+                conn.execute(statement)
+            applied.append(number)
+        if applied:
+            conn.execute(
+                "INSERT INTO cliquet_schema (component, version) VALUES (%s, %s) "
+                "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version, applied_at = now()",
+                (component, latest),
+            )
+        return applied
+
+    return client.run(apply, write=True)
