@@ -1,0 +1,139 @@
+// Local queries: the filter language ({field: {$eq, $ne, $in, $gt, $gte,
+// $lt, $lte}}), a total order on JSON values for indexes and sorting, and the
+// planner that picks the most selective index.
+
+import { deepEqual, getPath } from "./utils.js";
+
+/** The operators a filter accepts. */
+export const OPERATORS = ["$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte"];
+
+/**
+ * Normalises a filter object into a list of `{field, op, value}` conditions.
+ * `{title: "x"}` is shorthand for `{title: {$eq: "x"}}`.
+ * @param {Record<string, any>} [filters]
+ * @returns {Array<{field: string, op: string, value: any}>}
+ */
+export function parseFilters(filters) {
+  const conditions = [];
+  for (const [field, spec] of Object.entries(filters || {})) {
+    const isOps =
+      spec !== null &&
+      typeof spec === "object" &&
+      !Array.isArray(spec) &&
+      Object.keys(spec).length > 0 &&
+      Object.keys(spec).every((k) => k.startsWith("$"));
+    if (!isOps) {
+      conditions.push({ field, op: "$eq", value: spec });
+      continue;
+    }
+    for (const [op, value] of Object.entries(spec)) {
+      if (!OPERATORS.includes(op)) {
+        throw new TypeError(`Unknown filter operator ${op} on "${field}" (use ${OPERATORS.join(" ")})`);
+      }
+      if (op === "$in" && !Array.isArray(value)) {
+        throw new TypeError(`$in on "${field}" needs an array`);
+      }
+      conditions.push({ field, op, value });
+    }
+  }
+  return conditions;
+}
+
+/**
+ * Rank of a value's type in the total order: missing < null < boolean <
+ * number < string < array/object.
+ * @param {unknown} v
+ */
+export function typeRank(v) {
+  if (v === undefined) return 0;
+  if (v === null) return 1;
+  switch (typeof v) {
+    case "boolean":
+      return 2;
+    case "number":
+      return 3;
+    case "string":
+      return 4;
+    default:
+      return 5;
+  }
+}
+
+/**
+ * Total order on JSON values (used by indexes and `sort`).
+ * @param {any} a
+ * @param {any} b
+ * @returns {number}
+ */
+export function compareValues(a, b) {
+  const ra = typeRank(a);
+  const rb = typeRank(b);
+  if (ra !== rb) return ra - rb;
+  if (ra <= 1) return 0;
+  if (ra === 5) {
+    const ja = JSON.stringify(a);
+    const jb = JSON.stringify(b);
+    return ja < jb ? -1 : ja > jb ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Whether one value satisfies one condition. Range operators only compare
+ * values of the same type (a string is never "greater" than a number).
+ * @param {any} v
+ * @param {string} op
+ * @param {any} target
+ */
+export function matchValue(v, op, target) {
+  switch (op) {
+    case "$eq":
+      return typeof target === "object" && target !== null ? deepEqual(v, target) : v === target;
+    case "$ne":
+      return typeof target === "object" && target !== null ? !deepEqual(v, target) : v !== target;
+    case "$in":
+      return target.some((t) => (typeof t === "object" && t !== null ? deepEqual(v, t) : v === t));
+    default: {
+      if (typeRank(v) !== typeRank(target) || typeRank(v) < 2) return false;
+      const c = compareValues(v, target);
+      if (op === "$gt") return c > 0;
+      if (op === "$gte") return c >= 0;
+      if (op === "$lt") return c < 0;
+      if (op === "$lte") return c <= 0;
+      return false;
+    }
+  }
+}
+
+/**
+ * Whether a record satisfies every condition.
+ * @param {object} record
+ * @param {Array<{field: string, op: string, value: any}>} conditions
+ */
+export function matches(record, conditions) {
+  for (const c of conditions) {
+    if (!matchValue(getPath(record, c.field), c.op, c.value)) return false;
+  }
+  return true;
+}
+
+/**
+ * Sorts records in place by a Cliquet-style sort spec: `"-score,title"` or
+ * `["-score", "title"]`.
+ * @param {object[]} records
+ * @param {string|string[]} [sort]
+ */
+export function sortRecords(records, sort) {
+  if (!sort) return records;
+  const keys = (Array.isArray(sort) ? sort : String(sort).split(","))
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (s.startsWith("-") ? { field: s.slice(1), dir: -1 } : { field: s.replace(/^\+/, ""), dir: 1 }));
+  return records.sort((a, b) => {
+    for (const { field, dir } of keys) {
+      const c = compareValues(getPath(a, field), getPath(b, field));
+      if (c !== 0) return c * dir;
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,360 @@
+// The sync algorithm: pull remote changes (with _since and every Next-Page),
+// push local ones in /batch chunks with preconditions, settle conflicts by
+// strategy. Every store write is an atomic read-check-write, so an edit made
+// while a sync runs is kept and a sync cut half-way is finished by the next.
+
+import { BackoffError, isSinceTooOld } from "./errors.js";
+import { clone, sameContent, toServerData } from "./utils.js";
+
+/** Metadata key of the last pulled server timestamp. */
+export const SYNC_META = "lastModified";
+
+/** How many push rounds a client-wins sync makes before giving up. */
+const MAX_PUSH_ROUNDS = 3;
+
+function parseETag(value) {
+  if (!value) return null;
+  const n = Number(String(value).replace(/^W\//, "").replace(/"/g, ""));
+  return Number.isFinite(n) ? n : null;
+}
+
+function newResult() {
+  return {
+    ok: true,
+    lastModified: null,
+    created: [],
+    updated: [],
+    deleted: [],
+    published: [],
+    conflicts: [],
+    resolved: [],
+    errors: [],
+    skipped: [],
+    resync: null,
+  };
+}
+
+/**
+ * Runs one sync of a resource. Called through `resource.sync()`, which
+ * serialises syncs of the same resource.
+ * @param {import("./resource.js").Resource} resource
+ * @param {{strategy: string, ignoreBackoff?: boolean}} options
+ */
+export async function runSync(resource, options) {
+  const client = resource.client;
+  const http = client.http;
+  const result = newResult();
+  const ctx = { resource, http, store: resource.store, options, result, conflictIds: new Set() };
+  try {
+    if (!options.ignoreBackoff && http.backoffUntil > Date.now()) {
+      throw new BackoffError(http.backoffUntil);
+    }
+    await pull(ctx);
+    if (options.strategy !== "pull_only") {
+      const pushed = await push(ctx);
+      // Fetch what the server now has (our writes come back as no-ops) so the
+      // stored timestamp covers changes made by others in between.
+      if (pushed) await pull(ctx);
+    }
+    result.lastModified = (await ctx.store.getMeta(SYNC_META)) ?? null;
+    result.ok = result.conflicts.length === 0 && result.errors.length === 0;
+    const payload = { resource: resource.path, result };
+    resource.emit("sync:success", payload);
+    client.emit("sync:success", payload);
+    return result;
+  } catch (error) {
+    const payload = { resource: resource.path, error };
+    resource.emit("sync:error", payload);
+    client.emit("sync:error", payload);
+    throw error;
+  }
+}
+
+/**
+ * Pulls remote changes. A `_since` the server no longer serves, or a server
+ * timestamp older than ours (the server was flushed), turns into a full
+ * resync.
+ */
+async function pull(ctx) {
+  const since = (await ctx.store.getMeta(SYNC_META)) ?? null;
+  const query = { _sort: "-last_modified" };
+  if (since !== null) query._since = since;
+  let first;
+  try {
+    first = await ctx.http.request("GET", ctx.resource.path, { query });
+  } catch (err) {
+    if (since !== null && isSinceTooOld(err)) return fullResync(ctx, "since_too_old");
+    throw err;
+  }
+  const etag = parseETag(first.headers.get("ETag"));
+  if (since !== null && etag !== null && etag < since) return fullResync(ctx, "flushed");
+  let maxSeen = since ?? 0;
+  let response = first;
+  for (;;) {
+    const records = (response.json && response.json.data) || [];
+    for (const r of records) if (r.last_modified > maxSeen) maxSeen = r.last_modified;
+    await applyRemote(ctx, records);
+    const next = response.headers.get("Next-Page");
+    if (!next) break;
+    response = await ctx.http.request("GET", next);
+  }
+  await ctx.store.setMeta(SYNC_META, Math.max(etag ?? 0, maxSeen) || null);
+}
+
+/**
+ * Full resync: every server record is listed (no `_since`); local synced
+ * records the server no longer has are dropped; local changes are kept and
+ * pushed. After a flush, local records are uploaded again.
+ */
+async function fullResync(ctx, reason) {
+  const { resource, store, result } = ctx;
+  result.resync = reason;
+  resource.emit("resync", { resource: resource.path, reason });
+  resource.client.emit("resync", { resource: resource.path, reason });
+  if (reason === "flushed") await resource.resetSyncStatus();
+  else await store.setMeta(SYNC_META, undefined);
+  let response = await ctx.http.request("GET", resource.path, { query: { _sort: "-last_modified" } });
+  const etag = parseETag(response.headers.get("ETag"));
+  const seen = new Set();
+  let maxSeen = 0;
+  for (;;) {
+    const records = (response.json && response.json.data) || [];
+    for (const r of records) {
+      seen.add(r.id);
+      if (r.last_modified > maxSeen) maxSeen = r.last_modified;
+    }
+    await applyRemote(ctx, records);
+    const next = response.headers.get("Next-Page");
+    if (!next) break;
+    response = await ctx.http.request("GET", next);
+  }
+  // What we hold as synced (or changed from a synced base) but the server
+  // no longer lists was deleted there: apply those deletions.
+  const local = await store.query({ includeDeleted: true });
+  const gone = local
+    .filter((r) => !seen.has(r.id) && r.last_modified != null)
+    .map((r) => ({ id: r.id, last_modified: r.last_modified + 1, deleted: true, _vanished: true }));
+  await applyRemote(ctx, gone);
+  await store.setMeta(SYNC_META, Math.max(etag ?? 0, maxSeen) || null);
+}
+
+/** Applies one page of remote records in one atomic store operation. */
+async function applyRemote(ctx, records) {
+  if (records.length === 0) return;
+  const { resource, store, result, options } = ctx;
+  const events = [];
+  await store.execute(
+    records.map((r) => r.id),
+    (current) => {
+      const ops = [];
+      for (const remote of records) {
+        const local = current.get(remote.id);
+        const op = decideIncoming(ctx, local, remote, events);
+        if (op) {
+          ops.push(op);
+          if (op.put) current.set(remote.id, op.put);
+          else current.delete(remote.id);
+        }
+      }
+      return ops;
+    },
+  );
+  for (const [action, record] of events) resource._changed(action, record, "remote");
+  return { options, result };
+}
+
+/** What to do with one incoming record; pushes to the result lists. */
+function decideIncoming(ctx, local, remote, events) {
+  const { result } = ctx;
+  const clean = remote.deleted ? null : { ...stripInternal(remote), _status: "synced" };
+  if (!local) {
+    if (remote.deleted) return null;
+    result.created.push(clean);
+    events.push(["create", clean]);
+    return { put: clean };
+  }
+  if (local._status === "synced") {
+    if (remote.deleted) {
+      result.deleted.push(local);
+      events.push(["delete", local]);
+      return { remove: local.id };
+    }
+    if (local.last_modified === remote.last_modified) return null; // our own write
+    result.updated.push({ old: local, new: clean });
+    events.push(["update", clean]);
+    return { put: clean };
+  }
+  // The local record has changes not pushed yet.
+  if (local.last_modified != null && local.last_modified === remote.last_modified) return null;
+  if (remote.deleted && local._status === "deleted") return { remove: local.id };
+  if (!remote.deleted && local._status !== "deleted" && sameContent(local, remote)) {
+    // Same content on both sides (e.g. a push whose answer was lost).
+    result.updated.push({ old: local, new: clean });
+    return { put: clean };
+  }
+  return conflict(ctx, "incoming", local, remote.deleted ? { id: remote.id, deleted: true } : stripInternal(remote), events);
+}
+
+function stripInternal(remote) {
+  const { _vanished, ...rest } = remote;
+  return rest;
+}
+
+/**
+ * A conflict between a local change and the server's version: settled by
+ * the strategy, or returned to the caller (manual). Returns a store op.
+ */
+function conflict(ctx, type, local, remote, events) {
+  const { result, options } = ctx;
+  const strategy = options.strategy;
+  const remoteGone = !remote || remote.deleted;
+  if (strategy === "manual") {
+    ctx.conflictIds.add(local.id);
+    result.conflicts.push({ type, local: clone(local), remote: remote ? clone(remote) : null });
+    return null;
+  }
+  if (strategy === "server_wins" || strategy === "pull_only") {
+    result.resolved.push({ type, local: clone(local), remote, accepted: remote });
+    if (remoteGone) {
+      events.push(["delete", local]);
+      return { remove: local.id };
+    }
+    const rec = { ...remote, _status: "synced" };
+    events.push(["update", rec]);
+    return { put: rec };
+  }
+  // client wins: keep the local version, rebased on the server's.
+  result.resolved.push({ type, local: clone(local), remote, accepted: local });
+  ctx.rebased = true;
+  if (remoteGone) {
+    if (local._status === "deleted") return { remove: local.id };
+    const rec = { ...local, _status: "created" };
+    delete rec.last_modified;
+    return { put: rec };
+  }
+  return { put: { ...local, last_modified: remote.last_modified, _status: local._status === "deleted" ? "deleted" : "updated" } };
+}
+
+/** Builds the sub-request that publishes one local change (or null). */
+function requestFor(path, record) {
+  const url = `${path}/${encodeURIComponent(record.id)}`;
+  if (record._status === "deleted") {
+    return { method: "DELETE", path: url, headers: { "If-Match": `"${record.last_modified}"` } };
+  }
+  const headers =
+    record._status === "created" || record.last_modified == null
+      ? { "If-None-Match": "*" }
+      : { "If-Match": `"${record.last_modified}"` };
+  return { method: "PUT", path: url, headers, body: { data: toServerData(record) } };
+}
+
+/**
+ * Pushes local changes with `/batch`, chunk by chunk; each chunk's answers
+ * are saved before the next chunk is sent. Returns how many were sent.
+ */
+async function push(ctx) {
+  const { resource, store } = ctx;
+  let sent = 0;
+  for (let round = 0; round < MAX_PUSH_ROUNDS; round++) {
+    ctx.rebased = false;
+    const pending = (await store.pending()).filter((r) => !ctx.conflictIds.has(r.id));
+    // Deletions of records that never reached the server need no request.
+    const localOnly = pending.filter((r) => r._status === "deleted" && r.last_modified == null);
+    if (localOnly.length) {
+      await store.execute(
+        localOnly.map((r) => r.id),
+        (cur) =>
+          [...cur.values()]
+            .filter((r) => r._status === "deleted" && r.last_modified == null)
+            .map((r) => ({ remove: r.id })),
+      );
+    }
+    const toSend = pending.filter((r) => !(r._status === "deleted" && r.last_modified == null));
+    if (toSend.length === 0) break;
+    const requests = toSend.map((r) => requestFor(resource.path, r));
+    let offset = 0;
+    await ctx.http.batch(requests, async (responses, chunk) => {
+      const snapshots = toSend.slice(offset, offset + chunk.length);
+      offset += chunk.length;
+      await applyPushed(ctx, snapshots, responses);
+    });
+    sent += toSend.length;
+    if (!ctx.rebased) break;
+  }
+  return sent;
+}
+
+/** Saves the answers of one pushed chunk, atomically. */
+async function applyPushed(ctx, snapshots, responses) {
+  const { resource, store, result } = ctx;
+  const events = [];
+  await store.execute(
+    snapshots.map((s) => s.id),
+    (current) => {
+      const ops = [];
+      snapshots.forEach((snap, i) => {
+        const resp = responses[i];
+        const op = decidePushed(ctx, snap, current.get(snap.id), resp, events);
+        if (op) {
+          ops.push(op);
+          if (op.put) current.set(snap.id, op.put);
+          else current.delete(snap.id);
+        }
+      });
+      return ops;
+    },
+  );
+  for (const [action, record] of events) resource._changed(action, record, "remote");
+}
+
+/** What one sub-response means for the local record. */
+function decidePushed(ctx, snap, cur, resp, events) {
+  const { result } = ctx;
+  const status = resp.status;
+  const body = resp.body || {};
+  const editedMeanwhile = cur && (cur._status !== snap._status || !sameContent(cur, snap));
+  if (status >= 200 && status < 300) {
+    const data = body.data || {};
+    if (snap._status === "deleted") {
+      result.published.push({ id: snap.id, deleted: true });
+      if (!cur || cur._status === "deleted") return cur ? { remove: snap.id } : null;
+      // Re-created locally while the deletion travelled: create it again.
+      const rec = { ...cur, _status: "created" };
+      delete rec.last_modified;
+      return { put: rec };
+    }
+    result.published.push(data);
+    if (!cur) {
+      // Dropped locally meanwhile: delete it on the server next time.
+      return { put: { id: snap.id, last_modified: data.last_modified, _status: "deleted" } };
+    }
+    if (editedMeanwhile) {
+      // Keep the newer local edit, based on the version just written.
+      return { put: { ...cur, last_modified: data.last_modified, _status: cur._status === "deleted" ? "deleted" : "updated" } };
+    }
+    return { put: { ...data, id: snap.id, _status: "synced" } };
+  }
+  if (status === 404 && snap._status === "deleted") {
+    result.published.push({ id: snap.id, deleted: true });
+    return cur && cur._status === "deleted" ? { remove: snap.id } : null;
+  }
+  if (status === 412 || status === 404) {
+    const details = body.details || {};
+    const existing = details.existing && !details.existing.deleted ? details.existing : null;
+    if (snap._status === "deleted" && !existing) {
+      return cur && cur._status === "deleted" ? { remove: snap.id } : null;
+    }
+    if (existing && snap._status !== "deleted" && sameContent(existing, snap)) {
+      // An earlier push went through but its answer was lost.
+      result.published.push(existing);
+      if (editedMeanwhile && cur) {
+        return { put: { ...cur, last_modified: existing.last_modified, _status: cur._status === "deleted" ? "deleted" : "updated" } };
+      }
+      return { put: { ...existing, _status: "synced" } };
+    }
+    if (!cur) return null;
+    return conflict(ctx, "outgoing", cur, existing || { id: snap.id, deleted: true }, events);
+  }
+  result.errors.push({ id: snap.id, status, errno: body.errno ?? null, message: body.message || body.error || "", record: snap });
+  return null;
+}
