@@ -1,0 +1,73 @@
+"""Environment of one server: backend URLs, a fresh database, its schema.
+
+PostgreSQL and Redis come from ``ci/services`` (``CLIQUET_TEST_POSTGRESQL_URL``,
+``CLIQUET_TEST_REDIS_URL``). Each server gets an empty database of its own
+(``bench_<label>``, dropped and created again) or Redis db, so no figure
+depends on what an earlier run left behind.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import urllib.parse
+
+SERVICE_VARS = {
+    "postgresql": "CLIQUET_TEST_POSTGRESQL_URL",
+    "redis": "CLIQUET_TEST_REDIS_URL",
+}
+#: Redis database number the bench flushes and uses.
+REDIS_DB = "15"
+
+
+def _slug(label):
+    return "bench_" + "".join(c if c.isalnum() else "_" for c in label.lower())
+
+
+def _postgresql_database(url, label):
+    """Drop and create the database of ``label``; return its URL."""
+    parts = urllib.parse.urlsplit(url)
+    name = _slug(label)
+    psql = shutil.which("psql")
+    if psql is None:
+        raise RuntimeError("psql not found: run ci/services first")
+    for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
+        subprocess.run([psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       check=True, stdout=subprocess.DEVNULL)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def _redis_database(url):
+    """Flush the bench's Redis db; return its URL."""
+    parts = urllib.parse.urlsplit(url)
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + REDIS_DB))
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise RuntimeError("redis-cli not found: run ci/services first")
+    subprocess.run([cli, "-u", url, "FLUSHDB"], check=True, stdout=subprocess.DEVNULL)
+    return url
+
+
+def environment(server):
+    """The environment to start ``server`` with, or None to skip it.
+
+    A server whose service is not configured is skipped with a message that
+    names the variable to set.
+    """
+    env = dict(os.environ)
+    urls = {}
+    for need in server.needs:
+        var = SERVICE_VARS[need]
+        if not os.environ.get(var):
+            print(f"SKIPPED {server.label}: {var} is not set "
+                  f"(eval \"$(ci/services)\" first)", file=sys.stderr)
+            return None
+        if need == "postgresql":
+            urls[need] = _postgresql_database(os.environ[var], server.label)
+        else:
+            urls[need] = _redis_database(os.environ[var])
+    for key, value in server.env.items():
+        env[key] = value.format(**urls)
+    if server.migrate:
+        server.app.migrate(server, env)
+    return env

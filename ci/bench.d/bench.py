@@ -1,0 +1,313 @@
+"""Driver of ``ci/bench``: start the servers, preload, run wrk, report.
+
+Run through ``ci/bench`` (which installs wrk, Kinto and the example app and
+sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
+
+``BENCH_CONFIG``        server groups from ``servers.CONFIGS`` (default ``memory``)
+``BENCH_DURATION``      seconds per wrk run (default 5)
+``BENCH_RUNS``          runs per scenario, the median is reported (default 3)
+``BENCH_QUICK=1``       1 run of 2 s: a smoke test of the script itself
+``BENCH_CONNECTIONS``   wrk connections (default 16)
+``BENCH_THREADS``       wrk threads (default 2)
+``BENCH_SIZES``         collection sizes, e.g. ``1000,10000``
+``BENCH_SCENARIOS``     scenarios at the first size (default all)
+``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``list,since``)
+``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,list``)
+"""
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import backends
+import profiling
+import report
+from scenarios import SCENARIOS, CheckFailed, check, preload, query_for, since_marker
+from servers import CONFIGS, HERE, ROOT, http
+
+OUT = os.path.join(ROOT, ".cache", "bench")
+
+
+def _env_list(name, default):
+    return [x.strip() for x in os.environ.get(name, default).split(",") if x.strip()]
+
+
+def settings():
+    """The run's parameters, from the environment."""
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    return {
+        "configs": _env_list("BENCH_CONFIG", "memory"),
+        "duration": int(os.environ.get("BENCH_DURATION", "2" if quick else "5")),
+        "runs": int(os.environ.get("BENCH_RUNS", "1" if quick else "3")),
+        "connections": int(os.environ.get("BENCH_CONNECTIONS", "16")),
+        "threads": int(os.environ.get("BENCH_THREADS", "2")),
+        "sizes": [int(x) for x in _env_list("BENCH_SIZES", "1000,10000")],
+        "scenarios": _env_list("BENCH_SCENARIOS", ",".join(SCENARIOS)),
+        "scale_scenarios": _env_list("BENCH_SCALE_SCENARIOS", "list,since"),
+        "profile_scenarios": _env_list("BENCH_PROFILE_SCENARIOS", "get,list"),
+        "quick": quick,
+    }
+
+
+def free_port():
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Running:
+    """A server started under Granian, and what the bench knows about it."""
+
+    def __init__(self, server, env):
+        self.server = server
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(OUT, "logs", server.label.replace(" ", "-") + ".log")
+        binary = os.path.join(os.environ[server.app.bin_env], "granian")
+        self.cmd = [
+            binary, "--interface", "wsgi",
+            "--workers", str(server.workers), "--blocking-threads", str(server.threads),
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--log-level", "warning", "--no-ws",
+            "--working-dir", HERE, "paste_app:application",
+        ]
+        self.env = dict(env, BENCH_INI=server.ini_path)
+        self.proc = None
+        self.read = None        # Target of the preloaded collection
+        self.ids = []
+        self.marker = None
+        self.counter = 0
+
+    def start(self):
+        """Start Granian in its own process group."""
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+
+    def wait_ready(self, timeout=90):
+        """Poll ``/v1/`` until it answers 200; fail with the log's tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.server.label} exited ({self.proc.returncode})\n"
+                                   + self.log_tail())
+            try:
+                status, _, _ = http(self.base_url, "GET", "/v1/", "Basic eDp5", timeout=5)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.server.label} not ready after {timeout}s\n" + self.log_tail())
+
+    def log_tail(self, lines=30):
+        """The last lines the server printed."""
+        try:
+            with open(self.log_path) as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def target(self, name):
+        """A (new) collection on this server."""
+        return self.server.app.target(self.base_url, name)
+
+    def fresh(self):
+        """A collection nobody used yet (create and batch runs).
+
+        Its name must not contain "batch": Kinto refuses any batch
+        sub-request whose path contains that word.
+        """
+        self.counter += 1
+        return self.target(f"fresh{self.counter}")
+
+    def stop(self):
+        """Stop the whole process group: TERM, then KILL after 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+
+def run_wrk(cfg, running, scenario, target, duration, ids_file):
+    """One wrk run; return the parsed ``BENCHJSON`` line of ``bench.lua``."""
+    env = dict(
+        os.environ,
+        BENCH_MODE=scenario.mode,
+        BENCH_AUTH=target.auth,
+        BENCH_PATH=target.path,
+        BENCH_BATCH_PATH=target.batch_path,
+        BENCH_QUERY=query_for(scenario, running.marker),
+        BENCH_IDS_FILE=ids_file,
+        BENCH_THREADS=str(cfg["threads"]),
+    )
+    cmd = [
+        "wrk", "-t", str(cfg["threads"]), "-c", str(cfg["connections"]),
+        "-d", f"{duration}s", "--timeout", "30s",
+        "-s", os.path.join(HERE, "bench.lua"), running.base_url,
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, errors="replace",
+                          timeout=duration + 120)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCHJSON "):
+            result = json.loads(line[len("BENCHJSON "):])
+            break
+    else:
+        raise RuntimeError(f"wrk gave no result (exit {proc.returncode}):\n"
+                           f"{proc.stdout}\n{proc.stderr}")
+    seconds = result["duration_us"] / 1e6
+    ok = result["ok"] - (result["gets"] if scenario.key == "patch" else 0)
+    answered = result["ok"] + result["bad"]
+    result.update(
+        ok_rate=ok / seconds,
+        records_rate=result["records"] / seconds,
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        non_ok=(result["bad"] + result["errors"]["timeout"]) / max(answered, 1),
+    )
+    return result
+
+
+def prepare_stage(running, size):
+    """Grow the read collection to ``size`` records; write the ids file."""
+    if running.read is None:
+        running.read = running.target("read")
+    have = len(running.ids)
+    if size > have:
+        started = time.monotonic()
+        running.ids += preload(running.base_url, running.read, have, size)
+        print(f"  {running.server.label}: {size - have} records preloaded in "
+              f"{time.monotonic() - started:.1f}s", file=sys.stderr)
+    running.marker = since_marker(running.base_url, running.read)
+    fd, running.ids_file = tempfile.mkstemp(prefix="bench-ids-", dir=OUT)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(running.ids[:size]) + "\n")
+
+
+def measure(cfg, servers, size, keys, results, failures, profile, stamp):
+    """Check, then run each scenario ``runs`` times on each server in turn."""
+    for key in keys:
+        scenario = SCENARIOS[key]
+        alive = []
+        for running in servers:
+            try:
+                check(scenario, running.base_url, running.read, running.ids,
+                      running.marker, running.target("check"))
+                alive.append(running)
+            except (CheckFailed, OSError) as exc:
+                msg = f"{running.server.label}, {scenario.title} at {size}: {exc}"
+                print(f"ERROR: check failed, not measured: {msg}", file=sys.stderr)
+                failures.append(msg)
+        for run in range(cfg["runs"]):
+            for running in alive:
+                target = running.fresh() if scenario.fresh_collection else running.read
+                res = run_wrk(cfg, running, scenario, target, cfg["duration"],
+                              running.ids_file)
+                results.setdefault((running.server.label, key, size), []).append(res)
+                print(f"  {size:>6} {scenario.title:<26} {running.server.label:<20} "
+                      f"run {run + 1}: {res['ok_rate']:9.1f} ok/s  p50 {res['p50_ms']:7.2f} ms"
+                      f"  p99 {res['p99_ms']:8.2f} ms  non-ok {res['non_ok']:.1%}"
+                      f"  {res['statuses']}", file=sys.stderr)
+                if res["first_error"]:
+                    print(f"    first error answer: {res['first_error'][:200]}", file=sys.stderr)
+        if profile and key in cfg["profile_scenarios"]:
+            for running in alive:
+                if running.server.profile:
+                    out = os.path.join(
+                        OUT, f"profile-{running.server.label.replace(' ', '-')}-{key}-{size}-{stamp}.txt")
+                    profiling.record(
+                        running, out, cfg["duration"],
+                        lambda r=running: run_wrk(cfg, r, scenario, r.read,
+                                                  cfg["duration"] + 1, r.ids_file))
+                    profile.append((running.server.label, scenario.title, size, out))
+
+
+def run_group(name, cfg, args, stamp, results, failures, profiles):
+    """Start the servers of one group, measure every stage, stop them."""
+    servers = []
+    try:
+        for server in CONFIGS[name]:
+            env = backends.environment(server)
+            if env is None:
+                continue
+            running = Running(server, env)
+            servers.append(running)
+            running.start()
+        for running in list(servers):
+            try:
+                running.wait_ready()
+            except RuntimeError as exc:
+                print(f"ERROR: {exc}", file=sys.stderr)
+                failures.append(f"{running.server.label} did not start: see "
+                                f"{os.path.relpath(running.log_path, ROOT)}")
+                running.stop()
+                servers.remove(running)
+                continue
+            print(f"{running.server.label} ready on {running.base_url} "
+                  f"({running.server.workers} worker(s) x {running.server.threads} thread(s))",
+                  file=sys.stderr)
+        for i, size in enumerate(cfg["sizes"]):
+            for running in servers:
+                prepare_stage(running, size)
+            keys = cfg["scenarios"] if i == 0 else cfg["scale_scenarios"]
+            measure(cfg, servers, size, keys, results, failures,
+                    profiles if args.profile else None, stamp)
+    finally:
+        for running in servers:
+            running.stop()
+
+
+def main():
+    """Entry point; the exit status is 1 if a check or a server failed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy our server during the get and list scenarios")
+    args = parser.parse_args()
+    cfg = settings()
+    for name in cfg["configs"]:
+        if name not in CONFIGS:
+            sys.exit(f"unknown BENCH_CONFIG {name!r}: choose among {', '.join(CONFIGS)}")
+    os.makedirs(OUT, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H%M%SZ")
+    results, failures, profiles = {}, [], []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    load_before = os.getloadavg()
+    try:
+        for name in cfg["configs"]:
+            run_group(name, cfg, args, stamp, results, failures, profiles)
+    except KeyboardInterrupt:
+        print("interrupted: servers stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, CheckFailed, subprocess.CalledProcessError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        failures.append(str(exc))
+    text = report.render(cfg, now, load_before, results, failures, profiles)
+    print(text)
+    path = os.path.join(OUT, f"results-{stamp}.md")
+    with open(path, "w") as f:
+        f.write(text)
+    print(f"saved to {os.path.relpath(path, ROOT)}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The Markdown report of ``ci/bench``: one table per server group.
+
+Every figure is the median of the runs. "ok/s" counts only answers below 400
+(for a batch: batches whose every sub-request was below 400). The ratio is
+ours / Kinto for throughput (higher is better) and for p99 (lower is better).
+"""
+
+import os
+import statistics
+
+import profiling
+from scenarios import SCENARIOS
+from servers import CONFIGS
+
+
+def _median(runs, field):
+    return statistics.median(r[field] for r in runs)
+
+
+def _summary(runs):
+    return {
+        "ok_rate": _median(runs, "ok_rate"),
+        "records_rate": _median(runs, "records_rate"),
+        "p50_ms": _median(runs, "p50_ms"),
+        "p99_ms": _median(runs, "p99_ms"),
+        "non_ok": max(r["non_ok"] for r in runs),
+        "statuses": _statuses(runs),
+    }
+
+
+def _statuses(runs):
+    total = {}
+    for r in runs:
+        for code, n in r["statuses"].items():
+            total[code] = total.get(code, 0) + n
+    return total
+
+
+def _rate(key, s):
+    if key == "batch":
+        return f"{s['ok_rate']:.1f} ({s['records_rate']:.0f} rec/s)"
+    return f"{s['ok_rate']:.1f}"
+
+
+def _throughput(key, s):
+    return s["records_rate"] if key == "batch" else s["ok_rate"]
+
+
+def _ms(value):
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _group_table(name, cfg, results):
+    servers = [s for s in CONFIGS[name]
+               if any(label == s.label for label, _, _ in results)]
+    if not servers:
+        return []
+    ref = next((s for s in servers if s.is_reference), None)
+    lines = [
+        f"### {name}: " + ", ".join(f"{s.label} ({s.workers}w×{s.threads}t)" for s in servers),
+        "",
+        "| scenario | records | server | ok/s | p50 ms | p99 ms | non-ok | ×Kinto ok/s | p99 ÷ Kinto |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    sizes = sorted({size for _, _, size in results})
+    for size in sizes:
+        for key, scenario in SCENARIOS.items():
+            base = results.get((ref.label, key, size)) if ref else None
+            base = _summary(base) if base else None
+            for server in servers:
+                runs = results.get((server.label, key, size))
+                if not runs:
+                    continue
+                s = _summary(runs)
+                ratio = p99 = "—"
+                if base and server is not ref:
+                    if _throughput(key, base) > 0:
+                        ratio = f"{_throughput(key, s) / _throughput(key, base):.2f}×"
+                    if base["p99_ms"] > 0:
+                        p99 = f"{s['p99_ms'] / base['p99_ms']:.2f}"
+                non_ok = f"{s['non_ok']:.1%}"
+                if s["non_ok"]:
+                    bad = {c: n for c, n in s["statuses"].items() if int(c) >= 400}
+                    non_ok += " " + ",".join(f"{c}×{n}" for c, n in sorted(bad.items()))
+                lines.append(
+                    f"| {scenario.title} | {size} | {server.label} | {_rate(key, s)} | "
+                    f"{_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} | {non_ok} | {ratio} | {p99} |")
+    lines.append("")
+    return lines
+
+
+def _scaling(cfg, results):
+    sizes = sorted({size for _, _, size in results})
+    if len(sizes) < 2:
+        return []
+    first = sizes[0]
+    lines = [f"### Slowdown from {first} records (ok/s at {first} ÷ ok/s at N)", "",
+             "| server | scenario | " + " | ".join(str(s) for s in sizes[1:]) + " |",
+             "|---|---|" + "---:|" * (len(sizes) - 1)]
+    labels = []
+    for label, _, _ in results:
+        if label not in labels:
+            labels.append(label)
+    for label in labels:
+        for key in cfg["scale_scenarios"]:
+            base = results.get((label, key, first))
+            if not base:
+                continue
+            cells = []
+            for size in sizes[1:]:
+                runs = results.get((label, key, size))
+                rate = _summary(runs)["ok_rate"] if runs else 0
+                cells.append(f"{_summary(base)['ok_rate'] / rate:.2f}×" if rate else "—")
+            lines.append(f"| {label} | {SCENARIOS[key].title} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def render(cfg, now, load_before, results, failures, profiles):
+    """The whole report as Markdown text."""
+    lines = [
+        f"## ci/bench — {now:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"- wrk: {cfg['connections']} connections, {cfg['threads']} threads, "
+        f"{cfg['duration']} s per run, median of {cfg['runs']} run(s)"
+        + (" (BENCH_QUICK: a smoke test, not a measurement)" if cfg["quick"] else ""),
+        f"- machine: {os.cpu_count()} cores, load average before the run "
+        f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, "
+        f"after {os.getloadavg()[0]:.2f}",
+        f"- {os.environ.get('BENCH_VERSIONS', '')}",
+        "- ok/s counts answers below 400 only; a batch is ok when all its sub-requests are",
+        "",
+    ]
+    for name in cfg["configs"]:
+        lines += _group_table(name, cfg, results)
+    lines += _scaling(cfg, results)
+    errors = [(label, key, size, r["first_error"]) for (label, key, size), runs
+              in results.items() for r in runs[:1] if r.get("first_error")]
+    if errors:
+        lines += ["### First error answers", ""]
+        lines += [f"- {label}, {SCENARIOS[key].title} at {size}: `{text[:200]}`"
+                  for label, key, size, text in errors] + [""]
+    if failures:
+        lines += ["### Failures", ""] + [f"- {f}" for f in failures] + [""]
+    for label, title, size, path in profiles:
+        lines += [f"### Profile: {label}, {title}, {size} records", "",
+                  profiling.summarise(path)]
+    return "\n".join(lines)

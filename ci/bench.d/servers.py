@@ -1,0 +1,170 @@
+"""What ``ci/bench`` measures: the applications and the server configurations.
+
+Adding a backend configuration is one :class:`Server` entry in
+:data:`CONFIGS`: a label, the application (:data:`CLIQUET` or :data:`KINTO`),
+its INI file, the environment variables that switch its backends, and
+Granian's worker and thread counts. The first Kinto entry of a group is the
+reference every other entry of the group is compared with.
+"""
+
+import base64
+import dataclasses
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def basic(user, password="bench"):
+    """Return the value of a Basic ``Authorization`` header."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Basic {token}"
+
+
+def http(base_url, method, path, auth, body=None, headers=None, timeout=60):
+    """Send one request; return ``(status, headers, parsed JSON or text)``."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base_url + path, data=data, method=method)
+    req.add_header("Authorization", auth)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, hdrs, raw = resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        status, hdrs, raw = exc.code, dict(exc.headers), exc.read()
+    try:
+        payload = json.loads(raw) if raw else None
+    except ValueError:
+        payload = raw.decode(errors="replace")
+    return status, {k.lower(): v for k, v in hdrs.items()}, payload
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where one collection of articles lives on one application."""
+
+    auth: str
+    path: str
+    batch_path: str
+
+
+class CliquetApp:
+    """The example app: ``articles`` is a per-user resource at ``/v1/articles``.
+
+    A "collection" is therefore a user: each name gets its own Basic
+    credentials and so its own set of records.
+    """
+
+    name = "cliquet"
+    bin_env = "BENCH_CLIQUET_BIN"
+
+    def target(self, base_url, collection):
+        """Return the :class:`Target` of ``collection`` (nothing to create)."""
+        return Target(basic(f"bench-{collection}"), "/v1/articles", "/articles")
+
+    def migrate(self, server, env):
+        """Initialise the backends' schemas (``cliquet migrate``)."""
+        binary = os.path.join(os.environ[self.bin_env], "cliquet")
+        subprocess.run([binary, "migrate", "--ini", server.ini_path], env=env, check=True)
+
+
+class KintoApp:
+    """Kinto: records live in a collection of a bucket, both created first."""
+
+    name = "kinto"
+    bin_env = "BENCH_KINTO_BIN"
+    bucket = "bench"
+
+    def target(self, base_url, collection):
+        """Create the bucket and ``collection``; return its :class:`Target`."""
+        auth = basic("bench")
+        bucket_path = f"/v1/buckets/{self.bucket}"
+        for path in (bucket_path, f"{bucket_path}/collections/{collection}"):
+            status, _, body = http(base_url, "PUT", path, auth, {"data": {}})
+            if status >= 400:
+                raise RuntimeError(f"PUT {path} answered {status}: {body}")
+        path = f"{bucket_path}/collections/{collection}/records"
+        return Target(auth, path, path[len("/v1"):])
+
+    def migrate(self, server, env):
+        """Initialise the backends' schemas (``kinto migrate``)."""
+        binary = os.path.join(os.environ[self.bin_env], "kinto")
+        subprocess.run([binary, "migrate", "--ini", server.ini_path], env=env, check=True)
+
+
+CLIQUET = CliquetApp()
+KINTO = KintoApp()
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """One application under Granian with one backend configuration.
+
+    ``env`` values may contain ``{postgresql}`` / ``{redis}``: they are filled
+    from ``CLIQUET_TEST_POSTGRESQL_URL`` / ``CLIQUET_TEST_REDIS_URL`` (a
+    PostgreSQL URL gets a database of its own per server, see ``bench.py``).
+    """
+
+    label: str
+    app: object
+    ini: str
+    workers: int = 1
+    threads: int = 1
+    env: dict = dataclasses.field(default_factory=dict)
+    needs: tuple = ()
+    migrate: bool = False
+    profile: bool = False
+
+    @property
+    def ini_path(self):
+        """Absolute path of the INI file."""
+        return os.path.join(ROOT, self.ini)
+
+    @property
+    def is_reference(self):
+        """Whether the others of its group are compared with this one."""
+        return self.app is KINTO
+
+
+EXAMPLE_INI = "docs/example/myproject.ini"
+
+
+def _cliquet_backends(kind, url):
+    env = {}
+    for what in ("STORAGE", "CACHE", "PERMISSION"):
+        env[f"CLIQUET_{what}_BACKEND"] = f"cliquet.{what.lower()}.{kind}"
+        env[f"CLIQUET_{what}_URL"] = url
+    return env
+
+
+def _kinto_backends(url):
+    return {f"KINTO_{what}_URL": url for what in ("STORAGE", "CACHE", "PERMISSION")}
+
+
+#: Server groups, selected with ``BENCH_CONFIG`` (comma-separated names).
+CONFIGS = {
+    "memory": [
+        Server("cliquet memory", CLIQUET, EXAMPLE_INI, 1, 1, profile=True),
+        Server("kinto memory", KINTO, "ci/bench.d/kinto-memory.ini", 1, 1),
+    ],
+    # Issue 3: the production backends, 2 workers x 2 threads each.
+    "production": [
+        Server("cliquet postgresql", CLIQUET, EXAMPLE_INI, 2, 2,
+               env=_cliquet_backends("postgresql", "{postgresql}"),
+               needs=("postgresql",), migrate=True, profile=True),
+        Server("cliquet redis", CLIQUET, EXAMPLE_INI, 2, 2,
+               env=_cliquet_backends("redis", "{redis}"),
+               needs=("redis",), profile=True),
+        Server("kinto postgresql", KINTO, "ci/bench.d/kinto-postgresql.ini", 2, 2,
+               env=_kinto_backends("{postgresql}"),
+               needs=("postgresql",), migrate=True),
+    ],
+}
