@@ -1,0 +1,389 @@
+"""Storage in the memory of the process: for development, tests and
+single-process deployments. Everything is lost when the process stops.
+
+``cliquet.storage_backend = cliquet.storage.memory``
+
+How it stays fast at any size:
+
+* Each ``(collection_id, parent_id)`` keeps its records in an
+  insertion-ordered dict where every write removes and re-inserts the
+  record: iteration order *is* ``last_modified`` order. A ``_since`` query
+  (a ``GT``/``MIN`` filter on ``last_modified``) walks from the newest end
+  and stops at the bound, whatever the size of the collection. Tombstones are
+  kept the same way.
+* A small LRU *query cache* keeps, per collection version, filters, sorting
+  and ``include_deleted``, the sorted list of matching records and their
+  count. Every write gives the collection a new version, so an entry is
+  never stale; repeated pages, counts and polls cost O(page size), and
+  ``after`` positions are found by binary search.
+* Stored records are never mutated in place; callers get deep copies (and
+  their input is copied), so they may modify what they pass or receive.
+
+One lock guards every structure: the backend is thread-safe.
+
+**Transactions**: :meth:`Storage.transaction` keeps an undo journal per
+thread. An exception leaving a (nested) transaction block undoes the writes
+made inside it by that thread; a successful inner block hands its journal
+to the enclosing one. There is no isolation: other threads see the writes
+immediately (and a rollback restores the records this thread touched, even
+if another thread wrote them in between).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+
+import orjson
+
+from cliquet.storage import COMPARISON, Sort, StorageBase
+from cliquet.storage import query as q
+from cliquet.storage.exceptions import RecordNotFoundError, UnicityError
+
+logger = logging.getLogger(__name__)
+
+_SINCE_OPERATORS = (COMPARISON.GT, COMPARISON.MIN)
+
+
+def _clone(value):
+    """Deep copy of a JSON value (also checks that it is JSON-serialisable)."""
+    return orjson.loads(orjson.dumps(value))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Bucket:
+    """The state of one ``(collection_id, parent_id)``."""
+
+    __slots__ = ("records", "tombstones", "timestamp", "version")
+
+    def __init__(self):
+        self.records: dict = {}
+        self.tombstones: dict = {}
+        self.timestamp: int | None = None
+        self.version = 0
+
+
+class Storage(StorageBase):
+    """A :class:`~cliquet.storage.StorageBase` in a Python dict.
+
+    :param query_cache_size: how many query results the LRU keeps.
+    :param query_cache_records: how many records (in total) it may reference.
+    """
+
+    def __init__(self, query_cache_size: int = 64, query_cache_records: int = 200_000):
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple, _Bucket] = {}
+        self._versions = itertools.count(1)
+        self._cache: OrderedDict = OrderedDict()
+        self._cache_records = 0
+        self._cache_size = query_cache_size
+        self._cache_max_records = query_cache_records
+        self._local = threading.local()
+
+    # -- administration ----------------------------------------------------
+
+    def initialize_schema(self, dry_run: bool = False) -> None:
+        """Nothing to create in memory."""
+        with self._lock:  # fails like a server would when the backend is down
+            pass
+        logger.info("memory storage: no schema to initialize%s", " (dry run)" if dry_run else "")
+
+    def flush(self) -> None:
+        """Forget every record, tombstone, timestamp and cached query."""
+        with self._lock:
+            self._buckets = {}
+            self._cache.clear()
+            self._cache_records = 0
+
+    def heartbeat(self) -> bool:
+        """Return ``True`` when the storage lock can be taken."""
+        try:
+            with self._lock:
+                return True
+        except Exception:
+            return False
+
+    # -- transactions ------------------------------------------------------
+
+    def _journal(self):
+        stack = getattr(self._local, "stack", None)
+        return stack[-1] if stack else None
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Undo this thread's writes of the block if it raises (see module doc)."""
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        journal: list = []
+        stack.append(journal)
+        try:
+            yield
+        except BaseException:
+            stack.pop()
+            self._rollback(journal)
+            raise
+        stack.pop()
+        if stack:
+            stack[-1].extend(journal)
+
+    def _rollback(self, journal: list) -> None:
+        with self._lock:
+            touched = {}
+            for bucket, kind, object_id, old in reversed(journal):
+                touched[id(bucket)] = bucket
+                if kind == "ts":
+                    bucket.timestamp = old
+                    continue
+                store = bucket.records if kind == "r" else bucket.tombstones
+                if old is None:
+                    store.pop(object_id, None)
+                else:
+                    store[object_id] = old
+            modified = self.modified_field
+            for bucket in touched.values():
+                highest = bucket.timestamp
+                for name in ("records", "tombstones"):
+                    store = getattr(bucket, name)
+                    ordered = dict(sorted(store.items(), key=lambda item: item[1][modified]))
+                    setattr(bucket, name, ordered)
+                    if ordered:
+                        last = next(reversed(ordered.values()))[modified]
+                        highest = last if highest is None else max(highest, last)
+                bucket.timestamp = highest
+                bucket.version = next(self._versions)
+
+    # -- helpers (called with the lock held) ---------------------------------
+
+    def _bucket(self, collection_id, parent_id) -> _Bucket:
+        key = (collection_id, parent_id)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = _Bucket()
+        return bucket
+
+    def _bump(self, bucket: _Bucket, journal, specified=None) -> int:
+        """Give the bucket a new timestamp and version; return the timestamp."""
+        previous = bucket.timestamp
+        if journal is not None:
+            journal.append((bucket, "ts", None, previous))
+        if type(specified) is int and (previous is None or specified > previous):
+            current = specified
+        else:
+            current = _now_ms()
+            if previous is not None and current <= previous:
+                current = previous + 1
+        bucket.timestamp = current
+        bucket.version = next(self._versions)
+        return current
+
+    def _tombstone(self, object_id, timestamp) -> dict:
+        return {self.id_field: object_id, self.modified_field: timestamp, self.deleted_field: True}
+
+    def _remove(self, bucket, object_id, journal, with_deleted, last_modified=None) -> dict:
+        old = bucket.records.pop(object_id)
+        timestamp = self._bump(bucket, journal, last_modified)
+        tombstone = self._tombstone(object_id, timestamp)
+        previous_tombstone = bucket.tombstones.pop(object_id, None)
+        if with_deleted:
+            bucket.tombstones[object_id] = tombstone
+        if journal is not None:
+            journal.append((bucket, "r", object_id, old))
+            journal.append((bucket, "t", object_id, previous_tombstone))
+        return tombstone
+
+    # -- records -------------------------------------------------------------
+
+    def collection_timestamp(self, collection_id: str, parent_id: str) -> int:
+        """Return the collection's timestamp (the current time, remembered, if it never changed)."""
+        with self._lock:
+            bucket = self._bucket(collection_id, parent_id)
+            if bucket.timestamp is None:
+                bucket.timestamp = _now_ms()
+            return bucket.timestamp
+
+    def create(self, collection_id, parent_id, record, id_generator=None) -> dict:
+        """Store a copy of ``record``; see :meth:`StorageBase.create`."""
+        stored = _clone(record)
+        object_id = stored.get(self.id_field)
+        if object_id is None:
+            object_id = id_generator() if id_generator is not None else str(uuid.uuid4())
+        journal = self._journal()
+        with self._lock:
+            bucket = self._bucket(collection_id, parent_id)
+            existing = bucket.records.get(object_id)
+            if existing is not None:
+                raise UnicityError(self.id_field, _clone(existing))
+            stored[self.id_field] = object_id
+            stored[self.modified_field] = self._bump(bucket, journal, stored.get(self.modified_field))
+            tombstone = bucket.tombstones.pop(object_id, None)
+            bucket.records[object_id] = stored
+            if journal is not None:
+                journal.append((bucket, "r", object_id, None))
+                journal.append((bucket, "t", object_id, tombstone))
+        return _clone(stored)
+
+    def get(self, collection_id, parent_id, object_id) -> dict:
+        """Return a copy of the record; see :meth:`StorageBase.get`."""
+        with self._lock:
+            bucket = self._buckets.get((collection_id, parent_id))
+            stored = bucket.records.get(object_id) if bucket is not None else None
+        if stored is None:
+            raise RecordNotFoundError(f"{collection_id}/{parent_id}/{object_id}")
+        return _clone(stored)
+
+    def update(self, collection_id, parent_id, object_id, record) -> dict:
+        """Replace (or create) the record; see :meth:`StorageBase.update`."""
+        stored = _clone(record)
+        stored[self.id_field] = object_id
+        journal = self._journal()
+        with self._lock:
+            bucket = self._bucket(collection_id, parent_id)
+            old = bucket.records.pop(object_id, None)
+            stored[self.modified_field] = self._bump(bucket, journal, stored.get(self.modified_field))
+            tombstone = bucket.tombstones.pop(object_id, None)
+            bucket.records[object_id] = stored
+            if journal is not None:
+                journal.append((bucket, "r", object_id, old))
+                journal.append((bucket, "t", object_id, tombstone))
+        return _clone(stored)
+
+    def delete(self, collection_id, parent_id, object_id, with_deleted=True, last_modified=None) -> dict:
+        """Delete the record; see :meth:`StorageBase.delete`.
+
+        ``last_modified`` is used when it is newer than the collection's
+        timestamp; otherwise the tombstone gets the next timestamp.
+        """
+        journal = self._journal()
+        with self._lock:
+            bucket = self._buckets.get((collection_id, parent_id))
+            if bucket is None or object_id not in bucket.records:
+                raise RecordNotFoundError(f"{collection_id}/{parent_id}/{object_id}")
+            tombstone = self._remove(bucket, object_id, journal, with_deleted, last_modified)
+        return dict(tombstone)
+
+    def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True) -> list[dict]:
+        """Delete the matching records; return their tombstones, oldest first."""
+        matches = q.compile_filters(filters)
+        journal = self._journal()
+        with self._lock:
+            bucket = self._buckets.get((collection_id, parent_id))
+            if bucket is None:
+                return []
+            doomed = [object_id for object_id, record in bucket.records.items() if matches(record)]
+            tombstones = [self._remove(bucket, object_id, journal, with_deleted) for object_id in doomed]
+        return [dict(t) for t in tombstones]
+
+    def purge_deleted(self, collection_id, parent_id, before=None) -> int:
+        """Remove tombstones (``None`` ids match every collection/parent)."""
+        journal = self._journal()
+        modified = self.modified_field
+        removed = 0
+        with self._lock:
+            for (cid, pid), bucket in self._buckets.items():
+                if (collection_id is not None and cid != collection_id) or \
+                        (parent_id is not None and pid != parent_id):
+                    continue
+                doomed = []
+                for object_id, tombstone in bucket.tombstones.items():
+                    if before is not None and tombstone[modified] >= before:
+                        break  # ordered by timestamp: the rest is newer
+                    doomed.append(object_id)
+                for object_id in doomed:
+                    old = bucket.tombstones.pop(object_id)
+                    if journal is not None:
+                        journal.append((bucket, "t", object_id, old))
+                if doomed:
+                    bucket.version = next(self._versions)
+                    removed += len(doomed)
+        return removed
+
+    # -- queries ---------------------------------------------------------------
+
+    def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
+                include_deleted=False):
+        """Return a page of records and the total; see :meth:`StorageBase.get_all`."""
+        sorting = tuple(sorting) if sorting else (Sort(self.modified_field, -1),)
+        filters = tuple(filters or ())
+        position = q.after_key(after, sorting) if after is not None else None
+        with self._lock:
+            bucket = self._buckets.get((collection_id, parent_id))
+            if bucket is None:
+                return [], 0
+            try:
+                key = (collection_id, parent_id, bucket.version, include_deleted,
+                       tuple((f.field, f.operator, q.freeze(f.value)) for f in filters),
+                       tuple((s.field, s.direction) for s in sorting))
+                hash(key)
+            except TypeError:
+                key = None
+            entry = self._cache.get(key) if key is not None else None
+            if entry is None:
+                entry = self._query(bucket, filters, sorting, include_deleted)
+                if key is not None:
+                    self._remember(key, entry)
+            else:
+                self._cache.move_to_end(key)
+            records, keys, total = entry
+            start = 0
+            if position is not None:
+                start = q.position_after(keys, position, [s.direction for s in sorting])
+            page = records[start:] if limit is None else records[start:start + max(limit, 0)]
+        return _clone(page), total
+
+    def _remember(self, key, entry) -> None:
+        self._cache[key] = entry
+        self._cache_records += len(entry[0])
+        while self._cache and (len(self._cache) > self._cache_size
+                               or self._cache_records > self._cache_max_records):
+            _, old = self._cache.popitem(last=False)
+            self._cache_records -= len(old[0])
+
+    def _since_bound(self, filters):
+        """Return ``(bound, strict)`` of the tightest lower bound on ``last_modified``."""
+        bound = None
+        strict = False
+        for f in filters:
+            if f.field == self.modified_field and f.operator in _SINCE_OPERATORS \
+                    and type(f.value) in (int, float):
+                is_strict = f.operator is COMPARISON.GT
+                if bound is None or f.value > bound or (f.value == bound and is_strict):
+                    bound, strict = f.value, is_strict
+        return bound, strict
+
+    def _candidates(self, store: dict, bound, strict) -> list:
+        if bound is None:
+            return list(store.values())
+        modified = self.modified_field
+        newest_first = []
+        for record in reversed(store.values()):
+            value = record[modified]
+            if value < bound or (strict and value == bound):
+                break
+            newest_first.append(record)
+        newest_first.reverse()
+        return newest_first
+
+    def _query(self, bucket, filters, sorting, include_deleted):
+        bound, strict = self._since_bound(filters)
+        matches = q.compile_filters(filters)
+        found = [r for r in self._candidates(bucket.records, bound, strict) if matches(r)]
+        total = len(found)
+        if include_deleted:
+            on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
+            found.extend(t for t in self._candidates(bucket.tombstones, bound, strict) if on_tombstones(t))
+        records, keys = q.sort_records(found, sorting)
+        return records, keys, total
+
+
+def load_from_config(config) -> Storage:
+    """Return a new, empty :class:`Storage` (it reads no setting)."""
+    return Storage()
