@@ -182,6 +182,11 @@ class RiakCache(CacheBase):
             # settle on the newest now, so that siblings never pile up.
             self._resolve(path, response)
 
+    def _remove(self, key: str, obj: _Object | None) -> None:
+        if obj is not None:
+            headers = {"X-Riak-Vclock": obj.vclock} if obj.vclock else {}
+            self.client.request("DELETE", self._path(key), headers=headers)
+
     def _decode(self, obj: _Object) -> Any:
         try:
             return obj.value
@@ -267,8 +272,7 @@ class RiakCache(CacheBase):
             key = full_key[len(self.prefix):]
             obj = self._fetch(key)
             if obj is not None and obj.expired(_now_ms()):
-                headers = {"X-Riak-Vclock": obj.vclock} if obj.vclock else {}
-                self.client.request("DELETE", self._path(key), headers=headers)
+                self._remove(key, obj)
                 deleted += 1
         return deleted
 
@@ -295,7 +299,10 @@ class RiakCache(CacheBase):
         obj = self._fetch(key)
         if obj is None or obj.expired(_now_ms()):
             return False
-        self._store(key, obj.body, _now_ms() + int(float(ttl) * 1000), obj.vclock)
+        if ttl <= 0:
+            self._remove(key, obj)
+        else:
+            self._store(key, obj.body, _now_ms() + int(float(ttl) * 1000), obj.vclock)
         return True
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
@@ -304,6 +311,10 @@ class RiakCache(CacheBase):
             body = json.dumps(value, separators=(",", ":")).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cache values must be JSON-serialisable: {exc}") from exc
+        if ttl is not None and ttl <= 0:
+            # Already expired: nothing readable must remain.
+            self._remove(key, self._fetch(key))
+            return
         expires = None if ttl is None else _now_ms() + int(float(ttl) * 1000)
         self._store(key, body, expires)
         self._maybe_purge()
@@ -321,8 +332,7 @@ class RiakCache(CacheBase):
         obj = self._fetch(key)
         if obj is None:
             return None
-        headers = {"X-Riak-Vclock": obj.vclock} if obj.vclock else {}
-        self.client.request("DELETE", self._path(key), headers=headers)
+        self._remove(key, obj)
         return None if obj.expired(_now_ms()) else self._decode(obj)
 
     def close(self) -> None:

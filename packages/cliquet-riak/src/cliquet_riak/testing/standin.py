@@ -44,6 +44,7 @@ import base64
 import email.utils
 import http.client
 import json
+import socket
 import sys
 import threading
 import time
@@ -116,6 +117,11 @@ class Handler(BaseHTTPRequestHandler):
     server: "StandinServer"
 
     # -- plumbing --------------------------------------------------------------
+
+    def setup(self):
+        """Send small answers at once (no Nagle delay), like Riak's web server."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's name
         """Quiet: the stand-in logs nothing per request."""
