@@ -16,6 +16,7 @@ sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -85,6 +86,7 @@ class Running:
         self.ids = []
         self.marker = None
         self.counter = 0
+        self.ids_file = None
 
     def start(self):
         """Start Granian in its own process group."""
@@ -135,6 +137,9 @@ class Running:
 
     def stop(self):
         """Stop the whole process group: TERM, then KILL after 10 s."""
+        if self.ids_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self.ids_file)
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
@@ -197,8 +202,10 @@ def prepare_stage(running, size):
         print(f"  {running.server.label}: {size - have} records preloaded in "
               f"{time.monotonic() - started:.1f}s", file=sys.stderr)
     running.marker = since_marker(running.base_url, running.read)
-    fd, running.ids_file = tempfile.mkstemp(prefix="bench-ids-", dir=OUT)
-    with os.fdopen(fd, "w") as f:
+    if running.ids_file is None:
+        fd, running.ids_file = tempfile.mkstemp(prefix="bench-ids-", dir=OUT)
+        os.close(fd)
+    with open(running.ids_file, "w") as f:
         f.write("\n".join(running.ids[:size]) + "\n")
 
 
@@ -228,7 +235,7 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
                       f"  {res['statuses']}", file=sys.stderr)
                 if res["first_error"]:
                     print(f"    first error answer: {res['first_error'][:200]}", file=sys.stderr)
-        if profile and key in cfg["profile_scenarios"]:
+        if profile is not None and key in cfg["profile_scenarios"]:
             for running in alive:
                 if running.server.profile:
                     out = os.path.join(

@@ -53,10 +53,26 @@ def _frames(stack):
         yield _short(frame)
 
 
-def summarise(path, top=20):
-    """Markdown lists of the top functions by self and by inclusive time."""
-    own, inclusive = collections.Counter(), collections.Counter()
-    total = 0
+def _package(frame):
+    """The distribution a frame belongs to: ``pyramid``, ``cliquet``, ``stdlib``…"""
+    where = frame.rpartition(" (")[2].rstrip(")")
+    if "/" not in where:
+        return "stdlib" if where.endswith(".py") or where.startswith("<") else "?"
+    head = where.split("/", 1)[0]
+    return "stdlib" if head in ("json", "email", "urllib", "http", "multiprocessing",
+                                "concurrent", "collections", "logging") else head
+
+
+def summarise(path, top=20, entry="(granian/wsgi.py)"):
+    """Markdown lists of the top functions by self and by inclusive time.
+
+    Only samples inside a request (a stack through Granian's WSGI entry) are
+    counted; the share of the others (the supervisor, idle threads) is given.
+    Self time of Granian's entry frame is time in native code under it
+    (Granian's Rust side) or waiting for the GIL.
+    """
+    own, inclusive, packages = collections.Counter(), collections.Counter(), collections.Counter()
+    total = outside = 0
     try:
         with open(path) as f:
             lines = f.read().splitlines()
@@ -68,15 +84,20 @@ def summarise(path, top=20):
             continue
         n = int(count)
         frames = list(_frames(stack))
-        if not frames:
+        if not any(f.endswith(entry) for f in frames):
+            outside += n
             continue
         total += n
         own[frames[-1]] += n
+        packages[_package(frames[-1])] += n
         for frame in set(frames):
             inclusive[frame] += n
     if not total:
         return "(no samples)\n"
-    out = [f"{total} samples at {RATE} Hz; raw stacks: `{os.path.basename(path)}`", "",
+    by_package = ", ".join(f"{name} {n / total:.0%}" for name, n in packages.most_common(8))
+    out = [f"{total} samples in requests at {RATE} Hz ({outside} outside requests not "
+           f"counted); raw stacks: `{os.path.basename(path)}`", "",
+           f"Self time by package: {by_package}", "",
            "| self % | function | | inclusive % | function |", "|---:|---|---|---:|---|"]
     mine, cum = own.most_common(top), inclusive.most_common(top)
     for i in range(top):
