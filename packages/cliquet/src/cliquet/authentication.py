@@ -17,7 +17,8 @@ import functools
 import hashlib
 import hmac
 
-from pyramid.authorization import Allowed, Denied, Everyone, Authenticated
+from pyramid.authorization import Authenticated, Everyone
+from pyramid.security import Allowed, Denied
 
 #: principal of every caller, and of every authenticated caller.
 EVERYONE = "system.Everyone"

@@ -116,5 +116,6 @@ def _add_generic_endpoints(config, prefix):
     for service in rooted:
         root = make_service(name="root-" + service.name, path=service.path, description=service.description)
         for method, view, args in service.definitions:
-            root.add_view(method, view, **args)
+            if method != "HEAD":  # Cornice adds HEAD to every GET view itself
+                root.add_view(method, view, **args)
         add_service(config, root)

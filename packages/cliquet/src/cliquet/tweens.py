@@ -127,7 +127,9 @@ def protocol_tween_factory(handler, registry):
     def tween(request):
         environ = request.environ
         if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
-            return preflight(request)
+            response = preflight(request)
+            cors_headers(request, response)
+            return response
         response = check_request(request)
         if response is None:
             response = _in_transaction(request, handler)

@@ -184,7 +184,7 @@ class UserResource:
         signer = self.registry.cliquet_token_signer
         scope = self._token_scope(query)
         after = None
-        if query.token:
+        if query.token is not None:
             try:
                 after = signer.decode(query.token, scope)
             except InvalidToken as exc:

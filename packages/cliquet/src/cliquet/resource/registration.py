@@ -12,9 +12,9 @@ import venusian
 
 from cliquet.services import add_service, make_service
 
-_COLLECTION_METHODS = {"GET": "collection_get", "HEAD": "collection_get",
+_COLLECTION_METHODS = {"GET": "collection_get",  # Cornice adds HEAD to GET views
                        "POST": "collection_post", "DELETE": "collection_delete"}
-_RECORD_METHODS = {"GET": "get", "HEAD": "get", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
+_RECORD_METHODS = {"GET": "get", "PUT": "put", "PATCH": "patch", "DELETE": "delete"}
 
 
 def _view(resource_cls, method_name):

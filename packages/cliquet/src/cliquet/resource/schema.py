@@ -91,7 +91,12 @@ def validate(schema_node, data: dict) -> dict:
         exc = colander.Invalid(schema_node, "Invalid types")
         exc._cliquet_errors = errors
         raise exc
-    return schema_node.deserialize(data)
+    clean = schema_node.deserialize(data)
+    for child in schema_node.children:
+        # Numbers keep the client's form (3 stays 3, not 3.0): types were checked above.
+        if isinstance(child.typ, (colander.Float, colander.Int)) and child.name in clean:
+            clean[child.name] = data[child.name]
+    return clean
 
 
 def invalid_details(exc: colander.Invalid, prefix: str = "data") -> list[dict]:

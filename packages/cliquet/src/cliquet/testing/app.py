@@ -1,0 +1,64 @@
+"""A small Cliquet application for functional tests (through the real WSGI
+stack with WebTest), usable by any package::
+
+    from cliquet.testing.app import make_app, basic_auth
+
+    app = make_app(paginate_by=5)
+    app.post_json("/v1/articles", {"data": {"title": "x"}}, headers=basic_auth("bob"))
+"""
+
+from __future__ import annotations
+
+import base64
+
+import colander
+from pyramid.config import Configurator
+
+import cliquet
+from cliquet.resource import ResourceSchema, UserResource
+
+#: the HMAC secret of the test app.
+TEST_SECRET = "this is not a secret, it is a test"
+
+
+class ArticleSchema(ResourceSchema):
+    """Same fields as the documentation's example app."""
+
+    title = colander.SchemaNode(colander.String(), validator=colander.Length(min=1, max=512))
+    url = colander.SchemaNode(colander.String(), validator=colander.url, missing=colander.drop)
+    tags = colander.SchemaNode(colander.Sequence(), colander.SchemaNode(colander.String()),
+                               missing=colander.drop)
+    score = colander.SchemaNode(colander.Float(), missing=colander.drop)
+    published = colander.SchemaNode(colander.Boolean(), missing=colander.drop)
+    author = colander.SchemaNode(colander.Mapping(unknown="preserve"), missing=colander.drop)
+
+
+class Article(UserResource):
+    """Per-user articles."""
+
+    schema = ArticleSchema
+
+
+def basic_auth(user="alice", password="secret") -> dict:
+    """Return an ``Authorization`` header for HTTP Basic credentials."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def make_wsgi_app(settings=None, resources=(Article,), **extra):
+    """Return the WSGI app; ``settings``/``extra`` are setting names without prefix."""
+    raw = {"userid_hmac_secret": TEST_SECRET}
+    raw.update(settings or {})
+    raw.update(extra)
+    config = Configurator(settings={f"cliquet.{k}": v for k, v in raw.items()})
+    cliquet.initialize(config, "0.0.1", project_name="testapp")
+    for resource_cls in resources:
+        config.add_resource(resource_cls)
+    return config.make_wsgi_app()
+
+
+def make_app(settings=None, resources=(Article,), **extra):
+    """Return a :class:`webtest.TestApp` on :func:`make_wsgi_app`."""
+    import webtest
+
+    return webtest.TestApp(make_wsgi_app(settings, resources, **extra))
