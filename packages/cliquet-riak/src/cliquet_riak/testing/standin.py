@@ -127,8 +127,7 @@ class Handler(BaseHTTPRequestHandler):
         """Quiet: the stand-in logs nothing per request."""
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self.request_body
 
     def _send(self, status: int, body: bytes = b"", headers=(), content_type="text/plain"):
         self.send_response(status)
@@ -157,6 +156,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         self.server.count_request()
+        # Read the whole body first: an early error answer must not leave
+        # part of it on the kept-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        self.request_body = self.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(self.path)
         self.query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         parts = [urllib.parse.unquote(p) for p in url.path.split("/")[1:]]
