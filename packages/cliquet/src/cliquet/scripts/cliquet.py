@@ -82,7 +82,7 @@ def cmd_serve(args):
     workers = args.workers or os.environ.get("WORKERS") or (1 if in_memory else os.cpu_count() or 2)
     threads = args.threads or os.environ.get("THREADS") or (1 if in_memory else 2)
     os.environ["CLIQUET_INI"] = os.path.abspath(args.ini)
-    command = ["granian", "--interface", "wsgi", "--host", host, "--port", port,
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", port,
                "--workers", str(workers), "--blocking-threads", str(threads),
                "--no-ws", "cliquet.wsgi:application"]
     print(f"Serving {args.ini} on http://{host}:{port}/v1/ ({workers} worker(s) x {threads} thread(s))",

@@ -62,3 +62,12 @@ def make_app(settings=None, resources=(Article,), **extra):
     import webtest
 
     return webtest.TestApp(make_wsgi_app(settings, resources, **extra))
+
+
+def app_factory(global_config, **settings):
+    """A PasteDeploy factory (``use = call:cliquet.testing.app:app_factory``)
+    serving the test ``articles`` resource, for command-line tests."""
+    config = Configurator(settings=settings)
+    cliquet.initialize(config, "0.0.1", project_name="testapp")
+    config.add_resource(Article)
+    return config.make_wsgi_app()

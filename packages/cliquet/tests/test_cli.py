@@ -1,0 +1,57 @@
+"""The ``cliquet`` command."""
+
+import subprocess
+import sys
+
+import pytest
+
+from cliquet.scripts import cliquet as cli
+
+INI = """
+[app:main]
+use = call:cliquet.testing.app:app_factory
+cliquet.userid_hmac_secret = test
+"""
+
+
+@pytest.fixture
+def ini(tmp_path):
+    path = tmp_path / "app.ini"
+    path.write_text(INI)
+    return str(path)
+
+
+def test_migrate(ini, capsys):
+    assert cli.main(["migrate", "--ini", ini]) == 0
+    out = capsys.readouterr().out
+    assert "storage: initializing cliquet.storage.memory" in out
+    assert "permission: initializing" in out
+
+
+def test_migrate_dry_run(ini, capsys):
+    assert cli.main(["migrate", "--ini", ini, "--dry-run"]) == 0
+    assert "(dry run)" in capsys.readouterr().out
+
+
+def test_purge_deleted(ini, capsys):
+    assert cli.main(["purge-deleted", "--ini", ini, "--older-than", "1d"]) == 0
+    assert "tombstones purged" in capsys.readouterr().out
+
+
+def test_command_is_installed():
+    result = subprocess.run([sys.executable, "-m", "cliquet.scripts.cliquet", "--help"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "migrate" in result.stdout
+
+
+def test_serve_picks_one_worker_on_memory_backends(ini, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.os, "execvp", lambda prog, argv: calls.append(argv))
+    monkeypatch.delenv("CLIQUET_STORAGE_BACKEND", raising=False)
+    cli.main(["serve", "--ini", ini, "--port", "9999"])
+    argv = calls[0]
+    assert argv[argv.index("--workers") + 1] == "1" and argv[argv.index("--port") + 1] == "9999"
+    monkeypatch.setenv("CLIQUET_STORAGE_BACKEND", "cliquet.storage.postgresql")
+    cli.main(["serve", "--ini", ini])
+    argv = calls[1]
+    assert int(argv[argv.index("--workers") + 1]) >= 1 and argv[argv.index("--blocking-threads") + 1] == "2"
