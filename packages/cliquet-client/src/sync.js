@@ -89,16 +89,36 @@ async function pull(ctx) {
   const etag = parseETag(first.headers.get("ETag"));
   if (since !== null && etag !== null && etag < since) return fullResync(ctx, "flushed");
   let maxSeen = since ?? 0;
+  let changes = 0;
   let response = first;
   for (;;) {
     const records = (response.json && response.json.data) || [];
+    changes += records.length;
     for (const r of records) if (r.last_modified > maxSeen) maxSeen = r.last_modified;
     await applyRemote(ctx, records);
     const next = response.headers.get("Next-Page");
     if (!next) break;
     response = await ctx.http.request("GET", next);
   }
+  if (since !== null && changes === 0 && (await serverLostEverything(ctx))) {
+    return fullResync(ctx, "flushed");
+  }
   await ctx.store.setMeta(SYNC_META, Math.max(etag ?? 0, maxSeen) || null);
+}
+
+/**
+ * A server that answers no change since our timestamp, has no record at
+ * all, while we hold records synced from it, lost its data (a flush, or a
+ * restart on memory backends): nothing else empties a collection without
+ * leaving tombstones newer than our timestamp.
+ */
+async function serverLostEverything(ctx) {
+  const pending = await ctx.store.pending();
+  const synced = (await ctx.store.count()) - pending.filter((r) => r._status !== "deleted").length;
+  const knownPending = pending.filter((r) => r.last_modified != null).length;
+  if (synced + knownPending === 0) return false;
+  const { headers } = await ctx.http.request("GET", ctx.resource.path, { query: { _limit: 1 } });
+  return headers.get("Total-Records") === "0";
 }
 
 /**
@@ -209,8 +229,15 @@ function conflict(ctx, type, local, remote, events) {
   const strategy = options.strategy;
   const remoteGone = !remote || remote.deleted;
   if (strategy === "manual") {
-    ctx.conflictIds.add(local.id);
-    result.conflicts.push({ type, local: clone(local), remote: remote ? clone(remote) : null });
+    const entry = { type, local: clone(local), remote: remote ? clone(remote) : null };
+    if (ctx.conflictIds.has(local.id)) {
+      // Seen again by the pull that follows the push: keep the newest remote.
+      const i = result.conflicts.findIndex((c) => c.local.id === local.id);
+      result.conflicts[i] = { ...entry, type: result.conflicts[i].type };
+    } else {
+      ctx.conflictIds.add(local.id);
+      result.conflicts.push(entry);
+    }
     return null;
   }
   if (strategy === "server_wins" || strategy === "pull_only") {

@@ -1,0 +1,270 @@
+// The IndexedDB store for browsers, on the `idb` library. One database per
+// store; one object store per collection, with an IndexedDB index on every
+// chosen field and on `_status`; metadata in a shared object store.
+
+import { openDB } from "idb";
+import { matches, parseFilters, typeRank } from "../query.js";
+
+const META = "__meta__";
+const STATUS_INDEX = "_status";
+const fieldIndex = (field) => `field:${field}`;
+
+/**
+ * A local store in IndexedDB.
+ *
+ * @example
+ * import { IDBStore } from "cliquet-client/idb";
+ * const store = new IDBStore({ name: "my-app", indexes: ["title"] });
+ */
+export class IDBStore {
+  /** @param {{name?: string, indexes?: string[] | Record<string, string[]>}} [options] */
+  constructor(options = {}) {
+    this.name = options.name || "cliquet";
+    this.options = options;
+    this._db = null;
+    this._upgrading = Promise.resolve();
+    /** @type {Map<string, IDBCollection>} */
+    this._collections = new Map();
+  }
+
+  /**
+   * The store of one collection (its object store is created on first use).
+   * @param {string} name
+   * @param {{indexes?: string[]}} [options]
+   */
+  collection(name, options = {}) {
+    const idx = this.options.indexes;
+    const fields = [...(Array.isArray(idx) ? idx : (idx && idx[name]) || []), ...(options.indexes || [])];
+    let coll = this._collections.get(name);
+    if (!coll) {
+      coll = new IDBCollection(this, name, fields);
+      this._collections.set(name, coll);
+    } else {
+      for (const f of fields) coll.fields.add(f);
+      coll._ready = null;
+    }
+    return coll;
+  }
+
+  /** Opens the database (or reopens it at a higher version to add stores/indexes). */
+  async _ensure(storeName, fields) {
+    const run = this._upgrading.then(async () => {
+      let db = this._db || (this._db = await this._open());
+      if (hasSchema(db, storeName, fields)) return db;
+      const version = db.version + 1;
+      db.close();
+      this._db = null;
+      db = await this._open(version, (udb, tx) => {
+        const os = udb.objectStoreNames.contains(storeName)
+          ? tx.objectStore(storeName)
+          : udb.createObjectStore(storeName, { keyPath: "id" });
+        if (!os.indexNames.contains(STATUS_INDEX)) os.createIndex(STATUS_INDEX, "_status");
+        for (const f of fields) {
+          if (!os.indexNames.contains(fieldIndex(f))) os.createIndex(fieldIndex(f), f);
+        }
+        if (!udb.objectStoreNames.contains(META)) udb.createObjectStore(META);
+      });
+      this._db = db;
+      return db;
+    });
+    this._upgrading = run.catch(() => {});
+    return run;
+  }
+
+  _open(version, upgrade) {
+    return openDB(this.name, version, {
+      upgrade(db, _old, _new, tx) {
+        if (!db.objectStoreNames.contains(META)) db.createObjectStore(META);
+        if (upgrade) upgrade(db, tx);
+      },
+      blocking: () => {
+        // Another tab wants a newer version: let it, and reopen lazily.
+        if (this._db) this._db.close();
+        this._db = null;
+        for (const c of this._collections.values()) c._ready = null;
+      },
+    });
+  }
+
+  /** Closes the database. */
+  async close() {
+    if (this._db) this._db.close();
+    this._db = null;
+    for (const c of this._collections.values()) c._ready = null;
+  }
+
+  /** Deletes the whole database. */
+  async destroy() {
+    await this.close();
+    const { deleteDB } = await import("idb");
+    await deleteDB(this.name);
+  }
+}
+
+function hasSchema(db, storeName, fields) {
+  if (!db.objectStoreNames.contains(storeName) || !db.objectStoreNames.contains(META)) return false;
+  const tx = db.transaction(storeName);
+  const names = tx.store.indexNames;
+  const ok = names.contains(STATUS_INDEX) && fields.every((f) => names.contains(fieldIndex(f)));
+  return ok;
+}
+
+/** IndexedDB key range for one field's conditions, or null if none applies. */
+function keyRange(conds) {
+  const eq = conds.find((c) => c.op === "$eq");
+  if (eq) return validKey(eq.value) ? [IDBKeyRange.only(eq.value)] : null;
+  const inc = conds.find((c) => c.op === "$in");
+  if (inc) return inc.value.every(validKey) ? [...new Set(inc.value)].map((v) => IDBKeyRange.only(v)) : null;
+  const ranges = conds.filter((c) => ["$gt", "$gte", "$lt", "$lte"].includes(c.op));
+  if (!ranges.length) return null;
+  const rank = typeRank(ranges[0].value);
+  if (!ranges.every((c) => typeRank(c.value) === rank && validKey(c.value))) return null;
+  // Numbers sort before strings in IndexedDB; stay within the value's type.
+  let lo = rank === 3 ? -Infinity : "";
+  let hi = rank === 3 ? Infinity : [];
+  let loOpen = false;
+  let hiOpen = rank !== 3;
+  for (const c of ranges) {
+    if ((c.op === "$gt" || c.op === "$gte") && (c.value > lo || (c.value === lo && c.op === "$gt"))) {
+      lo = c.value;
+      loOpen = c.op === "$gt";
+    }
+    if ((c.op === "$lt" || c.op === "$lte") && (Array.isArray(hi) || c.value < hi || (c.value === hi && c.op === "$lt"))) {
+      hi = c.value;
+      hiOpen = c.op === "$lt";
+    }
+  }
+  try {
+    return [IDBKeyRange.bound(lo, hi, loOpen, hiOpen)];
+  } catch {
+    return []; // an empty range (lo > hi): nothing matches
+  }
+}
+
+function validKey(v) {
+  return (typeof v === "number" && !Number.isNaN(v)) || typeof v === "string";
+}
+
+/** One collection of an {@link IDBStore}; the same interface as the memory store's. */
+export class IDBCollection {
+  constructor(parent, name, fields) {
+    this.parent = parent;
+    this.name = name;
+    this.fields = new Set(fields);
+    this._ready = null;
+  }
+
+  _db() {
+    if (!this._ready) this._ready = this.parent._ensure(this.name, [...this.fields]);
+    return this._ready.then((db) => (db === this.parent._db ? db : (this._ready = null, this._db())));
+  }
+
+  /** The fields indexed. */
+  indexedFields() {
+    return [...this.fields];
+  }
+
+  /** @param {string} id */
+  async get(id) {
+    return (await this._db()).get(this.name, id);
+  }
+
+  /**
+   * Records matching `filters` (tombstones only with `includeDeleted`),
+   * through the most selective IndexedDB index when one applies.
+   * @param {{filters?: object, includeDeleted?: boolean}} [options]
+   */
+  async query(options = {}) {
+    const db = await this._db();
+    const conditions = parseFilters(options.filters);
+    const tx = db.transaction(this.name);
+    let best = null;
+    for (const field of new Set(conditions.map((c) => c.field))) {
+      if (!this.fields.has(field)) continue;
+      const ranges = keyRange(conditions.filter((c) => c.field === field));
+      if (!ranges) continue;
+      const index = tx.store.index(fieldIndex(field));
+      const counts = await Promise.all(ranges.map((r) => index.count(r)));
+      const count = counts.reduce((a, b) => a + b, 0);
+      if (!best || count < best.count) best = { index, ranges, count };
+    }
+    let candidates;
+    if (best) {
+      const parts = await Promise.all(best.ranges.map((r) => best.index.getAll(r)));
+      candidates = parts.flat();
+    } else {
+      candidates = await tx.store.getAll();
+    }
+    await tx.done;
+    return candidates.filter((r) => (options.includeDeleted || r._status !== "deleted") && matches(r, conditions));
+  }
+
+  /** Records whose status is not "synced". */
+  async pending() {
+    const db = await this._db();
+    const tx = db.transaction(this.name);
+    const index = tx.store.index(STATUS_INDEX);
+    const parts = await Promise.all(["created", "deleted", "updated"].map((s) => index.getAll(s)));
+    await tx.done;
+    return parts.flat();
+  }
+
+  /** Number of records, tombstones excluded. */
+  async count() {
+    const db = await this._db();
+    const tx = db.transaction(this.name);
+    const [all, deleted] = await Promise.all([tx.store.count(), tx.store.index(STATUS_INDEX).count("deleted")]);
+    await tx.done;
+    return all - deleted;
+  }
+
+  /**
+   * Atomic read-modify-write in one readwrite transaction: `fn` gets the
+   * current records of `ids` and returns `{put}` / `{remove}` operations.
+   * If `fn` throws, the transaction is aborted and nothing is written.
+   */
+  async execute(ids, fn) {
+    const db = await this._db();
+    const tx = db.transaction(this.name, "readwrite");
+    const found = await Promise.all(ids.map((id) => tx.store.get(id)));
+    const current = new Map();
+    found.forEach((r, i) => r && current.set(ids[i], r));
+    let ops;
+    try {
+      ops = fn(current) || [];
+    } catch (err) {
+      tx.abort();
+      await tx.done.catch(() => {});
+      throw err;
+    }
+    for (const op of ops) {
+      if (op.put) tx.store.put(op.put);
+      else if (op.remove !== undefined) tx.store.delete(op.remove);
+    }
+    await tx.done;
+    return ops;
+  }
+
+  /** Removes every record and this collection's metadata. */
+  async clear() {
+    const db = await this._db();
+    const tx = db.transaction([this.name, META], "readwrite");
+    tx.objectStore(this.name).clear();
+    const meta = tx.objectStore(META);
+    const prefix = `${this.name}\u0000`;
+    meta.delete(IDBKeyRange.bound(prefix, `${prefix}\uffff`));
+    await tx.done;
+  }
+
+  /** @param {string} key */
+  async getMeta(key) {
+    return (await this._db()).get(META, `${this.name}\u0000${key}`);
+  }
+
+  /** @param {string} key @param {any} value undefined removes it */
+  async setMeta(key, value) {
+    const db = await this._db();
+    if (value === undefined) await db.delete(META, `${this.name}\u0000${key}`);
+    else await db.put(META, value, `${this.name}\u0000${key}`);
+  }
+}
