@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import os
 
-from cliquet.settings import declare_settings
-
 from cliquet_riak.__about__ import __version__
-from cliquet_riak.cache import RIAK_SETTINGS, RiakCache, load_from_config
 
 __all__ = ["__version__", "includeme", "load_from_config", "RiakCache", "heartbeat_check"]
 
@@ -27,8 +24,20 @@ BACKEND = "cliquet_riak.cache"
 CORE_DEFAULT_BACKEND = "cliquet.cache.memory"
 
 
+def __getattr__(name):
+    # The backend is imported on first use: ``python -m cliquet_riak.testing.standin``
+    # then starts without importing Pyramid and Cliquet.
+    if name in ("load_from_config", "RiakCache"):
+        from cliquet_riak import cache
+
+        return getattr(cache, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def heartbeat_check(request) -> bool:
     """The ``riak`` heartbeat: ``True`` when a node of the cache's cluster answers."""
+    from cliquet_riak.cache import RiakCache
+
     cache = getattr(request.registry, "cache", None)
     return isinstance(cache, RiakCache) and cache.heartbeat()
 
@@ -77,6 +86,10 @@ def includeme(config):
     memory cache the core already built is replaced, unless the application
     chose a cache backend itself.
     """
+    from cliquet.settings import declare_settings
+
+    from cliquet_riak.cache import RIAK_SETTINGS, load_from_config
+
     registry = config.registry
     if getattr(registry, "cliquet_riak_included", False):
         return
