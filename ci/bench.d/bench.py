@@ -30,7 +30,9 @@ import time
 import backends
 import profiling
 import report
-from scenarios import SCENARIOS, CheckFailed, check, preload, query_for, since_marker
+from scenarios import (
+    SCENARIOS, CheckFailed, check, count_records, preload, query_for, since_marker,
+)
 from servers import CONFIGS, HERE, ROOT, http
 
 OUT = os.path.join(ROOT, ".cache", "bench")
@@ -198,7 +200,12 @@ def prepare_stage(running, size):
     have = len(running.ids)
     if size > have:
         started = time.monotonic()
-        running.ids += preload(running.base_url, running.read, have, size)
+        running.ids += preload(running.base_url, running.read, have, size,
+                               running.server.app.preload_parallel)
+        total = count_records(running.base_url, running.read)
+        if total != size:
+            raise CheckFailed(f"{running.server.label}: {total} records in the collection "
+                              f"after preloading {size}")
         print(f"  {running.server.label}: {size - have} records preloaded in "
               f"{time.monotonic() - started:.1f}s", file=sys.stderr)
     running.marker = since_marker(running.base_url, running.read)
@@ -228,11 +235,18 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
                 target = running.fresh() if scenario.fresh_collection else running.read
                 res = run_wrk(cfg, running, scenario, target, cfg["duration"],
                               running.ids_file)
+                if scenario.fresh_collection:
+                    # Every create answered 2xx must be there afterwards
+                    # (requests still in flight when wrk stopped may add more).
+                    stored = count_records(running.base_url, target)
+                    res["lost"] = max(0, res["records"] - stored)
                 results.setdefault((running.server.label, key, size), []).append(res)
                 print(f"  {size:>6} {scenario.title:<26} {running.server.label:<20} "
                       f"run {run + 1}: {res['ok_rate']:9.1f} ok/s  p50 {res['p50_ms']:7.2f} ms"
                       f"  p99 {res['p99_ms']:8.2f} ms  non-ok {res['non_ok']:.1%}"
-                      f"  {res['statuses']}", file=sys.stderr)
+                      f"  {res['statuses']}"
+                      + (f"  LOST {res['lost']} acknowledged creates" if res.get("lost") else ""),
+                      file=sys.stderr)
                 if res["first_error"]:
                     print(f"    first error answer: {res['first_error'][:200]}", file=sys.stderr)
         if profile is not None and key in cfg["profile_scenarios"]:
@@ -252,7 +266,12 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
     servers = []
     try:
         for server in CONFIGS[name]:
-            env = backends.environment(server)
+            try:
+                env = backends.environment(server)
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                print(f"ERROR: {server.label}: {exc}", file=sys.stderr)
+                failures.append(f"{server.label} not started: {exc}")
+                continue
             if env is None:
                 continue
             running = Running(server, env)

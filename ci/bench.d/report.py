@@ -25,6 +25,8 @@ def _summary(runs):
         "p99_ms": _median(runs, "p99_ms"),
         "non_ok": max(r["non_ok"] for r in runs),
         "statuses": _statuses(runs),
+        "subfailed": sum(r["subfailed"] for r in runs),
+        "lost": sum(r.get("lost", 0) for r in runs),
     }
 
 
@@ -82,6 +84,10 @@ def _group_table(name, cfg, results):
                 if s["non_ok"]:
                     bad = {c: n for c, n in s["statuses"].items() if int(c) >= 400}
                     non_ok += " " + ",".join(f"{c}×{n}" for c, n in sorted(bad.items()))
+                if s["subfailed"]:
+                    non_ok += f" ({s['subfailed']} sub-requests failed)"
+                if s["lost"]:
+                    non_ok += f" **{s['lost']} acknowledged creates lost**"
                 lines.append(
                     f"| {scenario.title} | {size} | {server.label} | {_rate(key, s)} | "
                     f"{_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} | {non_ok} | {ratio} | {p99} |")
@@ -128,7 +134,9 @@ def render(cfg, now, load_before, results, failures, profiles):
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, "
         f"after {os.getloadavg()[0]:.2f}",
         f"- {os.environ.get('BENCH_VERSIONS', '')}",
-        "- ok/s counts answers below 400 only; a batch is ok when all its sub-requests are",
+        "- ok/s counts answers below 400 only; a batch is ok when all its sub-requests are;"
+        " after each create and batch run the collection is counted, and creates answered"
+        " 2xx but missing are reported as lost",
         "",
     ]
     for name in cfg["configs"]:

@@ -81,6 +81,15 @@ def preload(base_url, target, start, stop, parallel=4):
         return [rid for f in futures for rid in f.result()]
 
 
+def count_records(base_url, target):
+    """The ``Total-Records`` of a collection (from a HEAD: Kinto sends it only there)."""
+    status, headers, body = http(base_url, "HEAD", target.path, target.auth)
+    if status != 200 or "total-records" not in headers:
+        raise CheckFailed(f"HEAD {target.path} answered {status} "
+                          f"without Total-Records: {str(body)[:300]}")
+    return int(headers["total-records"])
+
+
 def since_marker(base_url, target):
     """The ``last_modified`` such that exactly 10 records are newer."""
     query = f"?_sort=-last_modified&_limit={SINCE_NEWER + 1}"

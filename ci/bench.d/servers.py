@@ -65,6 +65,7 @@ class CliquetApp:
 
     name = "cliquet"
     bin_env = "BENCH_CLIQUET_BIN"
+    preload_parallel = 4
 
     def target(self, base_url, collection):
         """Return the :class:`Target` of ``collection`` (nothing to create)."""
@@ -81,6 +82,10 @@ class KintoApp:
 
     name = "kinto"
     bin_env = "BENCH_KINTO_BIN"
+    # Concurrent creates in one collection get 409s from Kinto's PostgreSQL
+    # backend (and a batch that hits one loses earlier creates): preload
+    # one batch at a time.
+    preload_parallel = 1
     bucket = "bench"
 
     def target(self, base_url, collection):
