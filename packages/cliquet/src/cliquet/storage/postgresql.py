@@ -33,6 +33,9 @@ import collections
 import threading
 from typing import Any, Sequence
 
+import orjson
+from psycopg.types.json import Jsonb
+
 from cliquet.storage import (
     COMPARISON,
     Filter,
@@ -42,19 +45,24 @@ from cliquet.storage import (
     UnicityError,
 )
 from cliquet.storage.postgresql_client import get_client
-from cliquet.storage.postgresql_query import column, filter_sql, jsonb, keyset_sql, order_sql
+from cliquet.storage.postgresql_query import column, filter_sql, keyset_sql, order_sql
 from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, migrate
 
 _NOW_MS = "floor(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
-# Bump the collection's counter to greatest(candidate, last + 1) and return it;
-# the candidate is the given timestamp or the server's clock.
+# Bump the collection's counter and return the new value: the given timestamp
+# when it is newer than the counter (or the counter is new), otherwise
+# greatest(now, last + 1). With a count > 1, reserve that many consecutive
+# timestamps and return the last one.
 _BUMP = f"""
 INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
-SELECT %(parent_id)s, %(collection_id)s, COALESCE(%(candidate)s::bigint, {_NOW_MS}) + %(count)s - 1
+SELECT %(parent_id)s, %(collection_id)s, COALESCE(%(given)s::bigint, {_NOW_MS} + %(count)s - 1)
 {{condition}}
 ON CONFLICT (parent_id, collection_id) DO UPDATE
-   SET last_modified = greatest(EXCLUDED.last_modified, t.last_modified + %(count)s)
+   SET last_modified = CASE
+       WHEN %(given)s::bigint IS NOT NULL AND EXCLUDED.last_modified > t.last_modified
+       THEN EXCLUDED.last_modified
+       ELSE greatest({_NOW_MS} + %(count)s - 1, t.last_modified + %(count)s) END
 RETURNING last_modified
 """
 
@@ -180,11 +188,14 @@ class PostgreSQLStorage(StorageBase):
 
     # -- records ------------------------------------------------------------------
 
-    def _split(self, record: dict) -> dict:
+    def _split(self, record: dict) -> tuple[dict, Jsonb]:
+        """Return a deep copy of the record's fields (without id and
+        timestamp) and the same as a JSONB parameter (serialised once)."""
         data = dict(record)
         data.pop(self.id_field, None)
         data.pop(self.modified_field, None)
-        return data
+        payload = orjson.dumps(data)
+        return orjson.loads(payload), Jsonb(payload, dumps=_serialised)
 
     def _full(self, data: dict, object_id: str, last_modified: int) -> dict:
         data[self.id_field] = object_id
@@ -196,13 +207,14 @@ class PostgreSQLStorage(StorageBase):
         object_id = record.get(self.id_field)
         if object_id is None:
             object_id = id_generator() if id_generator is not None else _uuid4()
-        data = self._split(record)
+        data, payload = self._split(record)
+        given = _given(record.get(self.modified_field))
         params = {
             "parent_id": parent_id,
             "collection_id": collection_id,
             "id": object_id,
-            "data": jsonb(data),
-            "candidate": None,
+            "data": payload,
+            "given": given,
             "count": 1,
         }
         row = self.client.execute(_CREATE, params, fetch="one")
@@ -221,13 +233,14 @@ class PostgreSQLStorage(StorageBase):
 
     def update(self, collection_id, parent_id, object_id, record):
         """Replace (or create) the record with a new timestamp."""
-        data = self._split(record)
+        data, payload = self._split(record)
+        given = _given(record.get(self.modified_field))
         params = {
             "parent_id": parent_id,
             "collection_id": collection_id,
             "id": object_id,
-            "data": jsonb(data),
-            "candidate": None,
+            "data": payload,
+            "given": given,
             "count": 1,
         }
         row = self.client.execute(_UPDATE, params, fetch="one")
@@ -263,7 +276,7 @@ class PostgreSQLStorage(StorageBase):
 
     def _bump(self, conn, parent_id, collection_id, count, candidate=None) -> int:
         """Reserve ``count`` consecutive timestamps; return the last one."""
-        params = {"parent_id": parent_id, "collection_id": collection_id, "candidate": candidate, "count": count}
+        params = {"parent_id": parent_id, "collection_id": collection_id, "given": _given(candidate), "count": count}
         return conn.execute(_BUMP.format(condition=""), params).fetchone()[0]
 
     def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
@@ -436,6 +449,16 @@ class PostgreSQLStorage(StorageBase):
         if cacheable and timestamp is not None:
             self._counts.put(key, timestamp, count)
         return count
+
+
+def _serialised(payload: bytes) -> bytes:
+    """JSON ``dumps`` for a value serialised already."""
+    return payload
+
+
+def _given(value):
+    """A timestamp given by the caller counts only if it is an int."""
+    return value if type(value) is int else None
 
 
 def _uuid4() -> str:

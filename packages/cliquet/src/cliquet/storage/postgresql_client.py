@@ -60,24 +60,33 @@ class PostgreSQLClient:
 
     def __init__(self, url: str, pool_size: int = 10, pool_timeout: float = 30.0):
         self.url = url
+        self.pool_size = max(1, pool_size)
         self.pool_timeout = pool_timeout
-        self.pool = psycopg_pool.ConnectionPool(
-            url,
-            min_size=1,
-            max_size=max(1, pool_size),
-            open=False,
-            timeout=pool_timeout,
-            kwargs={"autocommit": True, "connect_timeout": max(1, int(min(pool_timeout, 10)))},
-            configure=_configure,
-            reconnect_timeout=max(pool_timeout, 5.0),
-            name=f"cliquet-{id(self):x}",
-        )
+        self.connect_timeout = max(1, int(min(pool_timeout, 10)))
+        self.pool = self._new_pool()
         self._opened = False
+        #: set while the server is known to be unreachable: calls then fail
+        #: at once (after one quick connection attempt) instead of waiting
+        #: ``pool_timeout`` for the pool.
+        self._down = False
         self._open_lock = threading.Lock()
         self._bound: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_pg_{id(self):x}", default=None)
         self._marks: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_pg_marks_{id(self):x}", default=None)
 
     # -- pool ----------------------------------------------------------------
+
+    def _new_pool(self) -> psycopg_pool.ConnectionPool:
+        return psycopg_pool.ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            timeout=self.pool_timeout,
+            kwargs={"autocommit": True, "connect_timeout": self.connect_timeout},
+            configure=_configure,
+            reconnect_timeout=max(self.pool_timeout, 5.0),
+            name=f"cliquet-{id(self):x}",
+        )
 
     def _open(self) -> None:
         if self._opened:
@@ -90,26 +99,66 @@ class PostgreSQLClient:
                 self._opened = True
 
     def close(self) -> None:
-        """Close every connection of the pool."""
+        """Close every connection of the pool; :func:`get_client` will build a
+        new client for this URL."""
+        with _CLIENTS_LOCK:
+            for key, client in list(_CLIENTS.items()):
+                if client is self:
+                    del _CLIENTS[key]
         if self._opened:
             self.pool.close()
             self._opened = False
 
+    def _probe(self) -> BaseException | None:
+        """Try one direct connection; return the error, or ``None`` if the
+        server accepts connections."""
+        try:
+            psycopg.connect(self.url, connect_timeout=self.connect_timeout).close()
+        except psycopg.Error as exc:
+            return exc
+        return None
+
     def _on_broken(self) -> None:
-        """Drop the idle connections that died with the server."""
+        """A connection died: drop the idle ones that died with it, and note
+        whether the server itself is down."""
+        if self._probe() is not None:
+            self._down = True
+            return
         try:
             self.pool.check()
         except Exception:  # pragma: no cover - best effort
             logger.debug("pool check failed", exc_info=True)
 
+    def _check_down(self) -> None:
+        """While the server is down, fail at once; when it answers again,
+        start over with a fresh pool (the old one may be waiting in its
+        reconnection back-off)."""
+        error = self._probe()
+        if error is not None:
+            raise BackendError(error, f"PostgreSQL is unreachable: {error}")
+        with self._open_lock:
+            if not self._down:
+                return
+            old, self.pool = self.pool, self._new_pool()
+            self.pool.open(wait=False)
+            self._down = False
+        logger.warning("PostgreSQL answers again: new connection pool")
+        threading.Thread(target=old.close, kwargs={"timeout": 1.0}, daemon=True).start()
+
     @contextlib.contextmanager
     def _connection(self):
         self._open()
+        if self._down:
+            self._check_down()
         try:
             with self.pool.connection() as conn:
                 yield conn
         except psycopg_pool.PoolTimeout as exc:
-            raise BackendError(exc, "no PostgreSQL connection available: server down or pool exhausted") from exc
+            error = self._probe()
+            if error is not None:
+                self._down = True
+                raise BackendError(error, f"PostgreSQL is unreachable: {error}") from exc
+            raise BackendError(exc, "no free PostgreSQL connection: the pool is exhausted") from exc
 
     # -- statements ------------------------------------------------------------
 
@@ -276,6 +325,5 @@ def close_all() -> None:
     """Close every shared pool (for tests and process shutdown)."""
     with _CLIENTS_LOCK:
         clients = list(_CLIENTS.values())
-        _CLIENTS.clear()
     for client in clients:
         client.close()

@@ -6,10 +6,15 @@ that the planner can match expression indexes such as
 query depends only on the *shape* of the request (fields, operators, value
 types), so psycopg prepares it once per connection and reuses it.
 
-Semantics follow :mod:`cliquet.storage`: comparisons only match values of the
-filter value's JSON type, ``NOT``/``EXCLUDE`` also match a missing field, and
-missing values sort last in ascending order (``NULLS LAST``), first in
-descending order (``NULLS FIRST``) — PostgreSQL's own defaults.
+Semantics follow :mod:`cliquet.storage.query` (the reference, in Python): a
+JSON ``null`` is a missing field (``NULLIF(data -> 'f', 'null')``);
+comparisons only match values of the filter value's JSON type, strings by
+code point; ``NOT``/``EXCLUDE`` are exact negations, so they match a missing
+field; missing values sort last in ascending order (``NULLS LAST``), first in
+descending order (``NULLS FIRST``) — PostgreSQL's own defaults — and JSONB's
+own order of types (strings < numbers < booleans < arrays < objects) is the
+reference's. Strings sort by the database collation, which is code point
+order with ``C`` or ``C.UTF-8`` (what ``ci/services`` creates).
 """
 
 from __future__ import annotations
@@ -108,43 +113,67 @@ def column(field: str, id_field: str = "id", modified_field: str = "last_modifie
         return Column(f"{table}last_modified", "int")
     parts = field.split(".")
     if len(parts) == 1:
-        return Column(f"({table}data -> {quote_literal(field)})", "jsonb")
+        return Column(f"NULLIF({table}data -> {quote_literal(field)}, 'null'::jsonb)", "jsonb")
     path = ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
-    return Column(f"({table}data #> {quote_literal('{' + path + '}')})", "jsonb")
+    return Column(f"NULLIF({table}data #> {quote_literal('{' + path + '}')}, 'null'::jsonb)", "jsonb")
+
+
+def _comparable(value) -> bool:
+    """Ordering filters only apply to strings and numbers."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def filter_sql(col: Column, operator: COMPARISON, value, params: list) -> str:
-    """Return the SQL condition of one filter, appending its parameters."""
+    """Return the SQL condition of one filter, appending its parameters.
+
+    A JSON ``null`` is a missing field (the expression of a JSONB field is
+    ``NULL`` for both).
+    """
     if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
-        values = list(value) if isinstance(value, (list, tuple, set)) else [value]
-        arr = col.array_param(values)
-        params.append(arr)
-        cond = f"{col.sql} = ANY(%s::{col.array_cast})"
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        with_null = any(v is None for v in values)
+        arr = col.array_param([v for v in values if v is not None])
+        parts = []
+        if arr:
+            params.append(arr)
+            parts.append(f"{col.sql} = ANY(%s::{col.array_cast})")
+        if with_null and col.nullable:
+            parts.append(f"{col.sql} IS NULL")
+        cond = "(" + " OR ".join(parts) + ")" if parts else "FALSE"
         if operator is COMPARISON.IN:
             return cond
-        return f"({col.sql} IS NULL OR NOT ({cond}))" if col.nullable else f"NOT ({cond})"
+        if col.nullable and not with_null and parts:
+            return f"({col.sql} IS NULL OR NOT {cond})"
+        return f"NOT {cond}"
 
-    if operator is COMPARISON.EQ:
-        if not col.accepts(value):
-            return "FALSE"
-        params.append(col.param(value))
-        return f"{col.sql} = %s"
-
-    if operator is COMPARISON.NOT:
-        if not col.accepts(value):
+    if operator in (COMPARISON.EQ, COMPARISON.NOT):
+        if value is None:
+            cond = f"{col.sql} IS NULL" if col.nullable else "FALSE"
+        elif not col.accepts(value):
+            cond = "FALSE"
+        else:
+            params.append(col.param(value))
+            cond = f"{col.sql} = %s"
+        if operator is COMPARISON.EQ:
+            return cond
+        if cond == "FALSE":
             return "TRUE"
-        params.append(col.param(value))
-        if col.nullable:
-            return f"({col.sql} IS NULL OR {col.sql} <> %s)"
-        return f"{col.sql} <> %s"
+        if value is None:
+            return f"{col.sql} IS NOT NULL"
+        return f"({col.sql} IS NULL OR {col.sql} <> %s)" if col.nullable else f"{col.sql} <> %s"
 
     op = _OPERATORS[operator]
-    if not col.accepts(value) or value is None:
+    if not _comparable(value) or not col.accepts(value):
         return "FALSE"
-    params.append(col.param(value))
-    if col.kind == "jsonb":
-        return f"(jsonb_typeof({col.sql}) = '{json_type(value)}' AND {col.sql} {op} %s)"
-    return f"{col.sql} {op} %s"
+    if col.kind != "jsonb":
+        params.append(value)
+        return f"{col.sql} {op} %s"
+    if isinstance(value, str):
+        # Strings compare by code point, whatever the database's collation.
+        params.append(value)
+        return f"(jsonb_typeof({col.sql}) = 'string' AND ({col.sql} #>> '{{}}') COLLATE \"C\" {op} %s)"
+    params.append(jsonb(value))
+    return f"(jsonb_typeof({col.sql}) = 'number' AND {col.sql} {op} %s)"
 
 
 def order_sql(columns: Sequence[tuple[Column, int]]) -> str:

@@ -71,11 +71,12 @@ STORAGE_MIGRATIONS: list[list[str]] = [
 
 CACHE_MIGRATIONS: list[list[str]] = [
     [
-        # Unlogged: a cache survives a clean restart but needs no WAL.
+        # Unlogged: a cache survives a clean restart but needs no WAL. Values
+        # are JSON text: never queried, so no JSONB parsing on every write.
         """
         CREATE UNLOGGED TABLE IF NOT EXISTS cliquet_cache (
             key TEXT COLLATE "C" PRIMARY KEY,
-            value JSONB NOT NULL,
+            value TEXT NOT NULL,
             expires_at DOUBLE PRECISION
         )
         """,

@@ -1,0 +1,198 @@
+"""Permissions on PostgreSQL, on psycopg 3 and psycopg_pool.
+
+Enable with::
+
+    cliquet.permission_backend = cliquet.permission.postgresql
+    cliquet.permission_url = postgresql://user:password@host:5432/dbname
+
+With the same URL as the storage, both share one connection pool and one
+transaction per request: a request that fails leaves neither records nor
+permissions behind. ``cliquet migrate`` creates the tables.
+
+Two tables: ``cliquet_user_principals (user_id, principal)`` and
+``cliquet_access_control_entries (object_id, permission, principal)``, the
+latter indexed both by object (its primary key) and by ``(permission,
+principal, object_id)``, so :meth:`~PostgreSQLPermission.get_accessible_objects`
+reads only the entries of the given principals instead of scanning them all.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from cliquet.permission import PermissionBase
+from cliquet.storage.postgresql_client import get_client
+from cliquet.storage.postgresql_schema import PERMISSION_MIGRATIONS, migrate
+
+_ACES = "cliquet_access_control_entries"
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class PostgreSQLPermission(PermissionBase):
+    """A :class:`~cliquet.permission.PermissionBase` in two tables.
+
+    :param client: a :class:`~cliquet.storage.postgresql_client.PostgreSQLClient`.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def initialize_schema(self, dry_run: bool = False) -> None:
+        """Create or upgrade the permission tables (idempotent)."""
+        migrate(self.client, "permission", PERMISSION_MIGRATIONS, dry_run=dry_run)
+
+    def flush(self) -> None:
+        """Remove every ACE and user principal."""
+        self.client.execute(f"TRUNCATE cliquet_user_principals, {_ACES}", fetch=None)
+
+    def heartbeat(self) -> bool:
+        """Return whether the server answers."""
+        return self.client.heartbeat()
+
+    # -- user principals ---------------------------------------------------------
+
+    def add_user_principal(self, user_id: str, principal: str) -> None:
+        """Give ``user_id`` the extra ``principal``."""
+        self.client.execute(
+            "INSERT INTO cliquet_user_principals (user_id, principal) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (user_id, principal),
+            fetch=None,
+        )
+
+    def remove_user_principal(self, user_id: str, principal: str) -> None:
+        """Take ``principal`` away from ``user_id``."""
+        self.client.execute(
+            "DELETE FROM cliquet_user_principals WHERE user_id = %s AND principal = %s",
+            (user_id, principal),
+            fetch=None,
+        )
+
+    def get_user_principals(self, user_id: str) -> set[str]:
+        """Return the extra principals of ``user_id``."""
+        rows = self.client.execute("SELECT principal FROM cliquet_user_principals WHERE user_id = %s", (user_id,))
+        return {row[0] for row in rows}
+
+    # -- access control entries --------------------------------------------------
+
+    def add_principal_to_ace(self, object_id: str, permission: str, principal: str) -> None:
+        """Grant ``permission`` on ``object_id`` to ``principal``."""
+        self.client.execute(
+            f"INSERT INTO {_ACES} (object_id, permission, principal) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (object_id, permission, principal),
+            fetch=None,
+        )
+
+    def remove_principal_from_ace(self, object_id: str, permission: str, principal: str) -> None:
+        """Revoke ``permission`` on ``object_id`` from ``principal``."""
+        self.client.execute(
+            f"DELETE FROM {_ACES} WHERE object_id = %s AND permission = %s AND principal = %s",
+            (object_id, permission, principal),
+            fetch=None,
+        )
+
+    def get_object_permission_principals(self, object_id: str, permission: str) -> set[str]:
+        """Return the principals holding ``permission`` on ``object_id``."""
+        rows = self.client.execute(
+            f"SELECT principal FROM {_ACES} WHERE object_id = %s AND permission = %s", (object_id, permission)
+        )
+        return {row[0] for row in rows}
+
+    def get_object_permissions(self, object_id: str, permissions: Iterable[str] | None = None) -> dict[str, set[str]]:
+        """Return ``{permission: principals}`` of ``object_id`` (only
+        ``permissions`` if given)."""
+        if permissions is None:
+            rows = self.client.execute(f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s",
+                                       (object_id,))
+        else:
+            rows = self.client.execute(
+                f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s)",
+                (object_id, list(permissions)),
+            )
+        result: dict[str, set[str]] = {}
+        for permission, principal in rows:
+            result.setdefault(permission, set()).add(principal)
+        return result
+
+    def replace_object_permissions(self, object_id: str, permissions: dict[str, Iterable[str]]) -> dict[str, set[str]]:
+        """Set the named ACEs to exactly the given principals (in one
+        transaction); return the object's permissions afterwards."""
+        wanted = {permission: sorted(set(principals)) for permission, principals in permissions.items()}
+
+        def fn(conn):
+            if wanted:
+                conn.execute(f"DELETE FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s)",
+                             (object_id, list(wanted)))
+                perms = [p for p, principals in wanted.items() for _ in principals]
+                principals = [x for _, ps in wanted.items() for x in ps]
+                if perms:
+                    conn.execute(
+                        f"INSERT INTO {_ACES} (object_id, permission, principal) "
+                        "SELECT %s, p, q FROM unnest(%s::text[], %s::text[]) AS v(p, q) ON CONFLICT DO NOTHING",
+                        (object_id, perms, principals),
+                    )
+            rows = conn.execute(f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s",
+                                (object_id,)).fetchall()
+            return rows
+
+        result: dict[str, set[str]] = {}
+        for permission, principal in self.client.run(fn, write=True):
+            result.setdefault(permission, set()).add(principal)
+        return result
+
+    def delete_object_permissions(self, *object_ids: str) -> None:
+        """Remove every ACE of the given objects."""
+        if object_ids:
+            self.client.execute(f"DELETE FROM {_ACES} WHERE object_id = ANY(%s)", (list(object_ids),), fetch=None)
+
+    def check_permission(self, object_id: str, permission: str, principals: Iterable[str]) -> bool:
+        """Return whether any of ``principals`` holds ``permission`` on ``object_id``."""
+        principals = list(principals)
+        if not principals:
+            return False
+        row = self.client.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {_ACES} WHERE object_id = %s AND permission = %s "
+            "AND principal = ANY(%s))",
+            (object_id, permission, principals),
+            fetch="one",
+        )
+        return bool(row[0])
+
+    def get_accessible_objects(self, principals: Iterable[str], permission: str, prefix: str = "") -> set[str]:
+        """Return the ids of the objects (starting with ``prefix``) on which
+        any of ``principals`` holds ``permission``."""
+        principals = list(principals)
+        if not principals:
+            return set()
+        if prefix:
+            rows = self.client.execute(
+                f"SELECT DISTINCT object_id FROM {_ACES} WHERE permission = %s AND principal = ANY(%s) "
+                "AND object_id LIKE %s",
+                (permission, principals, _like_prefix(prefix)),
+            )
+        else:
+            rows = self.client.execute(
+                f"SELECT DISTINCT object_id FROM {_ACES} WHERE permission = %s AND principal = ANY(%s)",
+                (permission, principals),
+            )
+        return {row[0] for row in rows}
+
+
+def load_from_config(config) -> PostgreSQLPermission:
+    """Return a :class:`PostgreSQLPermission` for ``cliquet.permission_url``
+    (pool from ``cliquet.permission_pool_size`` and
+    ``cliquet.permission_pool_timeout``)."""
+    settings = config.get_settings()
+    url = settings.get("cliquet.permission_url")
+    if not url:
+        from pyramid.exceptions import ConfigurationError
+
+        raise ConfigurationError("cliquet.permission_url is required by cliquet.permission.postgresql")
+    client = get_client(
+        url,
+        pool_size=settings.get("cliquet.permission_pool_size") or 10,
+        pool_timeout=settings.get("cliquet.permission_pool_timeout") or 30.0,
+    )
+    return PostgreSQLPermission(client)

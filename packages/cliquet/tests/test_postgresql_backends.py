@@ -1,0 +1,290 @@
+"""The PostgreSQL backends against the shared contract suites, on the real
+server of ``ci/services`` (``CLIQUET_TEST_POSTGRESQL_URL``), plus a fault
+drill on a private server this module starts, stops and restarts itself.
+
+Each pytest-xdist worker works in its own schema (``search_path`` in the
+URL), dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
+
+from cliquet.cache import postgresql as pg_cache  # noqa: E402
+from cliquet.permission import postgresql as pg_permission  # noqa: E402
+from cliquet.storage import postgresql as pg_storage  # noqa: E402
+from cliquet.storage.exceptions import BackendError, RecordNotFoundError  # noqa: E402
+from cliquet.storage.postgresql_client import PostgreSQLClient  # noqa: E402
+from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, SchemaVersionError, migrate  # noqa: E402
+from cliquet.testing import make_config  # noqa: E402
+from cliquet.testing.cache import CacheContract  # noqa: E402
+from cliquet.testing.permission import PermissionContract  # noqa: E402
+from cliquet.testing.plugin import running_in_ci  # noqa: E402
+from cliquet.testing.storage import StorageContract  # noqa: E402
+
+
+def with_schema(url: str, schema: str) -> str:
+    """Return ``url`` with ``search_path`` set to ``schema``."""
+    option = urllib.parse.quote(f"-csearch_path={schema}")
+    return f"{url}{'&' if '?' in url else '?'}options={option}"
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url(postgresql_url, cliquet_worker_prefix):
+    """The test server's URL with a schema of this worker's own."""
+    schema = f"{cliquet_worker_prefix}pg"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield with_schema(postgresql_url, schema)
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _unreachable_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens there once the socket is closed: connections are refused.
+    return f"postgresql://nobody@127.0.0.1:{port}/nothing"
+
+
+@contextlib.contextmanager
+def unreachable(backend):
+    """Point ``backend`` at a port where no server listens, then back."""
+    saved = backend.client
+    dead = PostgreSQLClient(_unreachable_url(), pool_size=1, pool_timeout=0.3)
+    backend.client = dead
+    try:
+        yield
+    finally:
+        backend.client = saved
+        dead.close()
+
+
+@pytest.mark.services
+class TestPostgreSQLStorage(StorageContract):
+    @pytest.fixture
+    def backend(self, pg_schema_url):
+        storage = pg_storage.load_from_config(make_config(storage_url=pg_schema_url))
+        storage.initialize_schema()
+        return storage
+
+    @pytest.fixture
+    def backend_error(self, backend):
+        return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+class TestPostgreSQLCache(CacheContract):
+    @pytest.fixture
+    def backend(self, pg_schema_url, cliquet_worker_prefix):
+        cache = pg_cache.load_from_config(make_config(cache_url=pg_schema_url, cache_prefix=cliquet_worker_prefix))
+        cache.initialize_schema()
+        return cache
+
+    @pytest.fixture
+    def make_backend(self, backend):
+        return lambda prefix: pg_cache.PostgreSQLCache(backend.client, prefix=prefix)
+
+    @pytest.fixture
+    def backend_error(self, backend):
+        return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+class TestPostgreSQLPermission(PermissionContract):
+    @pytest.fixture
+    def backend(self, pg_schema_url):
+        permission = pg_permission.load_from_config(make_config(permission_url=pg_schema_url))
+        permission.initialize_schema()
+        return permission
+
+    @pytest.fixture
+    def backend_error(self, backend):
+        return lambda: unreachable(backend)
+
+
+# -- schema migrations -----------------------------------------------------------
+
+
+@pytest.mark.services
+def test_migrations_are_recorded_and_a_newer_schema_is_refused(postgresql_url, cliquet_worker_prefix):
+    schema = f"{cliquet_worker_prefix}mig"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    client = PostgreSQLClient(with_schema(postgresql_url, schema), pool_size=2)
+    try:
+        assert migrate(client, "storage", STORAGE_MIGRATIONS, dry_run=True) == [1, 2]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS[:1]) == [1]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS) == [2]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS) == []
+        version = client.execute("SELECT version FROM cliquet_schema WHERE component = 'storage'", fetch="one")
+        assert version == (2,)
+        with pytest.raises(SchemaVersionError):
+            migrate(client, "storage", STORAGE_MIGRATIONS[:1])
+    finally:
+        client.close()
+        with psycopg.connect(postgresql_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# -- fault drill on a private server ------------------------------------------------
+
+
+def _postgres_bindir() -> str | None:
+    for candidate in sorted(
+        (os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")),
+        reverse=True,
+    ) if os.path.isdir("/usr/lib/postgresql") else []:
+        if os.path.exists(os.path.join(candidate, "pg_ctl")):
+            return candidate
+    found = shutil.which("pg_ctl")
+    return os.path.dirname(found) if found else None
+
+
+class PrivateServer:
+    """A throw-away PostgreSQL cluster on a free loopback port (run as the
+    ``postgres`` user when the tests run as root, as PostgreSQL requires)."""
+
+    def __init__(self, bindir: str):
+        self.bindir = bindir
+        self.root = tempfile.mkdtemp(prefix="cliquet-pg-")
+        self.datadir = os.path.join(self.root, "data")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args):
+        subprocess.run(self.prefix + list(args), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, cwd="/")
+
+    def init(self):
+        self._run(os.path.join(self.bindir, "initdb"), "-D", self.datadir, "-U", "postgres",
+                  "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+
+    def start(self):
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-l",
+                  os.path.join(self.root, "log"), "-o", options, "-w", "-t", "30", "start")
+
+    def stop(self, mode="fast"):
+        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", mode, "-w", "stop")
+
+    def cleanup(self):
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_server():
+    bindir = _postgres_bindir()
+    if bindir is None:
+        reason = "no PostgreSQL server binaries (pg_ctl) for the fault drill: run ./ci/services"
+        if running_in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PrivateServer(bindir)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.services
+def test_backends_fail_cleanly_and_recover_after_a_server_restart(private_server):
+    config = make_config(storage_url=private_server.url, cache_url=private_server.url,
+                         permission_url=private_server.url, storage_pool_timeout=2.0,
+                         cache_pool_timeout=2.0, permission_pool_timeout=2.0, storage_pool_size=4)
+    storage = pg_storage.load_from_config(config)
+    cache = pg_cache.load_from_config(config)
+    permission = pg_permission.load_from_config(config)
+    for backend in (storage, cache, permission):
+        backend.initialize_schema()
+    try:
+        record = storage.create("articles", "alice", {"title": "before"})
+        cache.set("k", {"v": 1})
+        permission.add_principal_to_ace("/articles/1", "read", "alice")
+        # Several pooled connections, all about to die with the server.
+        with storage.transaction():
+            storage.get("articles", "alice", record["id"])
+
+        private_server.stop()
+
+        for backend in (storage, cache, permission):
+            assert backend.heartbeat() is False
+        started = time.monotonic()
+        with pytest.raises(BackendError):
+            storage.get("articles", "alice", record["id"])
+        with pytest.raises(BackendError):
+            storage.create("articles", "alice", {"title": "during"})
+        with pytest.raises(BackendError):
+            with storage.transaction():
+                storage.create("articles", "alice", {"title": "during"})
+        with pytest.raises(BackendError):
+            cache.get("k")
+        with pytest.raises(BackendError):
+            permission.check_permission("/articles/1", "read", ["alice"])
+        assert time.monotonic() - started < 30
+
+        private_server.start()
+
+        # Same backend objects: the pool reconnects by itself.
+        assert _wait_until(storage.heartbeat), "the storage did not recover"
+        assert storage.get("articles", "alice", record["id"])["title"] == "before"
+        created = storage.create("articles", "alice", {"title": "after"})
+        assert created["last_modified"] > record["last_modified"]
+        with storage.transaction():
+            storage.update("articles", "alice", created["id"], {"title": "after, in a transaction"})
+        assert storage.get("articles", "alice", created["id"])["title"] == "after, in a transaction"
+        assert cache.get("k") == {"v": 1}
+        assert permission.check_permission("/articles/1", "read", ["alice"]) is True
+        records, total = storage.get_all("articles", "alice")
+        assert total == 2 and {r["title"] for r in records} == {"before", "after, in a transaction"}
+        with pytest.raises(RecordNotFoundError):
+            storage.get("articles", "alice", "never-written")
+
+        # A restart while idle: the pooled connections are stale, yet no call
+        # fails (reads and BEGIN are retried on a fresh connection).
+        with storage.transaction():
+            storage.get("articles", "alice", record["id"])
+        private_server.stop()
+        private_server.start()
+        assert storage.get("articles", "alice", record["id"])["title"] == "before"
+        storage.create("articles", "alice", {"title": "after the second restart"})
+        with storage.transaction():
+            storage.create("articles", "alice", {"title": "in a transaction"})
+        assert cache.get("k") == {"v": 1}
+        assert storage.get_all("articles", "alice")[1] == 4
+    finally:
+        for backend in (storage, cache, permission):
+            backend.client.close()
