@@ -145,3 +145,12 @@ def test_end_of_service_410_after_date():
     resp = app.get("/v1/articles", headers=basic_auth(), status=410)
     assert resp.json["errno"] == 202
     assert json.loads(resp.headers["Alert"])["code"] == "hard-eol"
+
+
+@pytest.mark.parametrize("path,location", [
+    ("/v1", "http://localhost/v1/"),
+    ("/v1/articles/", "http://localhost/v1/articles"),
+    ("/v1/articles/?_limit=1", "http://localhost/v1/articles?_limit=1"),
+])
+def test_trailing_slash_redirects(app, path, location):
+    assert app.get(path, status=307).headers["Location"] == location

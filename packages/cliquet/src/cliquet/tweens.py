@@ -95,7 +95,14 @@ def protocol_tween_factory(handler, registry):
     def check_request(request):
         """Return an error response for a request refused before routing, or None."""
         path = request.path_info
-        if not (path == prefix or path.startswith(prefix + "/")):
+        if path == prefix or (path.endswith("/") and len(path) > len(prefix) + 1
+                              and path.startswith(prefix + "/")):
+            # /v1 → /v1/ and /v1/articles/ → /v1/articles
+            location = request.application_url + (prefix + "/" if path == prefix else path.rstrip("/"))
+            if request.query_string:
+                location += "?" + request.query_string
+            return httpexceptions.HTTPTemporaryRedirect(location=location)
+        if not path.startswith(prefix + "/"):
             match = _VERSION_RE.match(path)
             if match and match.group(1) != major:
                 return http_error(httpexceptions.HTTPNotFound(), errno=ERRORS.VERSION_NOT_AVAILABLE,
