@@ -164,3 +164,12 @@ def test_a_value_that_is_not_json_is_a_backend_error(http, bucket_url, prefix):
     http.request("PUT", raw_url(bucket_url, prefix + "k"), body=b"<html>", headers={"Content-Type": "text/html"})
     with pytest.raises(BackendError):
         make_cache(bucket_url, prefix).get("k")
+
+
+def test_unreadable_expiry_metadata_is_a_backend_error(http, bucket_url, prefix):
+    from cliquet.storage.exceptions import BackendError
+
+    http.request("PUT", raw_url(bucket_url, prefix + "k"), body=b"1",
+                 headers={"Content-Type": "application/json", "X-Riak-Meta-Cliquet-Expires": "soon"})
+    with pytest.raises(BackendError):
+        make_cache(bucket_url, prefix).ttl("k")

@@ -74,7 +74,10 @@ class _Object:
         self.headers = headers
         self.vclock = vclock
         raw = headers.get(META_EXPIRES)
-        self.expires_ms = int(raw) if raw not in (None, "") else None
+        try:
+            self.expires_ms = int(raw) if raw not in (None, "") else None
+        except ValueError as exc:
+            raise BackendError(exc, f"invalid {META_EXPIRES} in Riak: {raw!r}") from exc
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and self.expires_ms <= now_ms
@@ -247,7 +250,10 @@ class RiakCache(CacheBase):
         choice and left alone; the backend works with either setting.
         """
         response = self.client.request("GET", f"{self.location.bucket_path}/props", ok=(200,))
-        props = response.json().get("props", {})
+        try:
+            props = response.json()["props"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError(exc, f"unexpected answer to GET props: {response.body[:200]!r}") from exc
         logger.info("Riak cache bucket %s/%s: allow_mult=%s%s", self.location.bucket_type,
                     self.location.bucket, props.get("allow_mult"), " (dry run)" if dry_run else "")
 
