@@ -25,11 +25,13 @@ export function freePort() {
 
 /**
  * Starts `ci/serve` on its own port. Resolves to `{url, stop()}` once
- * `GET /v1/` answers. `env` adds settings (e.g. `CLIQUET_BACKOFF`).
+ * `GET /v1/` answers. `env` adds settings (e.g. `CLIQUET_BACKOFF`);
+ * `fixedPort` restarts a server on the port it had.
  * @param {Record<string,string>} [env]
+ * @param {number|null} [fixedPort]
  */
-export async function startServer(env = {}) {
-  const port = await freePort();
+export async function startServer(env = {}, fixedPort = null) {
+  const port = fixedPort || (await freePort());
   const child = spawn(path.join(ROOT, "ci/serve"), [], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
@@ -46,8 +48,9 @@ export async function startServer(env = {}) {
   for (;;) {
     if (exited !== null) throw new Error(`ci/serve exited with ${exited}:\n${log.slice(-3000)}`);
     try {
+      // Any HTTP answer means it is up (past its end of service it is a 410).
       const r = await fetch(`${url}/`);
-      if (r.ok) break;
+      if (r.status < 500) break;
     } catch {
       // not listening yet
     }
