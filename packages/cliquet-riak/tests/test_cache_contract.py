@@ -19,7 +19,7 @@ from cliquet_riak import cache as riak_cache
 
 def _backend(url, prefix, **settings):
     backend = riak_cache.load_from_config(make_config(cache_url=url, cache_prefix=prefix,
-                                                      riak_read_timeout="2s", **settings))
+                                                      riak_read_timeout="5s", **settings))
     backend.initialize_schema()
     return backend
 

@@ -47,7 +47,7 @@ def make_cache(*urls, prefix="p:"):
     cache_url = " ".join(url + BUCKET for url in urls)
     return riak_cache.load_from_config(make_config(
         cache_url=cache_url, cache_prefix=prefix, riak_connect_timeout="0.5s",
-        riak_read_timeout="1s", riak_node_down_seconds="1s"))
+        riak_read_timeout="5s", riak_node_down_seconds="1s"))
 
 
 def stats(url):
@@ -117,7 +117,7 @@ def app(node):
     config = Configurator(settings={
         "pyramid.includes": "cliquet_riak",
         "cliquet.cache_url": node.url + BUCKET,
-        "cliquet.riak_read_timeout": "1s",
+        "cliquet.riak_read_timeout": "5s",
         "cliquet.userid_hmac_secret": "test",
     })
     cliquet.initialize(config, "1.0", project_name="riakapp")
