@@ -1,0 +1,410 @@
+"""Redis storage, on redis-py (hiredis when installed).
+
+Enable with::
+
+    cliquet.storage_backend = cliquet.storage.redis
+    cliquet.storage_url = redis://127.0.0.1:6379/0
+    cliquet.storage_prefix = cliquet:storage:   # every key starts with it (the default)
+
+Layout, per collection scope ``S`` (the JSON text ``["collection", "parent"]``):
+
+* ``{prefix}r:S`` — hash ``id → "<last_modified>|<JSON fields>"`` of live records;
+* ``{prefix}t:S`` — hash ``id → last_modified`` of tombstones;
+* ``{prefix}z:S`` — sorted set of both, scored by ``last_modified``;
+* ``{prefix}ts:S`` — the collection timestamp; ``{prefix}v:S`` — a version
+  changed by every write (purges included);
+* ``{prefix}scopes`` — every scope, for purges across collections.
+
+Every write is one Lua script, so it is atomic: the timestamp comes from the
+server's clock (``TIME``) as ``max(now, last + 1)`` (or a newer given one),
+hence unique and strictly increasing across any number of app servers.
+
+Queries read a collection in one round trip and evaluate filters, sorting and
+``after`` in Python with :mod:`cliquet.storage.query` — the same code as the
+memory backend, so the semantics are identical. Each process keeps the
+parsed collection while its version is unchanged: a repeated list or
+``_since`` poll costs one round trip that returns only the version.
+Collections are read whole, so the cost of a *changed* collection grows with
+its size; PostgreSQL is the backend for large collections.
+
+No rollback: :meth:`~StorageBase.transaction` is the base's no-op (the
+``transactions`` capability is not declared).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import threading
+
+import orjson
+
+from cliquet.storage import COMPARISON, RecordNotFoundError, Sort, StorageBase, UnicityError
+from cliquet.storage import query as q
+from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
+
+_LUA_COMMON = """
+local function bump(tskey, given, count)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local last = tonumber(redis.call('GET', tskey))
+  local ts
+  if given ~= nil and (last == nil or given > last) then
+    ts = given
+  else
+    ts = now + count - 1
+    if last ~= nil and ts < last + count then ts = last + count end
+  end
+  redis.call('SET', tskey, string.format('%.0f', ts))
+  return ts
+end
+local function touch()
+  redis.call('SET', KEYS[5], redis.call('INCR', KEYS[6]))
+  redis.call('SADD', KEYS[7], ARGV[1])
+end
+"""
+
+# KEYS: r, t, z, ts, v, seq, scopes.  ARGV[1]: the scope.
+_CREATE = _LUA_COMMON + """
+local existing = redis.call('HGET', KEYS[1], ARGV[2])
+if existing then return {0, existing} end
+local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
+redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], s, ARGV[2])
+touch()
+return {1, s}
+"""
+
+_UPDATE = _LUA_COMMON + """
+local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
+redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], s, ARGV[2])
+touch()
+return s
+"""
+
+# ARGV: scope, with_deleted ("1"/"0"), given, ids...
+_DELETE = _LUA_COMMON + """
+local ids = {}
+for i = 4, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then table.insert(ids, ARGV[i]) end
+end
+if #ids == 0 then return {} end
+local given = nil
+if #ids == 1 then given = tonumber(ARGV[3]) end
+local last = bump(KEYS[4], given, #ids)
+local out = {}
+for i, id in ipairs(ids) do
+  local s = string.format('%.0f', last - #ids + i)
+  redis.call('HDEL', KEYS[1], id)
+  if ARGV[2] == '1' then
+    redis.call('HSET', KEYS[2], id, s)
+    redis.call('ZADD', KEYS[3], s, id)
+  else
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+  end
+  table.insert(out, id)
+  table.insert(out, s)
+end
+touch()
+return out
+"""
+
+# ARGV: scope, before ("" for all).
+_PURGE = _LUA_COMMON + """
+local ids
+if ARGV[2] == '' then
+  ids = redis.call('HKEYS', KEYS[2])
+else
+  ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
+end
+local removed = 0
+for _, id in ipairs(ids) do
+  if redis.call('HDEL', KEYS[2], id) == 1 then
+    redis.call('ZREM', KEYS[3], id)
+    removed = removed + 1
+  end
+end
+if removed > 0 then touch() end
+return removed
+"""
+
+# KEYS: r, t, v, ts.  ARGV: known version.  Everything in one snapshot.
+_SNAPSHOT = """
+local v = redis.call('GET', KEYS[3]) or ''
+if v == ARGV[1] then return {v} end
+return {v, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+"""
+
+# KEYS: ts.  ARGV: now (ms).  Remember the current time for a new collection.
+_TIMESTAMP = """
+local ts = redis.call('GET', KEYS[1])
+if ts then return ts end
+local t = redis.call('TIME')
+local s = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[1], s)
+return s
+"""
+
+
+class _Snapshot:
+    """A parsed collection: live records sorted by timestamp, and tombstones."""
+
+    __slots__ = ("version", "records", "stamps", "tombstones", "tomb_stamps", "size")
+
+    def __init__(self, version, records, tombstones):
+        self.version = version
+        self.records = records
+        self.stamps = [r["last_modified"] for r in records]
+        self.tombstones = tombstones
+        self.tomb_stamps = [t["last_modified"] for t in tombstones]
+        self.size = len(records) + len(tombstones)
+
+
+class RedisStorage(StorageBase):
+    """Storage on Redis. Build it with :func:`load_from_config`.
+
+    :param client: a :class:`redis.Redis` (see :mod:`cliquet.storage.redis_client`).
+    :param prefix: prepended to every key.
+    :param max_fetch_size: most records one :meth:`get_all` returns.
+    :param cache_records: most parsed records kept in this process.
+    """
+
+    def __init__(self, client, prefix: str = "cliquet:", max_fetch_size: int = 10000, cache_records: int = 200_000):
+        self.client = client
+        self.prefix = prefix
+        self.max_fetch_size = max_fetch_size
+        self.cache_records = cache_records
+        self._snapshots: collections.OrderedDict = collections.OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
+        self._scripts = {name: client.register_script(lua) for name, lua in (
+            ("create", _CREATE), ("update", _UPDATE), ("delete", _DELETE), ("purge", _PURGE),
+            ("snapshot", _SNAPSHOT), ("timestamp", _TIMESTAMP))}
+
+    # -- keys ---------------------------------------------------------------------
+
+    def _keys(self, collection_id, parent_id):
+        scope = orjson.dumps([collection_id, parent_id]).decode()
+        p = self.prefix
+        keys = [f"{p}r:{scope}", f"{p}t:{scope}", f"{p}z:{scope}", f"{p}ts:{scope}", f"{p}v:{scope}",
+                f"{p}seq", f"{p}scopes"]
+        return scope, keys
+
+    def _run(self, name, keys, args):
+        with wrap_errors():
+            return self._scripts[name](keys=keys, args=args, client=self.client)
+
+    # -- administration -------------------------------------------------------------
+
+    def initialize_schema(self, dry_run: bool = False) -> None:
+        """Nothing to create on Redis; checks that the server answers."""
+        with wrap_errors():
+            self.client.ping()
+
+    def flush(self) -> None:
+        """Remove every key of the prefix (the version sequence excepted, so
+        that processes never mistake new data for what they cached)."""
+        with wrap_errors():
+            delete_prefix(self.client, self.prefix, keep=(f"{self.prefix}seq",))
+        with self._lock:
+            self._snapshots.clear()
+            self._cached = 0
+
+    def heartbeat(self) -> bool:
+        """Return whether the server answers."""
+        return heartbeat(self.client)
+
+    def collection_timestamp(self, collection_id, parent_id) -> int:
+        """Return the collection timestamp (the server's time, remembered,
+        for a collection never written)."""
+        _, keys = self._keys(collection_id, parent_id)
+        return int(self._run("timestamp", [keys[3]], []))
+
+    # -- writes ---------------------------------------------------------------------
+
+    def _payload(self, record):
+        data = dict(record)
+        data.pop(self.id_field, None)
+        given = data.pop(self.modified_field, None)
+        given = given if type(given) is int and 0 <= given < 2**53 else ""
+        payload = orjson.dumps(data)
+        return orjson.loads(payload), payload, given
+
+    def _full(self, data, object_id, timestamp):
+        data[self.id_field] = object_id
+        data[self.modified_field] = timestamp
+        return data
+
+    def create(self, collection_id, parent_id, record, id_generator=None):
+        """Store a new record; :class:`UnicityError` if its id is taken."""
+        object_id = record.get(self.id_field)
+        if object_id is None:
+            object_id = id_generator() if id_generator is not None else _uuid4()
+        data, payload, given = self._payload(record)
+        scope, keys = self._keys(collection_id, parent_id)
+        created, value = self._run("create", keys, [scope, object_id, payload, given])
+        if not created:
+            stamp, _, body = value.partition(b"|")
+            raise UnicityError(self.id_field, self._full(orjson.loads(body), object_id, int(stamp)))
+        return self._full(data, object_id, int(value))
+
+    def get(self, collection_id, parent_id, object_id):
+        """Return the live record; :class:`RecordNotFoundError` otherwise."""
+        _, keys = self._keys(collection_id, parent_id)
+        with wrap_errors():
+            value = self.client.hget(keys[0], object_id)
+        if value is None:
+            raise RecordNotFoundError(object_id)
+        stamp, _, body = value.partition(b"|")
+        return self._full(orjson.loads(body), object_id, int(stamp))
+
+    def update(self, collection_id, parent_id, object_id, record):
+        """Replace (or create) the record with a new timestamp."""
+        data, payload, given = self._payload(record)
+        scope, keys = self._keys(collection_id, parent_id)
+        stamp = self._run("update", keys, [scope, object_id, payload, given])
+        return self._full(data, object_id, int(stamp))
+
+    def _tombstone(self, object_id, timestamp):
+        return {self.id_field: object_id, self.modified_field: timestamp, self.deleted_field: True}
+
+    def delete(self, collection_id, parent_id, object_id, with_deleted=True, last_modified=None):
+        """Delete the record, leaving a tombstone unless ``with_deleted`` is false."""
+        scope, keys = self._keys(collection_id, parent_id)
+        given = last_modified if type(last_modified) is int and 0 <= last_modified < 2**53 else ""
+        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", given, object_id])
+        if not out:
+            raise RecordNotFoundError(object_id)
+        return self._tombstone(out[0].decode(), int(out[1]))
+
+    def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
+        """Delete the matching records (each tombstone its own timestamp)."""
+        scope, keys = self._keys(collection_id, parent_id)
+        snapshot = self._snapshot(collection_id, parent_id)
+        matches = q.compile_filters(filters)
+        ids = [r[self.id_field] for r in snapshot.records if matches(r)]
+        if not ids:
+            return []
+        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", ""] + ids)
+        return [self._tombstone(out[i].decode(), int(out[i + 1])) for i in range(0, len(out), 2)]
+
+    def purge_deleted(self, collection_id, parent_id, before=None):
+        """Remove tombstones (older than ``before``); return how many."""
+        if collection_id is not None and parent_id is not None:
+            scopes = [(collection_id, parent_id)]
+        else:
+            with wrap_errors():
+                members = self.client.smembers(f"{self.prefix}scopes")
+            scopes = [tuple(orjson.loads(m)) for m in members]
+            scopes = [(c, p) for c, p in scopes
+                      if (collection_id is None or c == collection_id) and (parent_id is None or p == parent_id)]
+        removed = 0
+        for cid, pid in scopes:
+            scope, keys = self._keys(cid, pid)
+            removed += int(self._run("purge", keys, [scope, "" if before is None else str(int(before))]))
+        return removed
+
+    # -- reads ----------------------------------------------------------------------
+
+    def _snapshot(self, collection_id, parent_id) -> _Snapshot:
+        """Return the parsed collection, from this process's cache when its
+        version did not change (one round trip either way)."""
+        scope, keys = self._keys(collection_id, parent_id)
+        with self._lock:
+            known = self._snapshots.get(scope)
+        reply = self._run("snapshot", [keys[0], keys[1], keys[4], keys[3]],
+                          [known.version if known is not None else "\x00none"])
+        version = reply[0]
+        if known is not None and len(reply) == 1:
+            with self._lock:
+                if scope in self._snapshots:
+                    self._snapshots.move_to_end(scope)
+            return known
+        records = []
+        flat = reply[1]
+        for i in range(0, len(flat), 2):
+            stamp, _, body = flat[i + 1].partition(b"|")
+            records.append(self._full(orjson.loads(body), flat[i].decode(), int(stamp)))
+        records.sort(key=lambda r: r["last_modified"])
+        flat = reply[2]
+        tombstones = sorted((self._tombstone(flat[i].decode(), int(flat[i + 1])) for i in range(0, len(flat), 2)),
+                            key=lambda t: t["last_modified"])
+        snapshot = _Snapshot(version.decode() if isinstance(version, bytes) else version, records, tombstones)
+        with self._lock:
+            old = self._snapshots.pop(scope, None)
+            if old is not None:
+                self._cached -= old.size
+            if snapshot.size <= self.cache_records:
+                self._snapshots[scope] = snapshot
+                self._cached += snapshot.size
+            while self._cached > self.cache_records and self._snapshots:
+                _, evicted = self._snapshots.popitem(last=False)
+                self._cached -= evicted.size
+        return snapshot
+
+    def _since_bound(self, filters):
+        bound, strict = None, False
+        for f in filters:
+            if f.field == self.modified_field and f.operator in (COMPARISON.GT, COMPARISON.MIN) \
+                    and type(f.value) in (int, float):
+                is_strict = f.operator is COMPARISON.GT
+                if bound is None or f.value > bound or (f.value == bound and is_strict):
+                    bound, strict = f.value, is_strict
+        return bound, strict
+
+    @staticmethod
+    def _newer(items, stamps, bound, strict):
+        if bound is None:
+            return items
+        start = (bisect.bisect_right if strict else bisect.bisect_left)(stamps, bound)
+        return items[start:]
+
+    def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
+                include_deleted=False):
+        """Return a page of matching records (and tombstones if asked) and
+        the count of matching live records."""
+        sorting = tuple(sorting) if sorting else (Sort(self.modified_field, -1),)
+        filters = tuple(filters or ())
+        position = q.after_key(after, sorting) if after is not None else None
+        limit = self.max_fetch_size if limit is None else min(max(limit, 0), self.max_fetch_size)
+        snapshot = self._snapshot(collection_id, parent_id)
+        bound, strict = self._since_bound(filters)
+        matches = q.compile_filters(filters)
+        found = [r for r in self._newer(snapshot.records, snapshot.stamps, bound, strict) if matches(r)]
+        total = len(found)
+        if include_deleted:
+            on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
+            found.extend(t for t in self._newer(snapshot.tombstones, snapshot.tomb_stamps, bound, strict)
+                         if on_tombstones(t))
+        records, keys = q.sort_records(found, sorting)
+        start = 0
+        if position is not None:
+            start = q.position_after(keys, position, [s.direction for s in sorting])
+        page = records[start:start + limit]
+        return orjson.loads(orjson.dumps(page)), total
+
+
+def _uuid4() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def load_from_config(config) -> RedisStorage:
+    """Return a :class:`RedisStorage` for ``cliquet.storage_url`` (pool from
+    ``cliquet.storage_pool_size``/``storage_pool_timeout``, keys prefixed with
+    ``cliquet.storage_prefix``)."""
+    from cliquet.settings import Setting, as_str, declare_settings
+
+    declare_settings(config, {"storage_prefix": Setting(
+        "cliquet:storage:", as_str, doc="Prefix of every key of the Redis storage.")})
+    settings = config.get_settings()
+    url = settings.get("cliquet.storage_url") or "redis://127.0.0.1:6379/0"
+    client = get_client(url, settings.get("cliquet.storage_pool_size") or 10,
+                        settings.get("cliquet.storage_pool_timeout") or 30.0)
+    return RedisStorage(client, prefix=settings.get("cliquet.storage_prefix") or "",
+                        max_fetch_size=settings.get("cliquet.storage_max_fetch_size") or 10000)

@@ -1,0 +1,215 @@
+"""The Redis backends against the shared contract suites, on the real server
+of ``ci/services`` (``CLIQUET_TEST_REDIS_URL``), plus a fault drill on a
+private server this module starts, shuts down and restarts itself.
+
+Each pytest-xdist worker (and each run) has its own key prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+pytest.importorskip("redis", reason="the `redis` extra is not installed")
+
+from cliquet.cache import redis as redis_cache  # noqa: E402
+from cliquet.permission import redis as redis_permission  # noqa: E402
+from cliquet.storage import redis as redis_storage  # noqa: E402
+from cliquet.storage.exceptions import BackendError  # noqa: E402
+from cliquet.storage.redis_client import close_client, get_client  # noqa: E402
+from cliquet.testing import make_config  # noqa: E402
+from cliquet.testing.cache import CacheContract  # noqa: E402
+from cliquet.testing.permission import PermissionContract  # noqa: E402
+from cliquet.testing.plugin import running_in_ci  # noqa: E402
+from cliquet.testing.storage import StorageContract  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def unreachable(backend):
+    """Point ``backend`` at a port where no server listens, then back."""
+    saved = backend.client
+    dead = get_client(f"redis://127.0.0.1:{_free_port()}/0", pool_size=1, pool_timeout=0.5)
+    backend.client = dead
+    try:
+        yield
+    finally:
+        backend.client = saved
+        close_client(dead)
+
+
+@pytest.mark.services
+class TestRedisStorage(StorageContract):
+    @pytest.fixture
+    def capabilities(self):
+        return set()  # no rollback on Redis
+
+    @pytest.fixture
+    def backend(self, redis_url, cliquet_worker_prefix):
+        storage = redis_storage.load_from_config(
+            make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}s:"))
+        storage.initialize_schema()
+        return storage
+
+    @pytest.fixture
+    def backend_error(self, backend):
+        return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+class TestRedisCache(CacheContract):
+    @pytest.fixture
+    def backend(self, redis_url, cliquet_worker_prefix):
+        return redis_cache.load_from_config(make_config(cache_url=redis_url, cache_prefix=f"{cliquet_worker_prefix}c:"))
+
+    @pytest.fixture
+    def make_backend(self, backend, cliquet_worker_prefix):
+        return lambda prefix: redis_cache.RedisCache(backend.client, prefix=f"{cliquet_worker_prefix}{prefix}")
+
+    @pytest.fixture
+    def backend_error(self, backend):
+        return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+class TestRedisPermission(PermissionContract):
+    @pytest.fixture
+    def backend(self, redis_url, cliquet_worker_prefix):
+        return redis_permission.load_from_config(
+            make_config(permission_url=redis_url, permission_prefix=f"{cliquet_worker_prefix}p:"))
+
+    @pytest.fixture
+    def backend_error(self, backend):
+        return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+def test_flushes_keep_other_backends_keys(redis_url, cliquet_worker_prefix):
+    config = make_config(storage_url=redis_url, permission_url=redis_url, cache_url=redis_url,
+                         storage_prefix=f"{cliquet_worker_prefix}fs:",
+                         permission_prefix=f"{cliquet_worker_prefix}fp:",
+                         cache_prefix=f"{cliquet_worker_prefix}fc:")
+    storage = redis_storage.load_from_config(config)
+    permission = redis_permission.load_from_config(config)
+    cache = redis_cache.load_from_config(config)
+    record = storage.create("c", "p", {"a": 1})
+    permission.add_principal_to_ace("/o", "read", "alice")
+    cache.set("k", 1)
+    storage.flush()
+    assert permission.check_permission("/o", "read", ["alice"]) and cache.get("k") == 1
+    permission.flush()
+    cache.flush()
+    assert storage.get_all("c", "p") == ([], 0)
+    assert record["id"] and not permission.check_permission("/o", "read", ["alice"]) and cache.get("k") is None
+
+
+# -- fault drill on a private server ------------------------------------------------
+
+
+class PrivateRedis:
+    """A throw-away ``redis-server`` on a free loopback port, persisting to an
+    append-only file so that data survives the restart."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="cliquet-redis-")
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "yes",
+                        "--dir", self.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                        "--logfile", f"{self.dir}/log", "--pidfile", f"{self.dir}/pid"], check=True,
+                       stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if self._cli("ping").strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def _cli(self, *args) -> str:
+        done = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True)
+        return done.stdout
+
+    def shutdown(self):
+        self._cli("shutdown", "nosave")
+        for _ in range(100):
+            if self._cli("ping").strip() != "PONG":
+                return
+            time.sleep(0.05)
+
+    def cleanup(self):
+        with contextlib.suppress(Exception):
+            self.shutdown()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_redis():
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        reason = "no redis-server/redis-cli for the fault drill: run ./ci/services"
+        if running_in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.services
+def test_backends_fail_cleanly_and_recover_after_a_server_restart(private_redis):
+    config = make_config(storage_url=private_redis.url, cache_url=private_redis.url,
+                         permission_url=private_redis.url, storage_pool_timeout=2.0,
+                         cache_pool_timeout=2.0, permission_pool_timeout=2.0)
+    storage = redis_storage.load_from_config(config)
+    cache = redis_cache.load_from_config(config)
+    permission = redis_permission.load_from_config(config)
+    try:
+        record = storage.create("articles", "alice", {"title": "before"})
+        cache.set("k", {"v": 1})
+        permission.add_principal_to_ace("/articles/1", "read", "alice")
+
+        private_redis.shutdown()
+
+        for backend in (storage, cache, permission):
+            assert backend.heartbeat() is False
+        started = time.monotonic()
+        with pytest.raises(BackendError):
+            storage.get("articles", "alice", record["id"])
+        with pytest.raises(BackendError):
+            storage.create("articles", "alice", {"title": "during"})
+        with pytest.raises(BackendError):
+            storage.get_all("articles", "alice")
+        with pytest.raises(BackendError):
+            cache.get("k")
+        with pytest.raises(BackendError):
+            permission.check_permission("/articles/1", "read", ["alice"])
+        assert time.monotonic() - started < 10
+
+        private_redis.start()
+
+        # Same backend objects: the pool reconnects by itself.
+        assert storage.heartbeat() is True
+        assert storage.get("articles", "alice", record["id"])["title"] == "before"
+        created = storage.create("articles", "alice", {"title": "after"})
+        assert created["last_modified"] > record["last_modified"]
+        assert cache.get("k") == {"v": 1}
+        assert permission.check_permission("/articles/1", "read", ["alice"]) is True
+        records, total = storage.get_all("articles", "alice")
+        assert total == 2 and {r["title"] for r in records} == {"before", "after"}
+    finally:
+        for backend in (storage, cache, permission):
+            close_client(backend.client)
