@@ -94,6 +94,12 @@ def main(argv=None):
                                                        riak_purge_interval="0"))
         label = "riak (stand-in)" if node else "riak"
         print(f"# {args.ops} operations each; Riak at {riak_url}", flush=True)
+        # The floor: bare HTTP round trips (GET /ping) on the same client.
+        start = time.perf_counter()
+        for _ in range(args.ops):
+            riak.client.request("GET", "/ping", ok=(200,))
+        rate = args.ops / (time.perf_counter() - start)
+        print(f"{label:<22} ping threads=1   {rate:>10,.0f} ops/s  (HTTP round trips, the floor)", flush=True)
         results += bench(label, riak, args.ops, args.threads)
         riak.close()
     finally:
