@@ -54,4 +54,9 @@ def test_serve_picks_one_worker_on_memory_backends(ini, monkeypatch):
     monkeypatch.setenv("CLIQUET_STORAGE_BACKEND", "cliquet.storage.postgresql")
     cli.main(["serve", "--ini", ini])
     argv = calls[1]
+    assert argv[argv.index("--workers") + 1] == "1"  # cache and permission are still in memory
+    for kind in ("CACHE", "PERMISSION"):
+        monkeypatch.setenv(f"CLIQUET_{kind}_BACKEND", f"cliquet.{kind.lower()}.redis")
+    cli.main(["serve", "--ini", ini])
+    argv = calls[2]
     assert int(argv[argv.index("--workers") + 1]) >= 1 and argv[argv.index("--blocking-threads") + 1] == "2"

@@ -25,7 +25,7 @@ from cliquet.resource.pagination import InvalidToken
 from cliquet.resource.querystring import FieldTypes, parse_list_query, project_fields
 from cliquet.resource.schema import ResourceSchema, invalid_details, validate
 from cliquet.storage import Sort
-from cliquet.storage.exceptions import RecordNotFoundError, UnicityError
+from cliquet.storage.exceptions import HistoryPurgedError, RecordNotFoundError, UnicityError
 from cliquet.utils import json_response
 
 _RESPONSE_BEHAVIORS = ("full", "light", "diff")
@@ -192,8 +192,12 @@ class UserResource:
             if len(after) != len(query.sorting):
                 raise_invalid("querystring", "_token", "Invalid pagination token: wrong shape")
         limit = query.limit or self.registry.settings["cliquet.storage_max_fetch_size"]
-        records, total = self.model.get_records(filters=query.filters, sorting=query.sorting, after=after,
-                                                limit=limit + 1, include_deleted=query.include_deleted)
+        try:
+            records, total = self.model.get_records(filters=query.filters, sorting=query.sorting, after=after,
+                                                    limit=limit + 1, include_deleted=query.include_deleted)
+        except HistoryPurgedError as exc:
+            raise_invalid("querystring", "_since",
+                          f"Changes before {exc.oldest} were purged: resync from scratch (without _since)")
         headers = {
             "ETag": f'"{timestamp}"',
             "Last-Modified": http.http_date(timestamp),

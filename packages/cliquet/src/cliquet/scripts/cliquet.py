@@ -58,12 +58,14 @@ def cmd_purge_deleted(args):
     return 0
 
 
-def _uses_memory_backends(settings_env):
-    for kind in ("STORAGE", "CACHE", "PERMISSION"):
-        backend = settings_env.get(f"CLIQUET_{kind}_BACKEND")
-        if backend and not backend.endswith(".memory"):
-            return False
-    return True
+def _backend_names(app_settings, environ):
+    """The dotted names of the three backends, the environment winning over the INI."""
+    names = []
+    for kind in ("storage", "cache", "permission"):
+        name = environ.get(f"CLIQUET_{kind.upper()}_BACKEND") or app_settings.get(
+            f"cliquet.{kind}_backend") or app_settings.get(f"{kind}_backend") or f"cliquet.{kind}.memory"
+        names.append(name)
+    return names
 
 
 def cmd_serve(args):
@@ -76,9 +78,8 @@ def cmd_serve(args):
     app = dict(parser["app:main"]) if parser.has_section("app:main") else {}
     host = os.environ.get("HOST") or args.host or server.get("host", "127.0.0.1")
     port = str(os.environ.get("PORT") or args.port or server.get("port", "8888"))
-    in_memory = _uses_memory_backends(os.environ) and all(
-        app.get(f"cliquet.{kind}_backend", "cliquet.x.memory").endswith(".memory")
-        for kind in ("storage", "cache", "permission"))
+    # Memory backends live inside one process: any of them means one worker.
+    in_memory = any(name.endswith(".memory") for name in _backend_names(app, os.environ))
     workers = args.workers or os.environ.get("WORKERS") or (1 if in_memory else os.cpu_count() or 2)
     threads = args.threads or os.environ.get("THREADS") or (1 if in_memory else 2)
     os.environ["CLIQUET_INI"] = os.path.abspath(args.ini)
