@@ -17,7 +17,8 @@ from pyramid import httpexceptions
 
 from cliquet.errors import ERRORS, http_error
 from cliquet.storage.exceptions import BackendError
-from cliquet.views.errors import backend_error_response
+from cliquet.events import AfterResourceChanged, EventCollector, ResourceChanged
+from cliquet.views.errors import backend_error_response, internal_error
 
 _EXPOSED_HEADERS = ", ".join([
     "Alert", "Backoff", "Retry-After", "Content-Length", "ETag", "Last-Modified",
@@ -153,17 +154,36 @@ def protocol_tween_factory(handler, registry):
 
 
 def _in_transaction(request, handler):
-    """Run the request in a storage transaction, undone on any error status."""
+    """Run the request in a storage transaction, undone on any error status.
+
+    Resource events are gathered while the request runs; ``ResourceChanged``
+    is sent before the commit, ``AfterResourceChanged`` after it. A batch
+    sub-request hands its events to the batch request instead, which sends
+    them grouped, once.
+    """
     storage = getattr(request.registry, "storage", None)
-    if storage is None:
+    events = request.cliquet_events = EventCollector()
+    parent = getattr(request, "cliquet_batch_parent", None)
+    if storage is None:  # pragma: no cover - cliquet always sets one
         return handler(request)
     try:
         with storage.transaction():
             response = handler(request)
             if response.status_code >= 400:
                 raise _Rollback(response)
-            return response
+            if parent is not None:
+                parent.cliquet_events.merge(events)
+            else:
+                try:
+                    events.notify(request, ResourceChanged)
+                except BackendError as exc:
+                    raise _Rollback(backend_error_response(request, exc))
+                except Exception as exc:
+                    raise _Rollback(internal_error(exc, request))
     except _Rollback as rollback:
         return rollback.response
     except BackendError as exc:  # the commit itself failed
         return backend_error_response(request, exc)
+    if parent is None:
+        events.notify(request, AfterResourceChanged, swallow=True)
+    return response

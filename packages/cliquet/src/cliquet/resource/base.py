@@ -19,6 +19,7 @@ import colander
 from pyramid import httpexceptions
 
 from cliquet.errors import ERRORS, http_error, raise_invalid
+from cliquet.events import ACTIONS, notify_read
 from cliquet.resource import http
 from cliquet.resource.model import Model
 from cliquet.resource.pagination import InvalidToken
@@ -159,6 +160,19 @@ class UserResource:
             clean[self.model.id_field] = given_id
         return clean
 
+    def _changed(self, action, new, old=None):
+        """Note a change for the resource events of this request."""
+        events = getattr(self.request, "cliquet_events", None)
+        if events is None:  # pragma: no cover - set by the protocol tween
+            return
+        impacted = {"new": new} if old is None else {"old": old, "new": new}
+        events.add(self.name, ACTIONS(action).value, self.collection_uri(), self.model.parent_id,
+                   new[self.model.modified_field], impacted)
+
+    def collection_uri(self):
+        """The path of the collection, without the version prefix (``/articles``)."""
+        return self.collection_path
+
     def _record_response(self, record, status=200):
         timestamp = record[self.model.modified_field]
         return json_response(self.request, {"data": record}, status=status,
@@ -217,6 +231,7 @@ class UserResource:
         if query.fields:
             records = [project_fields(r, query.fields) if not r.get(self.model.deleted_field) else r
                        for r in records]
+        notify_read(self.request, self.name, self.collection_uri(), self.model.parent_id, timestamp, records)
         return json_response(self.request, {"data": records}, headers=headers)
 
     def collection_post(self):
@@ -238,6 +253,7 @@ class UserResource:
             created = self.model.create_record(record)
         except UnicityError as exc:
             return self._record_response(exc.record, status=200)
+        self._changed(ACTIONS.CREATE, created)
         return self._record_response(created, status=201)
 
     def collection_delete(self):
@@ -247,6 +263,8 @@ class UserResource:
         query = self._list_query()
         http.check_preconditions(self.request, self.model.timestamp())
         deleted = self.model.delete_records(filters=query.filters)
+        for tombstone in deleted:
+            self._changed(ACTIONS.DELETE, tombstone, old={self.model.id_field: tombstone[self.model.id_field]})
         return json_response(self.request, {"data": deleted})
 
     # -- record endpoints ----------------------------------------------------
@@ -262,6 +280,7 @@ class UserResource:
             raise self._not_found()
         timestamp = record[self.model.modified_field]
         http.check_preconditions(self.request, timestamp, current=record)
+        notify_read(self.request, self.name, self.collection_uri(), self.model.parent_id, timestamp, [record])
         fields = self.request.GET.get("_fields")
         if fields:
             record = project_fields(record, [f for f in fields.split(",") if f])
@@ -282,6 +301,10 @@ class UserResource:
         record[self.model.id_field] = record_id
         record = self.process_record(record, old=existing)
         stored = self.model.update_record(record_id, record)
+        if existing is None:
+            self._changed(ACTIONS.CREATE, stored)
+        else:
+            self._changed(ACTIONS.UPDATE, stored, old=existing)
         return self._record_response(stored, status=200 if existing else 201)
 
     def patch(self):
@@ -310,6 +333,7 @@ class UserResource:
             stored = existing  # nothing changed: no new timestamp
         else:
             stored = self.model.update_record(record_id, record)
+            self._changed(ACTIONS.UPDATE, stored, old=existing)
         behavior = self.request.headers.get("Response-Behavior", "full").lower()
         if behavior not in _RESPONSE_BEHAVIORS:
             raise_invalid("header", "Response-Behavior", f"Must be one of {', '.join(_RESPONSE_BEHAVIORS)}")
@@ -335,6 +359,7 @@ class UserResource:
             raise self._not_found()
         http.check_preconditions(self.request, existing[self.model.modified_field], current=existing)
         tombstone = self.model.delete_record(record_id)
+        self._changed(ACTIONS.DELETE, tombstone, old=existing)
         return self._record_response(tombstone)
 
 

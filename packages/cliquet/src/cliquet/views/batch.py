@@ -101,6 +101,7 @@ def _run(parent, item):
         headers.setdefault("Content-Type", "application/json")
     sub = Request.blank(item["path"], **kwargs)
     sub.registry = parent.registry
+    sub.cliquet_batch_parent = parent
     response = parent.invoke_subrequest(sub, use_tweens=True)
     try:
         body = orjson.loads(response.body) if response.body else None
