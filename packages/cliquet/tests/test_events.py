@@ -40,7 +40,7 @@ def test_create_sends_changed_then_after(received):
     assert payload["action"] == "create" and payload["resource_name"] == "article"
     assert payload["uri"] == "/articles" and payload["user_id"].startswith("basicauth:")
     assert payload["timestamp"] == record["last_modified"]
-    assert received[0].impacted_records == [{"new": record}]
+    assert received[0].impacted_records == [{"new": record, "read_principals": [payload["user_id"]]}]
 
 
 def test_update_and_delete_carry_old_and_new(received):
@@ -49,11 +49,13 @@ def test_update_and_delete_carry_old_and_new(received):
     received.clear()
     updated = app.patch_json(f"{URL}/{record['id']}", {"data": {"title": "b"}}, headers=basic_auth()).json["data"]
     assert received[0].payload["action"] == "update"
-    assert received[0].impacted_records == [{"old": record, "new": updated}]
+    assert received[0].impacted_records[0]["old"] == record
+    assert received[0].impacted_records[0]["new"] == updated
     received.clear()
     tombstone = app.delete(f"{URL}/{record['id']}", headers=basic_auth()).json["data"]
     assert received[0].payload["action"] == "delete"
-    assert received[0].impacted_records == [{"old": updated, "new": tombstone}]
+    assert received[0].impacted_records[0]["old"] == updated
+    assert received[0].impacted_records[0]["new"] == tombstone
 
 
 def test_reads_send_resource_read(received):

@@ -154,3 +154,15 @@ def test_end_of_service_410_after_date():
 ])
 def test_trailing_slash_redirects(app, path, location):
     assert app.get(path, status=307).headers["Location"] == location
+
+
+def test_request_principals_include_groups(app, headers):
+    from pyramid.request import Request
+
+    userid = app.get("/v1/", headers=headers).json["user"]["id"]
+    app.app.registry.permission.add_user_principal(userid, "group:editors")
+    request = Request.blank("/v1/", headers=headers)
+    request.registry = app.app.registry
+    from cliquet.authentication import request_principals
+
+    assert request_principals(request) == ["system.Everyone", "system.Authenticated", userid, "group:editors"]

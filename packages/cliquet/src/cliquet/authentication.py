@@ -109,6 +109,24 @@ class BasicAuthSecurityPolicy:
         return [("WWW-Authenticate", f'Basic realm="{self.realm}"')]
 
 
+def request_principals(request) -> list[str]:
+    """Every principal of the caller: ``system.Everyone``, and when
+    authenticated ``system.Authenticated``, the user id and the user's extra
+    principals from the permission backend (groups).
+
+    Available as ``request.principals`` (computed once per request).
+    """
+    principals = [EVERYONE]
+    userid = request.authenticated_userid
+    if userid is None:
+        return principals
+    principals.extend((AUTHENTICATED, userid))
+    permission = getattr(request.registry, "permission", None)
+    if permission is not None:
+        principals.extend(sorted(permission.get_user_principals(userid) - set(principals)))
+    return principals
+
+
 def includeme(config):
     """Install the policy named by ``cliquet.security_policy`` (default: Basic)."""
     settings = config.get_settings()
@@ -125,3 +143,4 @@ def includeme(config):
     else:
         policy = factory(settings) if callable(factory) and isinstance(factory, type) else factory
     config.set_security_policy(policy)
+    config.add_request_method(request_principals, "principals", reify=True)

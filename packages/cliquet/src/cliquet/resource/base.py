@@ -166,8 +166,13 @@ class UserResource:
         if events is None:  # pragma: no cover - set by the protocol tween
             return
         impacted = {"new": new} if old is None else {"old": old, "new": new}
+        impacted["read_principals"] = self.read_principals(new)
         events.add(self.name, ACTIONS(action).value, self.collection_uri(), self.model.parent_id,
                    new[self.model.modified_field], impacted)
+
+    def read_principals(self, record) -> list[str]:
+        """Who may read ``record``: here its owner (the parent id)."""
+        return [self.model.parent_id]
 
     def collection_uri(self):
         """The path of the collection, without the version prefix (``/articles``)."""
