@@ -231,15 +231,22 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
                 print(f"ERROR: check failed, not measured: {msg}", file=sys.stderr)
                 failures.append(msg)
         for run in range(cfg["runs"]):
-            for running in alive:
-                target = running.fresh() if scenario.fresh_collection else running.read
-                res = run_wrk(cfg, running, scenario, target, cfg["duration"],
-                              running.ids_file)
-                if scenario.fresh_collection:
-                    # Every create answered 2xx must be there afterwards
-                    # (requests still in flight when wrk stopped may add more).
-                    stored = count_records(running.base_url, target)
-                    res["lost"] = max(0, res["records"] - stored)
+            for running in list(alive):
+                try:
+                    target = running.fresh() if scenario.fresh_collection else running.read
+                    res = run_wrk(cfg, running, scenario, target, cfg["duration"],
+                                  running.ids_file)
+                    if scenario.fresh_collection:
+                        # Every create answered 2xx must be there afterwards
+                        # (requests still in flight when wrk stopped may add more).
+                        stored = count_records(running.base_url, target)
+                        res["lost"] = max(0, res["records"] - stored)
+                except (CheckFailed, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                    msg = f"{running.server.label}, {scenario.title} at {size}: {exc}"
+                    print(f"ERROR: {msg}", file=sys.stderr)
+                    failures.append(msg)
+                    alive.remove(running)
+                    continue
                 results.setdefault((running.server.label, key, size), []).append(res)
                 print(f"  {size:>6} {scenario.title:<26} {running.server.label:<20} "
                       f"run {run + 1}: {res['ok_rate']:9.1f} ok/s  p50 {res['p50_ms']:7.2f} ms"
@@ -291,14 +298,25 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
                   f"({running.server.workers} worker(s) x {running.server.threads} thread(s))",
                   file=sys.stderr)
         for i, size in enumerate(cfg["sizes"]):
-            for running in servers:
-                prepare_stage(running, size)
+            for running in list(servers):
+                try:
+                    prepare_stage(running, size)
+                except (CheckFailed, OSError, RuntimeError) as exc:
+                    msg = f"{running.server.label}: preloading {size} records failed: {exc}"
+                    print(f"ERROR: {msg}", file=sys.stderr)
+                    failures.append(msg)
+                    running.stop()
+                    servers.remove(running)
             keys = cfg["scenarios"] if i == 0 else cfg["scale_scenarios"]
             measure(cfg, servers, size, keys, results, failures,
                     profiles if args.profile else None, stamp)
     finally:
         for running in servers:
             running.stop()
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main():
@@ -315,14 +333,17 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H%M%SZ")
     results, failures, profiles = {}, [], []
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C and TERM unwind through the finally blocks that stop the servers
+    # (SIGINT explicitly: a background job may have inherited it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminated)
     load_before = os.getloadavg()
     try:
         for name in cfg["configs"]:
             run_group(name, cfg, args, stamp, results, failures, profiles)
     except KeyboardInterrupt:
-        print("interrupted: servers stopped", file=sys.stderr)
-        return 130
+        print("ci/bench interrupted: servers stopped; partial report", file=sys.stderr)
+        failures.append("interrupted: partial report")
     except (RuntimeError, CheckFailed, subprocess.CalledProcessError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         failures.append(str(exc))
@@ -332,6 +353,8 @@ def main():
     with open(path, "w") as f:
         f.write(text)
     print(f"saved to {os.path.relpath(path, ROOT)}", file=sys.stderr)
+    if failures and failures[-1].startswith("interrupted"):
+        return 130
     return 1 if failures else 0
 
 
