@@ -112,17 +112,21 @@ def _agree(storage, seed, queries=120):
 
 @pytest.mark.services
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_postgresql_agrees_with_the_reference(postgresql_url, cliquet_worker_prefix, seed):
+@pytest.mark.parametrize("codepoint", [None, False], ids=["server-collation", "any-collation"])
+def test_postgresql_agrees_with_the_reference(postgresql_url, cliquet_worker_prefix, seed, codepoint):
+    """``codepoint=False`` forces the sort keys used on databases whose
+    collation is not code point order (en_US.UTF-8…)."""
     psycopg = pytest.importorskip("psycopg")
     from cliquet.storage import postgresql as pg_storage
 
-    schema = f"{cliquet_worker_prefix}agree"
+    schema = f"{cliquet_worker_prefix}agree{seed}{codepoint}".lower()
     with psycopg.connect(postgresql_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     option = urllib.parse.quote(f"-csearch_path={schema}")
     url = f"{postgresql_url}{'&' if '?' in postgresql_url else '?'}options={option}"
     storage = pg_storage.load_from_config(make_config(storage_url=url))
     storage.initialize_schema()
+    storage.codepoint_strings = codepoint
     try:
         _agree(storage, seed)
     finally:

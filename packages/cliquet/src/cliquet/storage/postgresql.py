@@ -45,7 +45,7 @@ from cliquet.storage import (
     UnicityError,
 )
 from cliquet.storage.postgresql_client import get_client
-from cliquet.storage.postgresql_query import column, filter_sql, keyset_sql, order_sql
+from cliquet.storage.postgresql_query import column, filter_sql, keyset_sql, order_sql, sort_keys, sort_values
 from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, migrate
 
 _NOW_MS = "floor(extract(epoch from clock_timestamp()) * 1000)::bigint"
@@ -150,6 +150,8 @@ class PostgreSQLStorage(StorageBase):
         # marked on the client: their uncommitted timestamps must not key
         # the count cache.
         self._counts = _CountCache()
+        #: whether JSONB strings sort by code point here (``None``: not asked yet)
+        self.codepoint_strings: bool | None = None
 
     # -- administration ---------------------------------------------------------
 
@@ -363,6 +365,18 @@ class PostgreSQLStorage(StorageBase):
 
     # -- listing ------------------------------------------------------------------
 
+    def _strings_by_codepoint(self) -> bool:
+        """Whether the database compares JSONB strings by code point (asked
+        once: it depends on the database's collation)."""
+        if self.codepoint_strings is None:
+            row = self.client.execute(
+                """SELECT '"a b"'::jsonb < '"a-c"'::jsonb AND '"B"'::jsonb < '"a"'::jsonb """
+                """AND '"é"'::jsonb > '"z"'::jsonb AND '"Z"'::jsonb < '"a"'::jsonb""",
+                fetch="one",
+            )
+            self.codepoint_strings = bool(row[0])
+        return self.codepoint_strings
+
     def _column(self, field):
         return column(field, self.id_field, self.modified_field)
 
@@ -400,7 +414,9 @@ class PostgreSQLStorage(StorageBase):
         the count of matching live records."""
         filters = list(filters or ())
         sorting = list(sorting or ()) or [Sort(self.modified_field, -1)]
-        columns = [(self._column(s.field), s.direction) for s in sorting]
+        codepoint = self._strings_by_codepoint()
+        fields = [(self._column(s.field), s.direction) for s in sorting]
+        columns = [key for col, direction in fields for key in sort_keys(col, direction, codepoint)]
         limit = self.max_fetch_size if limit is None else min(limit, self.max_fetch_size)
 
         params: list = [parent_id, collection_id, parent_id, collection_id]
@@ -408,7 +424,8 @@ class PostgreSQLStorage(StorageBase):
         if not include_deleted:
             where = " AND NOT deleted" + where
         if after is not None:
-            where += " AND " + keyset_sql(columns, list(after), params)
+            values = [v for (col, _), value in zip(fields, after) for v in sort_values(col, value, codepoint)]
+            where += " AND " + keyset_sql(columns, values, params)
         params.append(limit)
         page_sql = (
             "SELECT (SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s) AS _ts, "

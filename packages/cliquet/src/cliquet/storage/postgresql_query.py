@@ -82,6 +82,10 @@ class Column:
             return isinstance(value, str)
         if self.kind == "int":
             return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.kind == "rank":
+            return type(value) is int
+        if self.kind == "ctext":
+            return isinstance(value, str)
         return True
 
     def param(self, value):
@@ -102,7 +106,7 @@ class Column:
 
     @property
     def nullable(self) -> bool:
-        return self.kind == "jsonb"
+        return self.kind in ("jsonb", "rank", "ctext")
 
 
 def column(field: str, id_field: str = "id", modified_field: str = "last_modified", table: str = "") -> Column:
@@ -116,6 +120,35 @@ def column(field: str, id_field: str = "id", modified_field: str = "last_modifie
         return Column(f"NULLIF({table}data -> {quote_literal(field)}, 'null'::jsonb)", "jsonb")
     path = ",".join('"' + p.replace("\\", "\\\\").replace('"', '\\"') + '"' for p in parts)
     return Column(f"NULLIF({table}data #> {quote_literal('{' + path + '}')}, 'null'::jsonb)", "jsonb")
+
+
+_TYPE_RANKS = {"string": 1, "number": 2, "boolean": 3, "array": 4, "object": 5}
+
+
+def sort_keys(col: Column, direction: int, codepoint: bool) -> list[tuple[Column, int]]:
+    """Return the ``ORDER BY`` keys of one sort field.
+
+    JSONB orders types as the reference does and, in a database whose
+    collation is code point order (``C``, ``C.UTF-8``), strings too: one key.
+    Elsewhere strings would follow the collation, so a JSONB field becomes
+    three keys: its type's rank, its text if a string (``COLLATE "C"``),
+    then the value itself.
+    """
+    if col.kind != "jsonb" or codepoint:
+        return [(col, direction)]
+    rank = "(CASE jsonb_typeof({0}) WHEN 'string' THEN 1 WHEN 'number' THEN 2 WHEN 'boolean' THEN 3 " \
+           "WHEN 'array' THEN 4 WHEN 'object' THEN 5 END)".format(col.sql)
+    text = f"((CASE WHEN jsonb_typeof({col.sql}) = 'string' THEN {col.sql} #>> '{{}}' END) COLLATE \"C\")"
+    return [(Column(rank, "rank"), direction), (Column(text, "ctext"), direction), (col, direction)]
+
+
+def sort_values(col: Column, value, codepoint: bool) -> list:
+    """Return the ``after`` values matching :func:`sort_keys` for one field."""
+    if col.kind != "jsonb" or codepoint:
+        return [value]
+    if value is None:
+        return [None, None, None]
+    return [_TYPE_RANKS[json_type(value)], value if isinstance(value, str) else None, value]
 
 
 def _comparable(value) -> bool:
