@@ -1,0 +1,93 @@
+"""The pytest plugin of Cliquet (entry point ``pytest11: cliquet``).
+
+Installed with ``cliquet``, it gives every package's tests, without import:
+
+``cliquet_worker_prefix`` (session)
+    a short string unique to this pytest-xdist worker *and* this run (e.g.
+    ``t3f9a2c1d_gw0_``): lowercase letters, digits and ``_`` only, so it is
+    usable as a key prefix, a schema or database name part, an Elasticsearch
+    index prefix or a Riak bucket prefix.
+``postgresql_url``, ``redis_url`` (session)
+    the URLs in ``CLIQUET_TEST_POSTGRESQL_URL`` and ``CLIQUET_TEST_REDIS_URL``
+    (``eval "$(./ci/services)"`` sets them); see :func:`service_url` for what
+    happens when one is missing.
+
+Other packages define their service fixtures with :func:`service_url`::
+
+    @pytest.fixture(scope="session")
+    def elasticsearch_url():
+        return service_url("CLIQUET_TEST_ELASTICSEARCH_URL")
+
+Nothing test-only beyond pytest is imported at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+
+CI_VARIABLE = "CI"
+POSTGRESQL_URL_VARIABLE = "CLIQUET_TEST_POSTGRESQL_URL"
+REDIS_URL_VARIABLE = "CLIQUET_TEST_REDIS_URL"
+
+
+def running_in_ci(environ=None) -> bool:
+    """Return whether ``CI=true`` (case-insensitive) is set."""
+    environ = os.environ if environ is None else environ
+    return environ.get(CI_VARIABLE, "").strip().lower() == "true"
+
+
+def service_url(variable: str, environ=None) -> str:
+    """Return the URL of a test service from the environment variable ``variable``.
+
+    When the variable is unset or empty, the calling test is skipped with a
+    reason naming the variable — or fails, when ``CI=true``: in CI a missing
+    service is an error, never a silent skip.
+    """
+    environ = os.environ if environ is None else environ
+    url = environ.get(variable, "").strip()
+    if url:
+        return url
+    reason = f"{variable} is not set (start the services with: eval \"$(./ci/services)\")"
+    if running_in_ci(environ):
+        pytest.fail(f"{reason}; it is required when {CI_VARIABLE}=true", pytrace=False)
+    pytest.skip(reason)
+
+
+def worker_prefix(worker: str, run: str) -> str:
+    """Return the prefix for an xdist ``worker`` id (``gw0``, ``master``) and a run id."""
+    clean = re.sub(r"[^a-z0-9]", "", f"{run}".lower())[:8] or "run"
+    worker = re.sub(r"[^a-z0-9]", "", worker.lower()) or "main"
+    return f"t{clean}_{worker}_"
+
+
+def _worker_and_run(config) -> tuple[str, str]:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return workerinput.get("workerid", "gw"), workerinput.get("testrunuid") or uuid.uuid4().hex
+    run = getattr(config, "_cliquet_run_id", None)
+    if run is None:
+        run = config._cliquet_run_id = uuid.uuid4().hex
+    return "main", run
+
+
+@pytest.fixture(scope="session")
+def cliquet_worker_prefix(request) -> str:
+    """A prefix unique to this xdist worker and this run (see the module doc)."""
+    worker, run = _worker_and_run(request.config)
+    return worker_prefix(worker, run)
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> str:
+    """``CLIQUET_TEST_POSTGRESQL_URL`` (skip locally / fail in CI when unset)."""
+    return service_url(POSTGRESQL_URL_VARIABLE)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """``CLIQUET_TEST_REDIS_URL`` (skip locally / fail in CI when unset)."""
+    return service_url(REDIS_URL_VARIABLE)

@@ -1,0 +1,173 @@
+"""What the contract suites cannot see of the memory backends: the query
+cache, the journal of transactions, the expiry sweep, the query helpers."""
+
+import time
+
+import pytest
+
+from cliquet.cache import memory as memory_cache
+from cliquet.storage import COMPARISON, Filter, Sort
+from cliquet.storage import memory as memory_storage
+from cliquet.storage import query as q
+
+
+@pytest.fixture
+def storage():
+    return memory_storage.Storage(query_cache_size=2, query_cache_records=5)
+
+
+def test_query_cache_is_bounded(storage):
+    for n in range(4):
+        storage.create("c", "p", {"n": n})
+    for n in range(4):
+        assert storage.get_all("c", "p", filters=[Filter("n", n, COMPARISON.MIN)])[1] == 4 - n
+    assert len(storage._cache) <= 2 and storage._cache_records <= 5
+
+
+def test_query_cache_hits_and_invalidation(storage):
+    storage.create("c", "p", {"n": 1})
+    first = storage.get_all("c", "p", sorting=[Sort("n", 1)])
+    assert storage.get_all("c", "p", sorting=[Sort("n", 1)]) == first
+    assert len(storage._cache) == 1
+    storage.create("c", "p", {"n": 0})
+    records, total = storage.get_all("c", "p", sorting=[Sort("n", 1)])
+    assert [r["n"] for r in records] == [0, 1] and total == 2
+
+
+def test_unhashable_filter_values_skip_the_cache(storage):
+    storage.create("c", "p", {"n": 1})
+    assert storage.get_all("c", "p", filters=[Filter("n", {1}, COMPARISON.IN)]) == (
+        storage.get_all("c", "p")[0], 1)
+    assert len(storage._cache) == 1  # only the second query was cached
+
+
+def test_typed_filter_values_do_not_share_cache_entries(storage):
+    storage.create("c", "p", {"n": 1})
+    assert storage.get_all("c", "p", filters=[Filter("n", 1, COMPARISON.EQ)])[1] == 1
+    assert storage.get_all("c", "p", filters=[Filter("n", True, COMPARISON.EQ)])[1] == 0
+
+
+def test_since_walk_stops_at_the_bound():
+    storage = memory_storage.Storage()
+    records = [storage.create("c", "p", {"n": n}) for n in range(100)]
+    bucket = storage._buckets[("c", "p")]
+    candidates = storage._candidates(bucket.records, records[97]["last_modified"], True)
+    assert [r["n"] for r in candidates] == [98, 99]
+    candidates = storage._candidates(bucket.records, records[97]["last_modified"], False)
+    assert [r["n"] for r in candidates] == [97, 98, 99]
+    bound = storage._since_bound([Filter("last_modified", 5, COMPARISON.MIN),
+                                  Filter("last_modified", 5, COMPARISON.GT),
+                                  Filter("last_modified", True, COMPARISON.GT)])
+    assert bound == (5, True)
+
+
+def test_rollback_keeps_timestamp_order_and_newer_foreign_writes():
+    storage = memory_storage.Storage()
+    a = storage.create("c", "p", {"n": "a"})
+    storage.create("c", "p", {"n": "b"})
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            storage.update("c", "p", a["id"], {"n": "a2"})
+            storage.purge_deleted("c", "p")
+            storage.delete("c", "p", a["id"])
+            storage.purge_deleted("c", "p")
+            raise RuntimeError()
+    records, _ = storage.get_all("c", "p", sorting=[Sort("last_modified", 1)])
+    assert [r["n"] for r in records] == ["a", "b"]
+    bucket = storage._buckets[("c", "p")]
+    stamps = [r["last_modified"] for r in bucket.records.values()]
+    assert stamps == sorted(stamps) and bucket.timestamp >= stamps[-1]
+    assert storage.create("c", "p", {"n": "c"})["last_modified"] > stamps[-1]
+
+
+def test_rollback_of_a_new_collection():
+    storage = memory_storage.Storage()
+    with pytest.raises(KeyError):
+        with storage.transaction():
+            storage.create("new", "p", {"n": 1})
+            raise KeyError()
+    assert storage.get_all("new", "p") == ([], 0)
+    stamp = storage.collection_timestamp("new", "p")
+    assert storage.collection_timestamp("new", "p") == stamp
+
+
+def test_id_generator_default_and_non_json_input():
+    storage = memory_storage.Storage()
+    assert len(storage.create("c", "p", {})["id"]) == 36
+    with pytest.raises(TypeError):
+        storage.create("c", "p", {"bad": object()})
+
+
+def test_cache_sweeps_expired_keys():
+    server = memory_cache.MemoryServer()
+    server.sweep_at = 4
+    cache = memory_cache.Cache(prefix="x:", server=server)
+    for n in range(3):
+        cache.set(f"old{n}", n, ttl=0.01)
+    time.sleep(0.03)
+    cache.set("fresh", 1)
+    assert set(server.data) == {"x:fresh"}
+    assert server.sweep_at >= 1024
+
+
+def test_cache_refuses_non_json_values():
+    with pytest.raises(TypeError):
+        memory_cache.Cache().set("k", object())
+
+
+def test_load_from_config_reads_the_prefix():
+    from cliquet.testing import make_config
+    cache = memory_cache.load_from_config(make_config(cache_prefix="svc:"))
+    cache.set("k", 1)
+    assert list(cache.server.data) == ["svc:k"]
+
+
+# -- query helpers --------------------------------------------------------------
+
+
+class _Int(int):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize("value,rank", [
+    (_Int(3), q.RANK_NUMBER), (_Str("a"), q.RANK_STRING), (q.MISSING, q.RANK_MISSING),
+    ((1, 2), q.RANK_ARRAY), (object(), q.RANK_OTHER), (None, q.RANK_MISSING),
+])
+def test_json_rank(value, rank):
+    assert q.json_rank(value) == rank
+
+
+def test_sort_components_of_unusual_values():
+    assert q.sort_component(_Int(3)) == (q.RANK_NUMBER, 3)
+    assert q.sort_component(_Str("a")) == (q.RANK_STRING, "a")
+    assert q.sort_component(True) == (q.RANK_BOOL, True)
+    assert q.sort_component({"b": 1, "a": 2}) == (q.RANK_OBJECT, b'{"a":2,"b":1}')
+    assert q.sort_component(object())[0] == q.RANK_OTHER
+
+
+def test_container_filters():
+    records = [{"v": [1, 2]}, {"v": [True, 2]}, {"v": {"a": [1]}}, {"v": 1}]
+    match = q.compile_filters([Filter("v", [1, 2], COMPARISON.EQ)])
+    assert [match(r) for r in records] == [True, False, False, False]
+    match = q.compile_filters([Filter("v", [[1, 2], {"a": [1]}], COMPARISON.IN)])
+    assert [match(r) for r in records] == [True, False, True, False]
+    match = q.compile_filters([Filter("v", [1], COMPARISON.LT)])
+    assert not any(match(r) for r in records)
+    match = q.compile_filters([Filter("v", 1, COMPARISON.IN)])
+    assert [match(r) for r in records] == [False, False, False, True]
+
+
+def test_unknown_operator_and_bad_after():
+    with pytest.raises(ValueError):
+        q.value_test("weird", 1)
+    with pytest.raises(ValueError):
+        q.after_key([1, 2], [Sort("a", 1)])
+
+
+def test_freeze_keeps_types():
+    assert q.freeze([1, {"a": True}]) != q.freeze([True, {"a": 1}])
+    assert hash(q.freeze({"b": [1], "a": None}))
