@@ -1,0 +1,368 @@
+"""The portable query language: a subset of the Elasticsearch query DSL that
+every indexer answers the same way, and its validator.
+
+:func:`validate` checks a search request body and returns it *normalized*:
+every shorthand expanded, ``sort``, ``size`` and ``from`` present. The
+normalized body is still valid Elasticsearch DSL, so a backend on
+Elasticsearch can send it as it is.
+
+Normalized clauses (``F`` is a field name, a dotted path into the record)::
+
+    {"match_all": {}}
+    {"match": {F: {"query": str, "operator": "or" | "and"}}}
+    {"match_phrase": {F: {"query": str}}}
+    {"multi_match": {"query": str, "fields": [F or "*", ...], "operator": "or" | "and"}}
+    {"term": {F: {"value": str | int | float | bool}}}
+    {"terms": {F: [str | int | float | bool, ...]}}
+    {"range": {F: {"gt" | "gte" | "lt" | "lte": int | float | str, ...}}}
+    {"exists": {"field": F}}
+    {"prefix": {F: {"value": str}}}
+    {"bool": {"must": [...], "filter": [...], "should": [...], "must_not": [...],
+              "minimum_should_match": int}}
+
+A malformed body raises :class:`InvalidQuery`, whose ``details`` name each
+problem (the endpoint answers ``400`` with errno ``107``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["InvalidQuery", "validate", "simple_query", "tokens", "DEFAULT_SIZE", "DEFAULT_MAX_SIZE",
+           "MAX_WINDOW", "CLAUSES"]
+
+#: ``size`` when the body does not say.
+DEFAULT_SIZE = 10
+#: default of ``cliquet.search_max_size``.
+DEFAULT_MAX_SIZE = 100
+#: ``from + size`` may not exceed this (Elasticsearch's default result window).
+MAX_WINDOW = 10_000
+
+CLAUSES = ("match_all", "match", "match_phrase", "multi_match", "term", "terms", "range", "exists",
+           "prefix", "bool")
+TOP_LEVEL = ("query", "sort", "size", "from")
+BOOL_KEYS = ("must", "filter", "should", "must_not")
+RANGE_KEYS = ("gt", "gte", "lt", "lte")
+#: dotted paths of letters, digits, ``_`` and ``-``.
+FIELD = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+#: how text is cut into words, by every indexer (Unicode letters and digits).
+WORD = re.compile(r"\w+", re.UNICODE)
+MAX_DEPTH = 20
+
+
+def tokens(text: str) -> list[str]:
+    """Return the lowercase words of ``text`` (what ``match`` compares)."""
+    return [word.casefold() for word in WORD.findall(text)]
+
+
+class InvalidQuery(ValueError):
+    """The search body is malformed.
+
+    :param details: ``[{"location": "body", "name": path, "description": text}]``.
+    """
+
+    def __init__(self, details: list[dict]):
+        self.details = details
+        super().__init__("; ".join(f"{d['name']}: {d['description']}" for d in details))
+
+
+class _Checker:
+    def __init__(self):
+        self.details: list[dict] = []
+
+    def error(self, path: str, description: str):
+        self.details.append({"location": "body", "name": path or "body", "description": description})
+
+    # -- helpers ------------------------------------------------------------------
+
+    def single_key(self, path, value, what):
+        if not isinstance(value, dict):
+            self.error(path, f"{what} must be an object")
+            return None
+        if len(value) != 1:
+            self.error(path, f"{what} must have exactly one key")
+            return None
+        return next(iter(value.items()))
+
+    def field(self, path, name):
+        if not isinstance(name, str) or not FIELD.match(name):
+            self.error(path, f"{name!r} is not a field name (dotted path of letters, digits, _ and -)")
+            return False
+        return True
+
+    def scalar(self, path, value):
+        if isinstance(value, (str, bool, int, float)):
+            return True
+        self.error(path, "must be a string, a number or a boolean")
+        return False
+
+    def text(self, path, value):
+        if isinstance(value, str):
+            return True
+        self.error(path, "must be a string")
+        return False
+
+    def options(self, path, body, allowed):
+        for key in body:
+            if key not in allowed:
+                self.error(f"{path}.{key}", f"unknown option (expected one of {', '.join(allowed)})")
+
+    # -- clauses --------------------------------------------------------------------
+
+    def clause(self, path, value, depth=0):
+        if depth > MAX_DEPTH:
+            self.error(path, f"queries nest at most {MAX_DEPTH} levels")
+            return None
+        item = self.single_key(path, value, "a query clause")
+        if item is None:
+            return None
+        name, body = item
+        if name not in CLAUSES:
+            self.error(f"{path}.{name}", f"unknown query clause (expected one of {', '.join(CLAUSES)})")
+            return None
+        return getattr(self, "c_" + name)(f"{path}.{name}", body, depth)
+
+    def c_match_all(self, path, body, depth):
+        if body != {}:
+            if not isinstance(body, dict):
+                self.error(path, "must be an object")
+            else:
+                self.options(path, body, ())
+            return None
+        return {"match_all": {}}
+
+    def _field_body(self, path, body, what):
+        item = self.single_key(path, body, what)
+        if item is None:
+            return None, None
+        name, value = item
+        if not self.field(f"{path}.{name}", name):
+            return None, None
+        return name, value
+
+    def c_match(self, path, body, depth):
+        name, value = self._field_body(path, body, "match")
+        if name is None:
+            return None
+        where = f"{path}.{name}"
+        operator = "or"
+        if isinstance(value, dict):
+            self.options(where, value, ("query", "operator"))
+            operator = value.get("operator", "or")
+            if operator not in ("or", "and"):
+                self.error(f"{where}.operator", "must be \"or\" or \"and\"")
+            if "query" not in value:
+                self.error(f"{where}.query", "is required")
+                return None
+            value = value["query"]
+            where += ".query"
+        if not self.text(where, value):
+            return None
+        return {"match": {name: {"query": value, "operator": operator}}}
+
+    def c_match_phrase(self, path, body, depth):
+        name, value = self._field_body(path, body, "match_phrase")
+        if name is None:
+            return None
+        where = f"{path}.{name}"
+        if isinstance(value, dict):
+            self.options(where, value, ("query",))
+            if "query" not in value:
+                self.error(f"{where}.query", "is required")
+                return None
+            value = value["query"]
+            where += ".query"
+        if not self.text(where, value):
+            return None
+        return {"match_phrase": {name: {"query": value}}}
+
+    def c_multi_match(self, path, body, depth):
+        if not isinstance(body, dict):
+            self.error(path, "must be an object")
+            return None
+        self.options(path, body, ("query", "fields", "operator"))
+        if not self.text(f"{path}.query", body.get("query")):
+            return None
+        fields = body.get("fields", ["*"])
+        if not isinstance(fields, list) or not fields:
+            self.error(f"{path}.fields", "must be a non-empty list of field names")
+            return None
+        for i, field in enumerate(fields):
+            if field != "*":
+                self.field(f"{path}.fields.{i}", field)
+        operator = body.get("operator", "or")
+        if operator not in ("or", "and"):
+            self.error(f"{path}.operator", "must be \"or\" or \"and\"")
+        return {"multi_match": {"query": body["query"], "fields": list(fields), "operator": operator}}
+
+    def c_term(self, path, body, depth):
+        name, value = self._field_body(path, body, "term")
+        if name is None:
+            return None
+        where = f"{path}.{name}"
+        if isinstance(value, dict):
+            self.options(where, value, ("value",))
+            if "value" not in value:
+                self.error(f"{where}.value", "is required")
+                return None
+            value = value["value"]
+            where += ".value"
+        if not self.scalar(where, value):
+            return None
+        return {"term": {name: {"value": value}}}
+
+    def c_terms(self, path, body, depth):
+        name, values = self._field_body(path, body, "terms")
+        if name is None:
+            return None
+        where = f"{path}.{name}"
+        if not isinstance(values, list):
+            self.error(where, "must be a list of values")
+            return None
+        if not all([self.scalar(f"{where}.{i}", v) for i, v in enumerate(values)]):
+            return None
+        return {"terms": {name: list(values)}}
+
+    def c_range(self, path, body, depth):
+        name, bounds = self._field_body(path, body, "range")
+        if name is None:
+            return None
+        where = f"{path}.{name}"
+        if not isinstance(bounds, dict) or not bounds:
+            self.error(where, f"must be an object with at least one of {', '.join(RANGE_KEYS)}")
+            return None
+        self.options(where, bounds, RANGE_KEYS)
+        kinds = set()
+        for key, bound in bounds.items():
+            if isinstance(bound, bool) or not isinstance(bound, (int, float, str)):
+                self.error(f"{where}.{key}", "must be a number or a string")
+            else:
+                kinds.add(str if isinstance(bound, str) else float)
+        if len(kinds) > 1:
+            self.error(where, "bounds must all be numbers or all be strings")
+        return {"range": {name: dict(bounds)}}
+
+    def c_exists(self, path, body, depth):
+        if not isinstance(body, dict):
+            self.error(path, "must be an object")
+            return None
+        self.options(path, body, ("field",))
+        if "field" not in body:
+            self.error(f"{path}.field", "is required")
+            return None
+        if not self.field(f"{path}.field", body["field"]):
+            return None
+        return {"exists": {"field": body["field"]}}
+
+    def c_prefix(self, path, body, depth):
+        name, value = self._field_body(path, body, "prefix")
+        if name is None:
+            return None
+        where = f"{path}.{name}"
+        if isinstance(value, dict):
+            self.options(where, value, ("value",))
+            if "value" not in value:
+                self.error(f"{where}.value", "is required")
+                return None
+            value = value["value"]
+            where += ".value"
+        if not self.text(where, value):
+            return None
+        return {"prefix": {name: {"value": value}}}
+
+    def c_bool(self, path, body, depth):
+        if not isinstance(body, dict):
+            self.error(path, "must be an object")
+            return None
+        self.options(path, body, BOOL_KEYS + ("minimum_should_match",))
+        out = {}
+        for key in BOOL_KEYS:
+            value = body.get(key, [])
+            if isinstance(value, dict):
+                value = [value]
+            if not isinstance(value, list):
+                self.error(f"{path}.{key}", "must be a query clause or a list of them")
+                continue
+            out[key] = [self.clause(f"{path}.{key}.{i}", v, depth + 1) for i, v in enumerate(value)]
+        default = 0 if (out.get("must") or out.get("filter")) else (1 if out.get("should") else 0)
+        minimum = body.get("minimum_should_match", default)
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+            self.error(f"{path}.minimum_should_match", "must be an integer >= 0")
+        out["minimum_should_match"] = minimum
+        return {"bool": out}
+
+    # -- top level ------------------------------------------------------------------
+
+    def sort(self, value):
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if not isinstance(value, list):
+            self.error("sort", "must be a list of field names or {field: \"asc\"|\"desc\"}")
+            return []
+        out = []
+        for i, item in enumerate(value):
+            where = f"sort.{i}"
+            if isinstance(item, str):
+                if self.field(where, item):
+                    out.append({item: "asc"})
+                continue
+            pair = self.single_key(where, item, "a sort item")
+            if pair is None:
+                continue
+            name, order = pair
+            if isinstance(order, dict):
+                self.options(f"{where}.{name}", order, ("order",))
+                order = order.get("order", "asc")
+            if order not in ("asc", "desc"):
+                self.error(f"{where}.{name}", "order must be \"asc\" or \"desc\"")
+                continue
+            if self.field(where, name):
+                out.append({name: order})
+        return out
+
+    def integer(self, name, value, maximum=None):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(name, "must be an integer")
+            return False
+        if value < 0:
+            self.error(name, "must be >= 0")
+            return False
+        if maximum is not None and value > maximum:
+            self.error(name, f"must be <= {maximum}")
+            return False
+        return True
+
+
+def validate(body: Any, max_size: int = DEFAULT_MAX_SIZE) -> dict:
+    """Check a search request body and return it normalized.
+
+    :param body: the decoded JSON body (must be an object; ``{}`` is
+        ``match_all``).
+    :param max_size: the largest ``size`` allowed.
+    :returns: ``{"query": clause, "sort": [{field: order}], "size": int,
+        "from": int}``.
+    :raises InvalidQuery: listing every problem found.
+    """
+    check = _Checker()
+    if not isinstance(body, dict):
+        raise InvalidQuery([{"location": "body", "name": "body",
+                             "description": "the search body must be a JSON object"}])
+    check.options("", body, TOP_LEVEL)
+    check.details = [dict(d, name=d["name"].lstrip(".")) for d in check.details]
+    query = check.clause("query", body["query"]) if "query" in body else {"match_all": {}}
+    sort = check.sort(body.get("sort", []))
+    size = body.get("size", DEFAULT_SIZE)
+    start = body.get("from", 0)
+    if check.integer("size", size, max_size) and check.integer("from", start):
+        if start + size > MAX_WINDOW:
+            check.error("from", f"from + size must be <= {MAX_WINDOW}")
+    if check.details:
+        raise InvalidQuery(check.details)
+    return {"query": query, "sort": sort, "size": size, "from": start}
+
+
+def simple_query(words: str) -> dict:
+    """The body for ``GET /search/{resource}?q=words``: a ``multi_match`` on
+    every field, all words required."""
+    return {"query": {"multi_match": {"query": words, "fields": ["*"], "operator": "and"}}}

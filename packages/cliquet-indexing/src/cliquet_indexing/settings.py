@@ -1,0 +1,38 @@
+"""The settings of cliquet-indexing (declared by ``includeme`` and by the
+embedded backend's ``load_from_config``)."""
+
+from __future__ import annotations
+
+from cliquet.settings import Setting, as_bool, as_duration, as_int, as_str
+
+from cliquet_indexing.query import DEFAULT_MAX_SIZE
+
+#: Dotted name of the default indexer.
+DEFAULT_BACKEND = "cliquet_indexing.embedded"
+
+
+def as_positive_int(value):
+    """Convert to an ``int`` >= 1."""
+    number = as_int(value)
+    if number is None or number < 1:
+        raise ValueError("expected an integer >= 1")
+    return number
+
+
+INDEXING_SETTINGS = {
+    "indexing_backend": Setting(DEFAULT_BACKEND, as_str,
+                                doc="Dotted name of the indexer module (a module with load_from_config)."),
+    "indexing_url": Setting(None, as_str,
+                            doc="Where the indexer keeps its data: for the embedded indexer empty (in memory) "
+                                "or sqlite:///path/to/file.db; for a server, its URL."),
+    "indexing_prefix": Setting("", as_str, doc="Prefix of the indexer's tables or indexes."),
+    "search_max_size": Setting(DEFAULT_MAX_SIZE, as_positive_int, public=True,
+                               doc="Largest size a search may ask for."),
+    "indexing_listener_enabled": Setting(True, as_bool,
+                                         doc="Index every record change (AfterResourceChanged listener)."),
+    "indexing_retry_interval": Setting(10.0, as_duration,
+                                       doc="Seconds between attempts to replay changes the indexer missed."),
+    "indexing_retry_max_queued": Setting(100_000, as_positive_int,
+                                         doc="Most missed changes kept for replay (older ones are dropped "
+                                             "and logged: run cliquet-indexing reindex)."),
+}

@@ -1,0 +1,158 @@
+"""The portable query language, checked clause by clause on
+:data:`~cliquet_indexing.testing.dataset.ARTICLES` (a mixin of
+:class:`~cliquet_indexing.testing.contract.IndexerContract`).
+
+Every expected answer below was worked out by hand from the data set; the
+semantics they pin are written in ``docs/search.rst``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cliquet_indexing.testing.dataset import ARTICLES, ids
+
+ALL = set(ids(ARTICLES))
+
+#: (query clause, ids of the matching articles)
+CASES = {
+    # match: case-insensitive words, on word boundaries, no stemming
+    "match one word": ({"match": {"title": "cats"}}, {"a1", "a3"}),
+    "match is case-insensitive": ({"match": {"title": "CaTs"}}, {"a1", "a3"}),
+    "match needs whole words": ({"match": {"title": "cat"}}, set()),
+    "match does not stem": ({"match": {"title": "dog"}}, {"a2"}),
+    "match on another field": ({"match": {"body": "dog"}}, {"a4"}),
+    "match or by default": ({"match": {"title": "fox summer"}}, {"a2", "a4", "a5"}),
+    "match and": ({"match": {"title": {"query": "brown quick", "operator": "and"}}}, {"a5"}),
+    "match nested field": ({"match": {"author.name": "ada"}}, {"a1", "a3"}),
+    "match unicode": ({"match": {"title": "CAFÉ"}}, {"a6"}),
+    "match unicode body": ({"match": {"body": "wörds"}}, {"a6"}),
+    "match inside a list": ({"match": {"tags": "animals"}}, {"a1", "a5"}),
+    "match unknown field": ({"match": {"nothing": "cats"}}, set()),
+    # match_phrase: the words, in order, next to each other
+    "phrase": ({"match_phrase": {"title": "brown fox"}}, {"a4"}),
+    "phrase ignores case": ({"match_phrase": {"body": "THE LAZY dog"}}, {"a4"}),
+    "phrase in the middle": ({"match_phrase": {"body": {"query": "quick brown"}}}, {"a1"}),
+    # multi_match: any word (or every word) in any of the fields
+    "multi_match all fields": ({"multi_match": {"query": "fox", "fields": ["*"]}}, {"a1", "a4", "a5"}),
+    "multi_match listed fields": ({"multi_match": {"query": "cats summer", "fields": ["title"]}},
+                                  {"a1", "a2", "a3"}),
+    "multi_match and across fields": ({"multi_match": {"query": "ada cats", "fields": ["*"], "operator": "and"}},
+                                      {"a1", "a3"}),
+    "multi_match tags": ({"multi_match": {"query": "pets", "fields": ["*"]}}, {"a1", "a3"}),
+    # term/terms: exact values, case-sensitive, any element of a list
+    "term string": ({"term": {"status": "published"}}, {"a2", "a4", "a7"}),
+    "term is exact": ({"term": {"status": "draft"}}, {"a1", "a6"}),
+    "term is case-sensitive": ({"term": {"author.name": "ada"}}, set()),
+    "term nested": ({"term": {"author.name": {"value": "Ada"}}}, {"a1", "a3"}),
+    "term integer": ({"term": {"views": 42}}, {"a7"}),
+    "term float": ({"term": {"rating": 4.5}}, {"a1", "a7"}),
+    "term boolean": ({"term": {"published": False}}, {"a3", "a5", "a8"}),
+    "term list element": ({"term": {"tags": "pets"}}, {"a1", "a3"}),
+    "terms strings": ({"terms": {"status": ["draft", "archived"]}}, {"a1", "a5", "a6"}),
+    "terms numbers": ({"terms": {"views": [0, 7, 1000]}}, {"a3", "a6"}),
+    "terms list elements": ({"terms": {"tags": ["maths", "summer"]}}, {"a2", "a3"}),
+    "terms empty": ({"terms": {"tags": []}}, set()),
+    # range
+    "range gt": ({"range": {"views": {"gt": 10}}}, {"a2", "a4", "a5", "a7"}),
+    "range gte": ({"range": {"views": {"gte": 10}}}, {"a1", "a2", "a4", "a5", "a7"}),
+    "range lt negative": ({"range": {"views": {"lt": 0}}}, {"a8"}),
+    "range both": ({"range": {"views": {"gte": 42, "lte": 100}}}, {"a4", "a5", "a7"}),
+    "range float, missing excluded": ({"range": {"rating": {"gt": 4}}}, {"a1", "a3", "a7"}),
+    "range nested": ({"range": {"author.age": {"gte": 40}}}, {"a2", "a6", "a7"}),
+    "range strings": ({"range": {"status": {"gte": "d", "lt": "p"}}}, {"a1", "a6", "a8"}),
+    "range last_modified": ({"range": {"last_modified": {"gt": 1005}}}, {"a6", "a7", "a8"}),
+    # exists: present, not null, not an empty list
+    "exists": ({"exists": {"field": "rating"}}, ALL - {"a5"}),
+    "exists ignores null": ({"exists": {"field": "note"}}, {"a5"}),
+    "exists ignores empty lists": ({"exists": {"field": "tags"}}, {"a1", "a2", "a3", "a5", "a6", "a8"}),
+    "exists nested": ({"exists": {"field": "author.age"}}, {"a1", "a2", "a3", "a6", "a7"}),
+    # prefix: the start of the whole value, case-sensitive
+    "prefix": ({"prefix": {"status": "draft"}}, {"a1", "a6", "a8"}),
+    "prefix is case-sensitive": ({"prefix": {"status": {"value": "pub"}}}, {"a2", "a4", "a7"}),
+    "prefix whole value": ({"prefix": {"title": "Cat"}}, {"a1"}),
+    "prefix unicode": ({"prefix": {"author.name": "É"}}, {"a6"}),
+    # match_all, bool
+    "match_all": ({"match_all": {}}, ALL),
+    "bool must": ({"bool": {"must": [{"match": {"title": "fox"}}, {"range": {"views": {"gte": 100}}}]}},
+                  {"a5"}),
+    "bool filter and must_not": ({"bool": {"filter": {"term": {"published": True}},
+                                           "must_not": [{"term": {"status": "draft"}}]}}, {"a2", "a4", "a7"}),
+    "bool should alone": ({"bool": {"should": [{"term": {"status": "archived"}}, {"term": {"views": 0}}]}},
+                          {"a3", "a5"}),
+    "bool should beside must is optional": ({"bool": {"must": {"match_all": {}},
+                                                      "should": [{"term": {"status": "archived"}}]}}, ALL),
+    "bool minimum_should_match": ({"bool": {"should": [{"match": {"title": "fox"}}, {"match": {"title": "brown"}},
+                                                       {"match": {"title": "quick"}}],
+                                            "minimum_should_match": 2}}, {"a4", "a5"}),
+    "bool nested": ({"bool": {"must_not": {"bool": {"should": [{"term": {"tags": "pets"}},
+                                                               {"term": {"tags": "summer"}}]}}}},
+                    {"a4", "a5", "a6", "a7", "a8"}),
+    "bool must_not only": ({"bool": {"must_not": [{"exists": {"field": "rating"}}]}}, {"a5"}),
+    "bool empty": ({"bool": {}}, ALL),
+}
+
+#: (sort, ids in order)
+SORTS = {
+    "number asc": (["views"], ["a8", "a3", "a6", "a1", "a7", "a4", "a5", "a2"]),
+    "number desc": ([{"views": "desc"}], ["a2", "a5", "a4", "a7", "a1", "a6", "a3", "a8"]),
+    "ties by id, missing last (desc)": ([{"rating": {"order": "desc"}}],
+                                        ["a3", "a1", "a7", "a2", "a4", "a6", "a8", "a5"]),
+    "ties by id, missing last (asc)": (["rating"], ["a8", "a6", "a4", "a2", "a1", "a7", "a3", "a5"]),
+    "nested field": (["author.age"], ["a1", "a3", "a6", "a7", "a2", "a4", "a5", "a8"]),
+    "two keys": (["status", {"views": "desc"}], ["a3", "a5", "a1", "a6", "a8", "a2", "a4", "a7"]),
+    "strings by code point": ([{"title": "asc"}], ["a3", "a4", "a1", "a2", "a5", "a7", "a6", "a8"]),
+    "booleans": ([{"published": "desc"}], ["a1", "a2", "a4", "a6", "a7", "a3", "a5", "a8"]),
+}
+
+
+class QueryContract:
+    """Clause-by-clause tests of the portable query language (a mixin)."""
+
+    @pytest.mark.parametrize("case", sorted(CASES))
+    def test_clause(self, backend, articles, case):
+        query, expected = CASES[case]
+        assert self.found(backend, articles, query) == expected
+
+    @pytest.mark.parametrize("case", sorted(CASES))
+    def test_clause_total_with_a_small_page(self, backend, articles, case):
+        query, expected = CASES[case]
+        result = self.run(backend, articles, {"query": query, "size": 1})
+        assert result.total == len(expected)
+        assert len(result.records) == min(1, len(expected))
+        assert {r["id"] for r in result.records} <= expected
+
+    @pytest.mark.parametrize("case", sorted(SORTS))
+    def test_sort(self, backend, articles, case):
+        sort, expected = SORTS[case]
+        result = self.run(backend, articles, {"sort": sort, "size": 100})
+        assert [r["id"] for r in result.records] == expected
+
+    def test_sort_with_a_query_and_pages(self, backend, articles):
+        body = {"query": {"range": {"views": {"gte": 0}}}, "sort": [{"views": "desc"}], "size": 3}
+        first = self.run(backend, articles, body)
+        second = self.run(backend, articles, dict(body, **{"from": 3}))
+        last = self.run(backend, articles, dict(body, **{"from": 6}))
+        assert (first.total, second.total, last.total) == (7, 7, 7)
+        assert [r["id"] for r in first.records + second.records + last.records] == [
+            "a2", "a5", "a4", "a7", "a1", "a6", "a3"]
+
+    def test_size_zero_counts_only(self, backend, articles):
+        result = self.run(backend, articles, {"query": {"term": {"published": True}}, "size": 0})
+        assert (result.records, result.total) == ([], 5)
+
+    def test_from_past_the_end(self, backend, articles):
+        result = self.run(backend, articles, {"from": 50, "size": 5})
+        assert (result.records, result.total) == ([], len(ARTICLES))
+
+    def test_match_ranks_better_matches_first(self, backend, articles):
+        result = self.run(backend, articles, {"query": {"match": {"title": "fox brown quick"}}})
+        assert [r["id"] for r in result.records][0] == "a5"
+        assert {r["id"] for r in result.records} == {"a4", "a5"}
+
+    def test_simple_query(self, backend, articles):
+        from cliquet_indexing.query import simple_query
+
+        assert {r["id"] for r in self.run(backend, articles, simple_query("brown FOX")).records} == {
+            "a1", "a4", "a5"}
+        assert {r["id"] for r in self.run(backend, articles, simple_query("fox summer")).records} == set()
