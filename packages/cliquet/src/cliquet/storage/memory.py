@@ -332,10 +332,10 @@ class Storage(StorageBase):
                     self._remember(key, entry)
             else:
                 self._cache.move_to_end(key)
-            records, keys, total = entry
+            records, total = entry
             start = 0
             if position is not None:
-                start = q.position_after(keys, position, [s.direction for s in sorting])
+                start = q.position_after(records, position, sorting)
             page = records[start:] if limit is None else records[start:start + max(limit, 0)]
         return _clone(page), total
 
@@ -380,8 +380,7 @@ class Storage(StorageBase):
         if include_deleted:
             on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
             found.extend(t for t in self._candidates(bucket.tombstones, bound, strict) if on_tombstones(t))
-        records, keys = q.sort_records(found, sorting)
-        return records, keys, total
+        return q.sort_records(found, sorting), total
 
 
 def load_from_config(config) -> Storage:
