@@ -41,9 +41,11 @@ STORAGE_MIGRATIONS: list[list[str]] = [
         )
         """,
         # _since polling, the default sort (-last_modified) and keyset pages.
+        # (Not with id: the planner would then pick it over the primary key
+        # for lookups by id on tables not analyzed yet.)
         """
         CREATE INDEX IF NOT EXISTS cliquet_records_last_modified_idx
-            ON cliquet_records (parent_id, collection_id, last_modified, id)
+            ON cliquet_records (parent_id, collection_id, last_modified)
         """,
         # purge_deleted(before=...) across collections.
         """

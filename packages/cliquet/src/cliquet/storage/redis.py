@@ -380,10 +380,10 @@ class RedisStorage(StorageBase):
             on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
             found.extend(t for t in self._newer(snapshot.tombstones, snapshot.tomb_stamps, bound, strict)
                          if on_tombstones(t))
-        records, keys = q.sort_records(found, sorting)
+        records = q.sort_records(found, sorting)
         start = 0
         if position is not None:
-            start = q.position_after(keys, position, [s.direction for s in sorting])
+            start = q.position_after(records, position, sorting)
         page = records[start:start + limit]
         return orjson.loads(orjson.dumps(page)), total
 
