@@ -18,7 +18,7 @@ class ArticleSchema(resource.ResourceSchema):
 
 
 @resource.register()
-class Article(resource.UserResource):
-    """Articles belong to the user who created them."""
+class Article(resource.ShareableResource):
+    """Articles belong to their creator, who may share them (``permissions``)."""
 
     schema = ArticleSchema

@@ -1,12 +1,14 @@
 import pytest
 
-from cliquet.testing.app import basic_auth, make_app
+from cliquet.testing.app import Article, SharedArticle, basic_auth, make_app
 
 
-@pytest.fixture
-def app():
-    """A fresh test app on memory backends (nothing shared between tests)."""
-    return make_app()
+@pytest.fixture(params=["per-user", "shareable"])
+def app(request):
+    """A fresh test app on memory backends (nothing shared between tests), whose
+    ``articles`` are per-user or shareable: the protocol is the same."""
+    resources = (Article,) if request.param == "per-user" else (SharedArticle,)
+    return make_app(resources=resources)
 
 
 @pytest.fixture

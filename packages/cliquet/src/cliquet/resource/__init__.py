@@ -17,9 +17,11 @@ from cliquet.resource.ids import UUID4, IdGenerator, RelaxedUUID
 from cliquet.resource.model import Model
 from cliquet.resource.registration import add_resource, register
 from cliquet.resource.schema import ResourceSchema
+from cliquet.resource.shareable import ShareableResource
 
 __all__ = [
     "UserResource",
+    "ShareableResource",
     "ResourceSchema",
     "Model",
     "register",

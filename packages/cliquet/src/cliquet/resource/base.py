@@ -63,6 +63,10 @@ class UserResource:
     # -- class-level helpers (computed once per class) ----------------------
 
     @classmethod
+    def on_register(cls, config):
+        """Called by ``config.add_resource`` once ``cls.name`` is set."""
+
+    @classmethod
     def _id_generator(cls, registry):
         if cls.id_generator is None:
             cls.id_generator = registry.cliquet_id_generator
@@ -125,10 +129,13 @@ class UserResource:
                           message="The record could not be found.",
                           details={"id": self.request.matchdict.get("id"), "resource_name": self.name})
 
+    #: body members besides ``data`` this resource accepts.
+    body_members = frozenset({"data"})
+
     def _body_data(self, required=True):
-        """Return the ``data`` object of the request body."""
-        body = http.read_json_body(self.request)
-        unknown = set(body) - {"data", "permissions"}
+        """Return the ``data`` object of the request body (``self.body`` keeps the rest)."""
+        body = self.body = http.read_json_body(self.request)
+        unknown = set(body) - self.body_members
         if unknown:
             raise_invalid("body", sorted(unknown)[0], "Unknown field (records are sent in 'data')")
         if "data" not in body:
@@ -139,6 +146,25 @@ class UserResource:
         if not isinstance(data, dict):
             raise_invalid("body", "data", "Must be an object")
         return data
+
+    # -- authorization hooks: no-ops for per-user records --------------------
+
+    def authorize_collection(self, permission):
+        """Check ``permission`` (``read``, ``create``, ``write``) on the collection."""
+
+    def authorize_record(self, permission, record):
+        """Check ``permission`` (``read``, ``write``) on ``record`` (``None`` if missing)."""
+
+    def list_filters(self, permission="read"):
+        """Extra filters restricting lists to what the caller may see (or write)."""
+        return []
+
+    def record_body(self, record):
+        """The JSON body of a record response."""
+        return {"data": record}
+
+    def after_write(self, record, existing=None, replace=False):
+        """Called once ``record`` is stored (``existing`` before the write)."""
 
     def _validate(self, data, record_id=None):
         """Validate ``data`` with the schema; ``id``/``last_modified`` are ours."""
@@ -170,6 +196,10 @@ class UserResource:
         events.add(self.name, ACTIONS(action).value, self.collection_uri(), self.model.parent_id,
                    new[self.model.modified_field], impacted)
 
+    def permissions_changed(self, existing) -> bool:
+        """Whether the request changes the record's permissions (sharing)."""
+        return False
+
     def read_principals(self, record) -> list[str]:
         """Who may read ``record``: here its owner (the parent id)."""
         return [self.model.parent_id]
@@ -180,7 +210,7 @@ class UserResource:
 
     def _record_response(self, record, status=200):
         timestamp = record[self.model.modified_field]
-        return json_response(self.request, {"data": record}, status=status,
+        return json_response(self.request, self.record_body(record), status=status,
                              headers={"ETag": f'"{timestamp}"'})
 
     # -- collection endpoints -----------------------------------------------
@@ -192,14 +222,16 @@ class UserResource:
 
     def _token_scope(self, query):
         return self.registry.cliquet_token_signer.scope_digest(
-            self.request.path_info, str(self.model.parent_id), query.canonical)
+            self.request.path_info, str(self.request.authenticated_userid), query.canonical)
 
     def collection_get(self):
         """List records: filters, ``_sort``, ``_limit``, ``_token``, ``_since``, ``_fields``."""
         http.check_accept(self.request)
+        self.authorize_collection("read")
         query = self._list_query()
         timestamp = self.model.timestamp()
         http.check_preconditions(self.request, timestamp)
+        filters = query.filters + self.list_filters()
         signer = self.registry.cliquet_token_signer
         scope = self._token_scope(query)
         after = None
@@ -212,7 +244,7 @@ class UserResource:
                 raise_invalid("querystring", "_token", "Invalid pagination token: wrong shape")
         limit = query.limit or self.registry.settings["cliquet.storage_max_fetch_size"]
         try:
-            records, total = self.model.get_records(filters=query.filters, sorting=query.sorting, after=after,
+            records, total = self.model.get_records(filters=filters, sorting=query.sorting, after=after,
                                                     limit=limit + 1, include_deleted=query.include_deleted)
         except HistoryPurgedError as exc:
             raise_invalid("querystring", "_since",
@@ -243,6 +275,7 @@ class UserResource:
         """Create a record; an existing ``id`` answers 200 with that record."""
         self._check_writable()
         http.check_accept(self.request)
+        self.authorize_collection("create")
         data = self._body_data()
         http.check_preconditions(self.request, self.model.timestamp())
         record = self._validate(data)
@@ -250,6 +283,7 @@ class UserResource:
         if record_id is not None:
             existing = self._get_or_none(record_id)
             if existing is not None:
+                self.authorize_record("read", existing)
                 if http.parse_precondition(self.request, "If-None-Match") == http.ANY:
                     raise http.modified_meanwhile(existing, existing[self.model.modified_field])
                 return self._record_response(existing, status=200)
@@ -258,6 +292,7 @@ class UserResource:
             created = self.model.create_record(record)
         except UnicityError as exc:
             return self._record_response(exc.record, status=200)
+        self.after_write(created, replace=True)
         self._changed(ACTIONS.CREATE, created)
         return self._record_response(created, status=201)
 
@@ -265,9 +300,10 @@ class UserResource:
         """Delete the caller's records (those matching the filters)."""
         self._check_writable()
         http.check_accept(self.request)
+        self.authorize_collection("write")
         query = self._list_query()
         http.check_preconditions(self.request, self.model.timestamp())
-        deleted = self.model.delete_records(filters=query.filters)
+        deleted = self.model.delete_records(filters=query.filters + self.list_filters("write"))
         for tombstone in deleted:
             self._changed(ACTIONS.DELETE, tombstone, old={self.model.id_field: tombstone[self.model.id_field]})
         return json_response(self.request, {"data": deleted})
@@ -279,6 +315,7 @@ class UserResource:
         http.check_accept(self.request)
         record_id = self._record_id()
         record = self._get_or_none(record_id)
+        self.authorize_record("read", record)
         if record is None:
             if http.parse_precondition(self.request, "If-Match") not in (None,):
                 raise http.modified_meanwhile()
@@ -288,7 +325,7 @@ class UserResource:
         notify_read(self.request, self.name, self.collection_uri(), self.model.parent_id, timestamp, [record])
         fields = self.request.GET.get("_fields")
         if fields:
-            record = project_fields(record, [f for f in fields.split(",") if f])
+            record = {**project_fields(record, [f for f in fields.split(",") if f])}
         response = self._record_response(record)
         response.headers["Last-Modified"] = http.http_date(timestamp)
         return response
@@ -300,12 +337,14 @@ class UserResource:
         record_id = self._record_id()
         data = self._body_data()
         existing = self._get_or_none(record_id)
+        self.authorize_record("write", existing)
         timestamp = existing[self.model.modified_field] if existing else None
         http.check_preconditions(self.request, timestamp, current=existing, exists=existing is not None)
         record = self._validate(data, record_id)
         record[self.model.id_field] = record_id
         record = self.process_record(record, old=existing)
         stored = self.model.update_record(record_id, record)
+        self.after_write(stored, existing, replace=True)
         if existing is None:
             self._changed(ACTIONS.CREATE, stored)
         else:
@@ -320,6 +359,7 @@ class UserResource:
         record_id = self._record_id()
         data = self._body_data(required=False)
         existing = self._get_or_none(record_id)
+        self.authorize_record("write", existing)
         if existing is None:
             if http.parse_precondition(self.request, "If-Match") is not None:
                 raise http.modified_meanwhile()
@@ -334,23 +374,25 @@ class UserResource:
         record[self.model.id_field] = record_id
         record = self.process_record(record, old=existing)
         changed = {k: v for k, v in record.items() if existing.get(k, _MISSING) != v}
-        if not changed and set(record) == set(existing) - {self.model.modified_field}:
+        if not changed and set(record) == set(existing) - {self.model.modified_field} \
+                and not self.permissions_changed(existing):
             stored = existing  # nothing changed: no new timestamp
         else:
             stored = self.model.update_record(record_id, record)
+            self.after_write(stored, existing, replace=False)
             self._changed(ACTIONS.UPDATE, stored, old=existing)
         behavior = self.request.headers.get("Response-Behavior", "full").lower()
         if behavior not in _RESPONSE_BEHAVIORS:
             raise_invalid("header", "Response-Behavior", f"Must be one of {', '.join(_RESPONSE_BEHAVIORS)}")
+        body = self.record_body(stored)
         if behavior == "light":
-            body = {k: stored[k] for k in data if k in stored}
-            body.update({k: stored[k] for k in (self.model.id_field, self.model.modified_field)})
-            stored = body
+            light = {k: stored[k] for k in data if k in stored}
+            light.update({k: stored[k] for k in (self.model.id_field, self.model.modified_field)})
+            body["data"] = light
         elif behavior == "diff":
-            stored = {k: v for k, v in stored.items() if existing.get(k, _MISSING) != v}
-        response = json_response(self.request, {"data": stored},
-                                 headers={"ETag": f'"{stored.get(self.model.modified_field, existing[self.model.modified_field])}"'})
-        return response
+            body["data"] = {k: v for k, v in stored.items() if existing.get(k, _MISSING) != v}
+        return json_response(self.request, body,
+                             headers={"ETag": f'"{stored[self.model.modified_field]}"'})
 
     def delete(self):
         """Delete the record and return its tombstone."""
@@ -358,6 +400,7 @@ class UserResource:
         http.check_accept(self.request)
         record_id = self._record_id()
         existing = self._get_or_none(record_id)
+        self.authorize_record("write", existing)
         if existing is None:
             if http.parse_precondition(self.request, "If-Match") is not None:
                 raise http.modified_meanwhile()

@@ -41,6 +41,7 @@ def add_resource(config, resource_cls, name=None, collection_path=None, record_p
     resource_cls.collection_path = collection_path
     resource_cls.record_path = record_path
     resource_cls.schema_instance()
+    resource_cls.on_register(config)
 
     collection = make_service(name=f"{name}-collection", path=collection_path,
                               description=f"Collection of {name}")

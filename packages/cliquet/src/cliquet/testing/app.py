@@ -15,7 +15,7 @@ import colander
 from pyramid.config import Configurator
 
 import cliquet
-from cliquet.resource import ResourceSchema, UserResource
+from cliquet.resource import ResourceSchema, ShareableResource, UserResource
 
 #: the HMAC secret of the test app.
 TEST_SECRET = "this is not a secret, it is a test"
@@ -36,6 +36,13 @@ class ArticleSchema(ResourceSchema):
 class Article(UserResource):
     """Per-user articles."""
 
+    schema = ArticleSchema
+
+
+class SharedArticle(ShareableResource):
+    """The same articles, shareable (served at the same ``/articles`` URL)."""
+
+    name = "article"
     schema = ArticleSchema
 
 

@@ -1,0 +1,206 @@
+"""Shareable resources: records that carry permissions.
+
+A request body may have ``permissions`` beside ``data``::
+
+    {"data": {"title": "Draft"},
+     "permissions": {"read": ["system.Authenticated"], "write": ["basicauth:4b1d…"]}}
+
+and every record response returns them. Rules:
+
+* the creator is always in ``write``; ``write`` implies ``read``;
+* ``PATCH`` with ``permissions`` replaces the permissions it names and leaves
+  the others; ``PUT`` replaces them all; the caller always keeps ``write``;
+* principals are user ids (as ``user.id`` in the hello view),
+  ``system.Authenticated``, ``system.Everyone`` and groups (user principals
+  from the permission backend).
+
+Who may do what on the whole collection comes from settings:
+``cliquet.<name>_create_principals`` (default ``system.Authenticated``),
+``cliquet.<name>_read_principals`` and ``cliquet.<name>_write_principals``
+(default nobody). Denied: 401 errno 104 when anonymous; 403 errno 121 when
+authenticated (also for a record the caller may not read at all: ids are
+random, so a 403 reveals nothing worth hiding).
+
+Permissions are kept by the permission backend, under the record's URI
+(``/articles/<id>``). Lists only return records the caller may read: the
+read check is a filter of the list query, so filters, sorting, pagination
+and ``Total-Records`` stay exact.
+"""
+
+from __future__ import annotations
+
+from pyramid import httpexceptions
+
+from cliquet.authentication import AUTHENTICATED, EVERYONE
+from cliquet.errors import ERRORS, http_error, raise_invalid
+from cliquet.resource.base import UserResource
+from cliquet.settings import Setting, as_list, declare_settings
+from cliquet.storage import COMPARISON, Filter
+
+PERMISSIONS = ("read", "write")
+#: the storage scope of every shareable record (they are not per-user).
+SHARED_PARENT_ID = ""
+
+
+def declare_resource_settings(config, name):
+    """Declare ``<name>_create_principals`` and friends for a shareable resource."""
+    declare_settings(config, {
+        f"{name}_create_principals": Setting(AUTHENTICATED, as_list,
+                                             doc=f"Who may create {name} records."),
+        f"{name}_read_principals": Setting("", as_list, doc=f"Who may read every {name} record."),
+        f"{name}_write_principals": Setting("", as_list, doc=f"Who may write every {name} record."),
+    })
+
+
+def validate_permissions(value):
+    """Return ``{"read": [...], "write": [...]}`` or raise a 400 with details."""
+    if not isinstance(value, dict):
+        raise_invalid("body", "permissions", "Must be an object of permission: [principals]")
+    for permission, principals in value.items():
+        if permission not in PERMISSIONS:
+            raise_invalid("body", f"permissions.{permission}",
+                          f"Unknown permission (one of {', '.join(PERMISSIONS)})")
+        if not isinstance(principals, list) or not all(isinstance(p, str) and p for p in principals):
+            raise_invalid("body", f"permissions.{permission}", "Must be a list of principals (strings)")
+    return value
+
+
+class ShareableResource(UserResource):
+    """A resource whose records are shared through per-record permissions."""
+
+    body_members = frozenset({"data", "permissions"})
+
+    def get_parent_id(self):
+        """Shareable records all live in one scope."""
+        return SHARED_PARENT_ID
+
+    # -- helpers -------------------------------------------------------------
+
+    def object_uri(self, record_id):
+        """The permission object id of a record (``/articles/<id>``)."""
+        return f"{self.collection_path}/{record_id}"
+
+    def _principals(self):
+        return self.request.principals
+
+    def _collection_principals(self, permission):
+        return self.registry.settings.get(f"cliquet.{self.name}_{permission}_principals") or []
+
+    def _has_collection(self, permission):
+        allowed = self._collection_principals(permission)
+        return bool(allowed) and not set(allowed).isdisjoint(self._principals())
+
+    def _deny(self):
+        if self.request.authenticated_userid is None:
+            from cliquet.views.errors import unauthorized
+
+            raise unauthorized(self.request)
+        raise http_error(httpexceptions.HTTPForbidden(), errno=ERRORS.FORBIDDEN,
+                         message="This user cannot access this resource.")
+
+    def _record_permissions(self, record_id):
+        if getattr(self, "_permissions_cache", None) is None:
+            self._permissions_cache = {}
+        if record_id not in self._permissions_cache:
+            self._permissions_cache[record_id] = self.registry.permission.get_object_permissions(
+                self.object_uri(record_id), PERMISSIONS)
+        return self._permissions_cache[record_id]
+
+    def _may(self, permission, record_id):
+        if self._has_collection(permission) or (permission == "read" and self._has_collection("write")):
+            return True
+        acl = self._record_permissions(record_id)
+        allowed = set(acl.get("write", ()))
+        if permission == "read":
+            allowed |= acl.get("read", set())
+        return not allowed.isdisjoint(self._principals())
+
+    # -- hooks ---------------------------------------------------------------
+
+    def authorize_collection(self, permission):
+        """Lists and deletes are filtered per record; creating needs a principal
+        of ``<name>_create_principals``; anonymous lists need ``system.Everyone``
+        to be a collection reader."""
+        if permission == "create":
+            if not self._has_collection("create") and not self._has_collection("write"):
+                self._deny()
+        elif self.request.authenticated_userid is None and not self._has_collection(permission):
+            self._deny()
+
+    def authorize_record(self, permission, record):
+        """Check the record's permissions (a missing record needs ``create``)."""
+        if record is None:
+            if permission == "write" and self.request.method == "PUT":
+                self.authorize_collection("create")
+            elif self.request.authenticated_userid is None:
+                self._deny()
+            return
+        if not self._may(permission, record[self.model.id_field]):
+            self._deny()
+
+    def list_filters(self, permission="read"):
+        """Restrict to the records the caller may read (or write)."""
+        if self._has_collection(permission) or (permission == "read" and self._has_collection("write")):
+            return []
+        wanted = ("read", "write") if permission == "read" else ("write",)
+        prefix = f"{self.collection_path}/"
+        ids = set()
+        for perm in wanted:
+            uris = self.registry.permission.get_accessible_objects(self._principals(), perm, prefix=prefix)
+            ids.update(uri[len(prefix):] for uri in uris)
+        return [Filter(self.model.id_field, sorted(ids), COMPARISON.IN)]
+
+    def permissions_changed(self, existing):
+        """Whether the body carries permissions different from the stored ones."""
+        wanted = getattr(self, "body", {}).get("permissions")
+        if wanted is None:
+            return False
+        current = self._record_permissions(existing[self.model.id_field])
+        return any(set(wanted.get(p, current.get(p, set()))) != set(current.get(p, set())) for p in PERMISSIONS)
+
+    def after_write(self, record, existing=None, replace=False):
+        """Store the permissions of the body; the caller keeps ``write``."""
+        record_id = record[self.model.id_field]
+        given = getattr(self, "body", {}).get("permissions")
+        if given is not None:
+            validate_permissions(given)
+        userid = self.request.authenticated_userid
+        if replace or existing is None:
+            wanted = {p: set(given.get(p, ())) if given else set() for p in PERMISSIONS}
+        else:
+            current = self._record_permissions(record_id)
+            wanted = {p: set(given[p]) if given and p in given else set(current.get(p, ())) for p in PERMISSIONS}
+        if userid is not None:
+            wanted["write"].add(userid)
+        self._permissions_cache = {record_id: self.registry.permission.replace_object_permissions(
+            self.object_uri(record_id), {p: sorted(v) for p, v in wanted.items()})}
+
+    def record_body(self, record):
+        """``data`` and ``permissions`` (``write`` principals also read)."""
+        if record.get(self.model.deleted_field):
+            return {"data": record}
+        acl = self._record_permissions(record[self.model.id_field])
+        write = sorted(acl.get("write", ()))
+        read = sorted(set(acl.get("read", ())) | set(write))
+        return {"data": record, "permissions": {"read": read, "write": write}}
+
+    def read_principals(self, record):
+        """Readers and writers of the record, and the collection's readers."""
+        acl = self._record_permissions(record[self.model.id_field])
+        principals = set(acl.get("read", ())) | set(acl.get("write", ()))
+        principals |= set(self._collection_principals("read")) | set(self._collection_principals("write"))
+        return sorted(principals)
+
+    def _body_data(self, required=True):
+        data = super()._body_data(required)
+        if "permissions" in self.body:
+            validate_permissions(self.body["permissions"])
+        return data
+
+    @classmethod
+    def on_register(cls, config):
+        """Declare the collection-wide principal settings of this resource."""
+        declare_resource_settings(config, cls.name)
+
+
+__all__ = ["ShareableResource", "EVERYONE", "AUTHENTICATED"]
