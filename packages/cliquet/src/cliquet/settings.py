@@ -176,14 +176,34 @@ def _schedule_validation(config):
                   order=VALIDATION_ORDER)
 
 
+def declare_settings_namespace(config, namespace: str) -> None:
+    """Accept every setting under ``namespace`` (e.g. ``event_listeners.``):
+    for settings whose names are chosen by the user, read by their package."""
+    namespaces = config.registry.__dict__.setdefault("cliquet_setting_namespaces", set())
+    namespaces.add(namespace)
+
+
+def namespace_settings(settings, namespace: str) -> dict[str, str]:
+    """Return ``{rest of the name: value}`` for settings under ``namespace``
+    (``cliquet.`` prefix or bare)."""
+    found = {}
+    for key, value in settings.items():
+        for prefix in (PREFIX + namespace, namespace):
+            if key.startswith(prefix):
+                found[key[len(prefix):]] = value
+    return found
+
+
 def check_unknown_settings(registry) -> None:
     """Fail on a prefixed setting that no package declared."""
     settings = registry.settings or {}
     known = _specs(registry)
+    namespaces = tuple(getattr(registry, "cliquet_setting_namespaces", ()))
     prefixes = _project_prefixes(settings)
     for key in list(settings):
         for prefix in prefixes:
-            if key.startswith(prefix) and key[len(prefix):] not in known:
+            name = key[len(prefix):]
+            if key.startswith(prefix) and name not in known and not name.startswith(namespaces or ("\0",)):
                 raise ConfigurationError(
                     f"Unknown setting {key!r}: no package declares it "
                     f"(check its spelling, or include the package that uses it)"

@@ -84,6 +84,7 @@ def setup_cliquet(config):
 
     config.include("cornice")
     config.include("cliquet.authentication")
+    config.include("cliquet.listeners")
 
     for kind, base in BACKENDS:
         backend = load_backend(config, kind, base)
