@@ -171,3 +171,10 @@ def test_unknown_operator_and_bad_after():
 def test_freeze_keeps_types():
     assert q.freeze([1, {"a": True}]) != q.freeze([True, {"a": 1}])
     assert hash(q.freeze({"b": [1], "a": None}))
+
+
+def test_record_key_matches_after_key():
+    sorting = [Sort("a.b", 1), Sort("id", -1)]
+    record = {"id": "x", "a": {"b": 2}}
+    assert q.record_key(record, sorting) == q.after_key([2, "x"], sorting)
+    assert q.record_key({"id": "y"}, sorting) == q.after_key([None, "y"], sorting)

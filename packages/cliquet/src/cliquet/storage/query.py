@@ -204,8 +204,11 @@ def _column(records: list, field: str) -> list:
     When every value is a number, or every value a string, the raw values
     are their own keys (C-speed comparisons); otherwise :func:`sort_component`.
     """
-    values = [make_getter(field)(r) for r in records] if "." in field else \
-        [r.get(field, MISSING) for r in records]
+    if "." in field:
+        get = make_getter(field)
+        values = [get(r) for r in records]
+    else:
+        values = [r.get(field, MISSING) for r in records]
     kinds = set(map(type, values))
     if kinds == {str} or (kinds and kinds <= {int, float}):
         return values

@@ -32,7 +32,7 @@ import uuid
 import pytest
 
 from cliquet.storage import COMPARISON, Filter, Sort
-from cliquet.storage.query import MISSING, after_key, make_getter, sort_component
+from cliquet.storage.query import MISSING, make_getter, sort_component
 from cliquet.testing.contract import BackendContract
 
 EQ, NOT, LT, GT, MIN, MAX, IN, EXCLUDE = (COMPARISON.EQ, COMPARISON.NOT, COMPARISON.LT, COMPARISON.GT,
@@ -314,5 +314,3 @@ class StorageQueryContract(BackendContract):
         records, _ = backend.get_all(collection, parent, sorting=[Sort("n", -1)], include_deleted=True)
         assert records[0] == tombstone
 
-
-__all__ = ["StorageQueryContract", "FILTER_CASES", "TYPED_VALUES", "reference_compare", "after_key"]
