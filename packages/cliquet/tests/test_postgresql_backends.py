@@ -288,3 +288,67 @@ def test_backends_fail_cleanly_and_recover_after_a_server_restart(private_server
     finally:
         for backend in (storage, cache, permission):
             backend.client.close()
+
+
+# -- concurrent writers and _since polling ------------------------------------------
+
+
+_WRITER = """
+import json, sys, time
+from cliquet.storage import postgresql
+from cliquet.testing import make_config
+url, collection, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+storage = postgresql.load_from_config(make_config(storage_url=url, storage_pool_size=2))
+stamps = []
+for n in range(count):
+    with storage.transaction():
+        stamps.append(storage.create(collection, "p", {"n": n})["last_modified"])
+        time.sleep(0.001)  # hold the transaction open a little
+print(json.dumps(stamps))
+"""
+
+
+@pytest.mark.services
+def test_several_app_servers_get_unique_increasing_timestamps_and_polling_misses_nothing(pg_schema_url):
+    import json
+    import sys
+    import threading
+    import uuid as uuid_module
+
+    from cliquet.storage import COMPARISON, Filter, Sort
+
+    collection = f"poll-{uuid_module.uuid4().hex[:8]}"
+    storage = pg_storage.load_from_config(make_config(storage_url=pg_schema_url))
+    storage.initialize_schema()
+    seen, done = {}, threading.Event()
+
+    def poll():
+        since = 0
+        while True:
+            finished = done.is_set()
+            page, _ = storage.get_all(collection, "p", filters=[Filter("last_modified", since, COMPARISON.GT)],
+                                      sorting=[Sort("last_modified", 1)], include_deleted=True)
+            for record in page:
+                seen[record["id"]] = record["last_modified"]
+                since = max(since, record["last_modified"])
+            if finished:
+                return
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        # Four "app servers": processes with their own pools and transactions.
+        writers = [subprocess.Popen([sys.executable, "-c", _WRITER, pg_schema_url, collection, "40"],
+                                    stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        outputs = [writer.communicate(timeout=120)[0] for writer in writers]
+        assert all(writer.returncode == 0 for writer in writers)
+    finally:
+        done.set()
+        poller.join(timeout=60)
+    stamps = [stamp for output in outputs for stamp in json.loads(output)]
+
+    assert len(stamps) == 160 and len(set(stamps)) == 160
+    assert storage.get_all(collection, "p")[1] == 160
+    # The poller, which only ever asked for "newer than the newest I saw",
+    # saw every record: timestamps became visible in increasing order.
+    assert len(seen) == 160 and set(seen.values()) == set(stamps)
