@@ -103,6 +103,9 @@ def setup_cliquet(config):
     _add_generic_endpoints(config, "v" + str(settings["cliquet.http_api_version"]).split(".")[0])
     logger.debug("Cliquet set up with %s", ", ".join(
         f"{kind}={type(getattr(registry, kind)).__module__}" for kind, _ in BACKENDS))
+    config.include("cliquet.logs")
+    config.include("cliquet.metrics")
+    config.include("cliquet.views.openapi")
 
 
 def _add_generic_endpoints(config, prefix):

@@ -27,7 +27,7 @@ _EXPOSED_HEADERS = ", ".join([
 _ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _VERSION_RE = re.compile(r"^/v(\d+)(/|$)")
 #: paths answered without the version prefix too.
-ROOT_PATHS = ("/__heartbeat__", "/__lbheartbeat__", "/__version__")
+ROOT_PATHS = ("/__heartbeat__", "/__lbheartbeat__", "/__version__", "/__metrics__")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 

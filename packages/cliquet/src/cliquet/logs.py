@@ -1,0 +1,219 @@
+"""Request logs: one line per request, as JSON or as readable text.
+
+``config.include("cliquet.logs")`` (done by Cliquet itself) adds a tween
+that, once the response is known, logs one line to the standard library's
+``cliquet.request`` logger: method, path, route, status, duration in
+milliseconds, user id, request id and, for an error, its ``errno``.
+
+* ``cliquet.logging_renderer = json`` (default) — one JSON object per line,
+  what log shippers ingest;
+* ``console`` — a short readable line for development;
+* ``off`` — no tween at all: nothing is measured, nothing costs.
+
+The request id is the incoming ``X-Request-Id`` header when it is sane (1 to
+128 letters, digits, ``.``, ``_``, ``:`` or ``-``), a fresh UUID otherwise;
+it is sent back in the response's ``X-Request-Id`` header and available as
+``request.environ["cliquet.request_id"]``. Batch sub-requests are logged with
+the id of their batch.
+
+Lines are ordinary :mod:`logging` records (the fields are also on the record
+as ``record.cliquet_request``): unless the logging configuration already put
+a handler on ``cliquet.request`` itself, Cliquet gives that logger a handler
+that writes the rendered line alone to standard error, at the level of
+``cliquet.logging_level``, without propagating to the root logger's
+(prefixing) handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+
+import orjson
+from pyramid.tweens import INGRESS
+
+from cliquet.settings import Setting, declare_settings
+
+LOGGER_NAME = "cliquet.request"
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+RENDERERS = ("json", "console", "off")
+
+
+def _as_renderer(value):
+    text = str(value).strip().lower()
+    if text not in RENDERERS:
+        raise ValueError(f"expected one of {', '.join(RENDERERS)}")
+    return text
+
+
+def _as_level(value):
+    text = str(value).strip().upper()
+    level = logging.getLevelName(text)
+    if not isinstance(level, int):
+        raise ValueError("expected a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+    return text
+
+
+LOGGING_SETTINGS = {
+    "logging_renderer": Setting("json", _as_renderer,
+                                doc="Request log lines: json (one object per line), console (readable) or off."),
+    "logging_level": Setting("INFO", _as_level,
+                             doc="Level of the cliquet.request logger (5xx lines are logged at ERROR)."),
+}
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is at emit time (so that
+    test runners that swap it, and daemonised servers, keep working)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        """The current standard error."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it
+        pass
+
+
+def request_id(environ) -> str:
+    """Return the request id of ``environ``: a sane incoming ``X-Request-Id``
+    or a new UUID (hex), remembered in ``environ["cliquet.request_id"]``."""
+    rid = environ.get("cliquet.request_id")
+    if rid is None:
+        incoming = environ.get(_REQUEST_ID_ENVIRON)
+        rid = incoming if incoming and _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        environ["cliquet.request_id"] = rid
+    return rid
+
+
+def response_errno(response):
+    """The ``errno`` of an error response, or ``None``."""
+    errno = getattr(response, "cliquet_errno", None)
+    if errno is not None:
+        return int(errno)
+    if response.status_code < 400 or "json" not in (response.content_type or ""):
+        return None
+    try:
+        body = orjson.loads(response.body)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
+    errno = body.get("errno") if isinstance(body, dict) else None
+    return errno if isinstance(errno, int) else None
+
+
+def _timestamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+def render_json(fields: dict) -> str:
+    """One JSON object on one line."""
+    return orjson.dumps(fields).decode()
+
+
+def render_console(fields: dict) -> str:
+    """A readable line: ``12:00:01.042 GET /v1/articles 200 1.8ms user=… id=…``."""
+    clock = fields["time"][11:23]
+    line = (f"{clock} {fields['method']} {fields['path']} {fields['status']} "
+            f"{fields['duration_ms']:.1f}ms")
+    if "errno" in fields:
+        line += f" errno={fields['errno']}"
+    line += f" user={fields['user_id'] or '-'} id={fields['request_id']}"
+    return line
+
+
+def _userid(request):
+    try:
+        return request.authenticated_userid
+    except Exception:  # a broken security policy must not break logging
+        return None
+
+
+def request_log_tween_factory(handler, registry):
+    """The tween that times each request and logs its line."""
+    settings = registry.settings
+    render = render_console if settings["cliquet.logging_renderer"] == "console" else render_json
+    logger = logging.getLogger(LOGGER_NAME)
+    info, error = logging.INFO, logging.ERROR
+    perf_counter = time.perf_counter
+    wall = time.time
+
+    def log_line(request, status, duration, response=None):
+        level = error if status >= 500 else info
+        if not logger.isEnabledFor(level):
+            return
+        environ = request.environ
+        parent = getattr(request, "cliquet_batch_parent", None)
+        fields = {
+            "time": _timestamp(wall()),
+            "level": logging.getLevelName(level),
+            "method": request.method,
+            "path": environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+            "route": getattr(getattr(request, "matched_route", None), "name", None),
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+            "user_id": _userid(request),
+            "request_id": environ["cliquet.request_id"],
+        }
+        if parent is not None:
+            fields["batch"] = True
+        if status >= 400:
+            errno = response_errno(response) if response is not None else 999
+            if errno is not None:
+                fields["errno"] = errno
+        logger.log(level, render(fields), extra={"cliquet_request": fields})
+
+    def tween(request):
+        environ = request.environ
+        parent = getattr(request, "cliquet_batch_parent", None)
+        if parent is not None and "cliquet.request_id" not in environ:
+            environ["cliquet.request_id"] = parent.environ.get("cliquet.request_id") or request_id(environ)
+        rid = request_id(environ)
+        start = perf_counter()
+        try:
+            response = handler(request)
+        except Exception:
+            log_line(request, 500, perf_counter() - start)
+            raise
+        log_line(request, response.status_code, perf_counter() - start, response)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
+    return tween
+
+
+def _own_handler(logger):
+    return next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+
+
+def configure_logger(level: str) -> logging.Logger:
+    """Give ``cliquet.request`` its stderr handler and ``level``, unless the
+    logging configuration put handlers of its own on it."""
+    logger = logging.getLogger(LOGGER_NAME)
+    foreign = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    if foreign:
+        return logger
+    if _own_handler(logger) is None:
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger
+
+
+def includeme(config):
+    """Declare the logging settings and add the request log tween (unless off)."""
+    declare_settings(config, LOGGING_SETTINGS)
+    settings = config.get_settings()
+    if settings["cliquet.logging_renderer"] == "off":
+        return
+    configure_logger(settings["cliquet.logging_level"])
+    config.add_tween("cliquet.logs.request_log_tween_factory", under=INGRESS)

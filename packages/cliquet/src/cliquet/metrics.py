@@ -1,0 +1,277 @@
+"""Metrics: StatsD and Prometheus.
+
+``config.include("cliquet.metrics")`` (done by Cliquet itself) reads two
+switches; with both off (the default) it adds nothing at all, so metrics cost
+nothing unless asked for.
+
+* ``cliquet.statsd_url = udp://host:8125`` — each request sends a timer
+  ``<prefix>.request.<route>.<method>.<status>`` and each backend call a timer
+  ``<prefix>.backend.<kind>.<method>`` (milliseconds) over UDP. A StatsD
+  server that is down loses the figures, never a request.
+* ``cliquet.prometheus_enabled = true`` — the same timings as the histograms
+  ``cliquet_request_duration_seconds{endpoint, method, status}`` and
+  ``cliquet_backend_duration_seconds{backend, method}``, served in the text
+  format at ``/__metrics__`` (needs the ``cliquet[prometheus]`` extra). Each
+  application has its own :class:`prometheus_client.CollectorRegistry`.
+
+Backend calls are timed by wrapping, on the instance, every public method of
+the backend's base class (:class:`~cliquet.storage.StorageBase`,
+:class:`~cliquet.cache.CacheBase`, :class:`~cliquet.permission.PermissionBase`):
+``registry.storage`` stays the very same object, of the same class.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import socket
+import time
+from urllib.parse import urlparse
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.response import Response
+from pyramid.tweens import INGRESS
+
+from cliquet.settings import Setting, as_bool, as_str, declare_settings
+
+#: methods that are not timed (context managers: timing them means nothing).
+UNTIMED = frozenset({"transaction"})
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+UNMATCHED = "unmatched"
+
+
+def parse_statsd_url(value):
+    """``udp://host:port`` → ``(host, port)`` (port 8125 by default).
+
+    :raises ValueError: for another scheme or a missing host.
+    """
+    parsed = urlparse(value)
+    if parsed.scheme != "udp" or not parsed.hostname:
+        raise ValueError("expected udp://host:port")
+    return parsed.hostname, parsed.port or 8125
+
+
+def _as_statsd_url(value):
+    if value in (None, ""):
+        return None
+    parse_statsd_url(str(value))
+    return str(value)
+
+
+METRICS_SETTINGS = {
+    "statsd_url": Setting(None, _as_statsd_url, doc="StatsD server (udp://host:port); unset: no StatsD."),
+    "statsd_prefix": Setting("cliquet", as_str, doc="Prefix of every StatsD key."),
+    "prometheus_enabled": Setting(False, as_bool,
+                                  doc="Serve Prometheus metrics at /__metrics__ (needs cliquet[prometheus])."),
+}
+
+
+def metric_key(text: str) -> str:
+    """``text`` made safe as one StatsD key segment."""
+    return _KEY_UNSAFE.sub("_", text)
+
+
+class StatsDClient:
+    """A minimal StatsD client: one UDP datagram per metric, never blocking.
+
+    :param host: / :param port: the StatsD server.
+    :param prefix: prepended (with a dot) to every key.
+    """
+
+    def __init__(self, host: str, port: int = 8125, prefix: str = ""):
+        info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
+        self.address = info[4]
+        self.prefix = prefix + "." if prefix else ""
+        self._socket = socket.socket(info[0], socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
+
+    def send(self, line: str) -> None:
+        """Send one raw StatsD line; network errors are ignored."""
+        try:
+            self._socket.sendto(line.encode(), self.address)
+        except OSError:
+            pass
+
+    def timing(self, key: str, milliseconds: float) -> None:
+        """Record a duration (``|ms``)."""
+        self.send(f"{self.prefix}{key}:{milliseconds:.3f}|ms")
+
+    def incr(self, key: str, count: int = 1) -> None:
+        """Increment a counter (``|c``)."""
+        self.send(f"{self.prefix}{key}:{count}|c")
+
+    def gauge(self, key: str, value: float) -> None:
+        """Set a gauge (``|g``)."""
+        self.send(f"{self.prefix}{key}:{value}|g")
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._socket.close()
+
+
+class PrometheusMetrics:
+    """The Prometheus histograms of one application, in its own registry."""
+
+    def __init__(self):
+        try:
+            from prometheus_client import CollectorRegistry, Histogram
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                "cliquet.prometheus_enabled needs prometheus_client: install cliquet[prometheus]") from exc
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Histogram("cliquet_request_duration_seconds", "Duration of HTTP requests",
+                                  ["endpoint", "method", "status"], registry=self.registry)
+        self.backend = Histogram("cliquet_backend_duration_seconds", "Duration of backend calls",
+                                 ["backend", "method"], registry=self.registry)
+        self._request_children: dict = {}
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Add one request to the histogram."""
+        key = (endpoint, method, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.requests.labels(endpoint, method, str(status))
+        child.observe(seconds)
+
+    def backend_observer(self, kind: str, method: str):
+        """Return ``observe(seconds)`` for one backend method."""
+        return self.backend.labels(kind, method).observe
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    """What the tween and the backend wrappers report to: StatsD, Prometheus
+    or both (``registry.cliquet_metrics``)."""
+
+    def __init__(self, statsd: StatsDClient | None = None, prometheus: PrometheusMetrics | None = None):
+        self.statsd = statsd
+        self.prometheus = prometheus
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """One request answered ``status`` in ``seconds``."""
+        if self.statsd is not None:
+            self.statsd.timing(f"request.{metric_key(endpoint)}.{method.lower()}.{status}", seconds * 1000)
+        if self.prometheus is not None:
+            self.prometheus.observe_request(endpoint, method, status, seconds)
+
+    def backend_observer(self, kind: str, method: str):
+        """Return ``observe(seconds)`` for calls of ``kind``'s ``method``."""
+        sinks = []
+        if self.statsd is not None:
+            statsd, key = self.statsd, f"backend.{kind}.{method}"
+            sinks.append(lambda seconds: statsd.timing(key, seconds * 1000))
+        if self.prometheus is not None:
+            sinks.append(self.prometheus.backend_observer(kind, method))
+        if len(sinks) == 1:
+            return sinks[0]
+
+        def observe(seconds):
+            for sink in sinks:
+                sink(seconds)
+
+        return observe
+
+
+def public_methods(base: type) -> list[str]:
+    """The timed API of a backend base class: its public methods."""
+    names = set()
+    for cls in base.__mro__[:-1]:
+        names.update(name for name, value in vars(cls).items()
+                     if callable(value) and not name.startswith("_") and name not in UNTIMED)
+    return sorted(names)
+
+
+def _timed(method, observe):
+    perf_counter = time.perf_counter
+
+    @functools.wraps(method)
+    def timed(*args, **kwargs):
+        start = perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            observe(perf_counter() - start)
+
+    return timed
+
+
+def instrument_backend(backend, kind: str, base: type, metrics: Metrics):
+    """Time every call of ``base``'s public methods on ``backend``.
+
+    The methods are replaced on the instance only: ``backend`` keeps its
+    class (``isinstance`` checks hold) and its identity. Instrumenting twice
+    does nothing.
+    """
+    if backend.__dict__.get("_cliquet_instrumented"):
+        return backend
+    for name in public_methods(base):
+        method = getattr(backend, name, None)
+        if method is not None:
+            setattr(backend, name, _timed(method, metrics.backend_observer(kind, name)))
+    backend._cliquet_instrumented = True
+    return backend
+
+
+def metrics_tween_factory(handler, registry):
+    """The tween timing every request per route, method and status."""
+    metrics = registry.cliquet_metrics
+    perf_counter = time.perf_counter
+
+    def tween(request):
+        start = perf_counter()
+        try:
+            response = handler(request)
+        except Exception:
+            route = getattr(getattr(request, "matched_route", None), "name", None) or UNMATCHED
+            metrics.observe_request(route, request.method, 500, perf_counter() - start)
+            raise
+        route = getattr(getattr(request, "matched_route", None), "name", None) or UNMATCHED
+        metrics.observe_request(route, request.method, response.status_code, perf_counter() - start)
+        return response
+
+    return tween
+
+
+def get_metrics(request):
+    """``GET /__metrics__``: the Prometheus text format."""
+    body, content_type = request.registry.cliquet_metrics.prometheus.render()
+    response = Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def includeme(config):
+    """Declare the settings; when StatsD or Prometheus is on, add the tween,
+    instrument the backends and (Prometheus) the ``/__metrics__`` endpoint."""
+    declare_settings(config, METRICS_SETTINGS)
+    settings = config.get_settings()
+    registry = config.registry
+    statsd_url = settings["cliquet.statsd_url"]
+    enabled = settings["cliquet.prometheus_enabled"]
+    if not statsd_url and not enabled:
+        return
+    statsd = None
+    if statsd_url:
+        host, port = parse_statsd_url(statsd_url)
+        statsd = StatsDClient(host, port, settings["cliquet.statsd_prefix"] or "")
+    prometheus = PrometheusMetrics() if enabled else None
+    registry.cliquet_metrics = metrics = Metrics(statsd, prometheus)
+
+    from cliquet.setup import BACKENDS
+
+    for kind, base in BACKENDS:
+        backend = getattr(registry, kind, None)
+        if backend is not None:
+            instrument_backend(backend, kind, base, metrics)
+    config.add_tween("cliquet.metrics.metrics_tween_factory", under=INGRESS)
+    if prometheus is not None:
+        from cliquet.services import add_service, make_service
+
+        service = make_service(name="metrics", path="/__metrics__", description="Prometheus metrics")
+        service.add_view("GET", get_metrics, permission="__no_permission_required__")
+        add_service(config, service)
