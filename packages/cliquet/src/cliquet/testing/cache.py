@@ -237,8 +237,8 @@ class CacheContract(BackendContract):
 
     # -- prefixes and flush ---------------------------------------------------------
 
-    def test_flush_removes_own_keys(self, make_backend, key):
-        cache, = self.other_backends(make_backend, 1)
+    def test_flush_removes_own_keys(self, backend, make_backend, key):
+        cache = backend if make_backend is None else self.other_backends(make_backend, 1)[0]
         cache.set(key, 1)
         cache.set(key + "b", 2, ttl=10)
         cache.flush()
