@@ -1,0 +1,266 @@
+"""From a validated portable query to one SQL statement of the embedded
+indexer.
+
+The statement has a *driver* — the set of candidate documents the engine
+walks first — and *probes* checked on each candidate through an index:
+
+* the driver is, by preference, the full-text clauses among the query's
+  mandatory clauses (one FTS5 ``MATCH``, which also gives the relevance
+  score), else one indexed value clause (``term``, ``terms``, ``prefix``,
+  ``range``, ``exists``), else the caller's read scope;
+* everything else — the read scope included — becomes correlated
+  ``EXISTS`` probes on ``(doc, …)`` indexes, so the cost follows the number
+  of candidates, not the size of the resource.
+
+Totals come from ``count(*) OVER ()`` in the same statement, so they are
+exact and within the read scope.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from cliquet_indexing.query import tokens
+
+BOOL, NUMBER, STRING = 0, 1, 2
+#: the pseudo field whose tokens are every word of a record (``multi_match`` on ``*``).
+ANY_FIELD = "*"
+#: the preference of value clauses as drivers (most selective first, as a rule).
+DRIVER_RANK = {"term": 0, "terms": 1, "prefix": 2, "range": 3, "exists": 4}
+
+
+def kind_of(value) -> int:
+    """Return the kind stored for a scalar JSON value."""
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, (int, float)):
+        return NUMBER
+    return STRING
+
+
+def token(code: int, word: str) -> str:
+    """Return the FTS token of ``word`` in the field of ``code``."""
+    return f"c{code}x{word}"
+
+
+def _fts_string(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def successor(prefix: str) -> str | None:
+    """Return the smallest string greater than every string starting with ``prefix``."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + 1)
+        prefix = prefix[:-1]
+    return None
+
+
+@dataclasses.dataclass
+class Fragment:
+    """A piece of SQL with its parameters."""
+
+    sql: str
+    params: list
+
+
+class Compiler:
+    """Compiles the clauses of one search.
+
+    :param tables: ``{"docs": ..., "vals": ..., "scope": ..., "fts": ...}``
+        table names.
+    :param code: ``path -> field code or None`` for the searched resource.
+    """
+
+    def __init__(self, tables: dict, code: Callable[[str], int | None]):
+        self.t = tables
+        self.code = code
+
+    # -- full text ----------------------------------------------------------------------
+
+    def fts_expr(self, clause) -> str | None:
+        """Return the FTS5 expression of a full-text clause, or ``None`` when
+        it cannot match anything (no word, unknown field)."""
+        name, body = next(iter(clause.items()))
+        if name == "multi_match":
+            words = tokens(body["query"])
+            fields = body["fields"]
+            codes = [self.code(ANY_FIELD)] if ANY_FIELD in fields else [self.code(f) for f in fields]
+            codes = [c for c in codes if c is not None]
+            if not words or not codes:
+                return None
+            per_word = ["(" + " OR ".join(_fts_string(token(c, w)) for c in codes) + ")" for w in words]
+            return "(" + (" AND " if body["operator"] == "and" else " OR ").join(per_word) + ")"
+        field, options = next(iter(body.items()))
+        code = self.code(field)
+        words = tokens(options["query"])
+        if code is None or not words:
+            return None
+        if name == "match_phrase":
+            return _fts_string(" ".join(token(code, w) for w in words))
+        joiner = " AND " if options["operator"] == "and" else " OR "
+        return "(" + joiner.join(_fts_string(token(code, w)) for w in words) + ")"
+
+    # -- value clauses --------------------------------------------------------------------
+
+    def value_condition(self, clause) -> Fragment | None:
+        """Return the ``vals`` condition (without the ``doc`` part) of a value
+        clause, or ``None`` when it cannot match."""
+        name, body = next(iter(clause.items()))
+        if name == "exists":
+            code = self.code(body["field"])
+            return None if code is None else Fragment("field = ?", [code])
+        field, options = next(iter(body.items()))
+        code = self.code(field)
+        if code is None:
+            return None
+        if name == "term":
+            value = options["value"]
+            return Fragment("field = ? AND kind = ? AND v = ?", [code, kind_of(value), value])
+        if name == "terms":
+            parts, params = [], []
+            for kind in (BOOL, NUMBER, STRING):
+                values = [v for v in options if kind_of(v) == kind]
+                if values:
+                    parts.append(f"(kind = ? AND v IN ({', '.join('?' * len(values))}))")
+                    params += [kind, *values]
+            if not parts:
+                return None
+            if len(parts) == 1:
+                return Fragment(f"field = ? AND {parts[0]}", [code, *params])
+            return Fragment(f"field = ? AND ({' OR '.join(parts)})", [code, *params])
+        if name == "range":
+            kind = STRING if any(isinstance(v, str) for v in options.values()) else NUMBER
+            sql, params = ["field = ? AND kind = ?"], [code, kind]
+            for op, symbol in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")):
+                if op in options:
+                    sql.append(f"v {symbol} ?")
+                    params.append(options[op])
+            return Fragment(" AND ".join(sql), params)
+        if name == "prefix":
+            value = options["value"]
+            upper = successor(value)
+            sql, params = "field = ? AND kind = ? AND v >= ?", [code, STRING, value]
+            if upper is not None:
+                sql += " AND v < ?"
+                params.append(upper)
+            return Fragment(sql, params)
+        raise ValueError(f"not a value clause: {name}")  # pragma: no cover - validated before
+
+    # -- boolean expressions (probes) ----------------------------------------------------
+
+    def probe(self, clause) -> Fragment:
+        """Return a boolean SQL expression of ``clause`` on the document ``d``."""
+        name, body = next(iter(clause.items()))
+        if name == "match_all":
+            return Fragment("1", [])
+        if name in ("match", "match_phrase", "multi_match"):
+            expr = self.fts_expr(clause)
+            if expr is None:
+                return Fragment("0", [])
+            return Fragment(f"d.id IN (SELECT rowid FROM {self.t['fts']} WHERE {self.t['fts']} MATCH ?)", [expr])
+        if name == "bool":
+            return self.bool_probe(body)
+        condition = self.value_condition(clause)
+        if condition is None:
+            return Fragment("0", [])
+        return Fragment(f"EXISTS (SELECT 1 FROM {self.t['vals']} WHERE doc = d.id AND {condition.sql})",
+                        condition.params)
+
+    def bool_probe(self, body) -> Fragment:
+        """Return the expression of a ``bool`` clause."""
+        parts, params = [], []
+        for clause in body["must"] + body["filter"]:
+            fragment = self.probe(clause)
+            parts.append(f"({fragment.sql})")
+            params += fragment.params
+        for clause in body["must_not"]:
+            fragment = self.probe(clause)
+            parts.append(f"NOT ({fragment.sql})")
+            params += fragment.params
+        minimum = body["minimum_should_match"]
+        if minimum > 0:
+            if minimum > len(body["should"]):
+                return Fragment("0", [])
+            pieces = []
+            for clause in body["should"]:
+                fragment = self.probe(clause)
+                pieces.append(f"(CASE WHEN {fragment.sql} THEN 1 ELSE 0 END)")
+                params += fragment.params
+            parts.append(f"({' + '.join(pieces)}) >= {int(minimum)}")
+        if not parts:
+            return Fragment("1", [])
+        return Fragment(" AND ".join(parts), params)
+
+    # -- the whole statement --------------------------------------------------------------
+
+    @staticmethod
+    def mandatory(clause) -> tuple[list, Callable[[list], dict] | None]:
+        """Split a top-level clause into its mandatory conjuncts.
+
+        :returns: ``(conjuncts, rebuild)`` where ``rebuild(remaining)``
+            returns a clause equivalent to the rest once some conjuncts are
+            handled by the driver.
+        """
+        name, body = next(iter(clause.items()))
+        if name != "bool":
+            return [clause], lambda rest: {"bool": {"must": rest, "filter": [], "should": [], "must_not": [],
+                                                    "minimum_should_match": 0}}
+        conjuncts = body["must"] + body["filter"]
+        return conjuncts, lambda rest: {"bool": dict(body, must=rest, filter=[])}
+
+    def statement(self, query: dict, resource: str, principals: list, sort_codes: list) -> tuple[str, list, bool]:
+        """Return ``(sql, params, scored)`` selecting ``data, total`` rows.
+
+        :param sort_codes: ``[(code or None, "asc"|"desc")]``.
+        """
+        t = self.t
+        conjuncts, rebuild = self.mandatory(query["query"])
+        texts = [c for c in conjuncts if next(iter(c)) in ("match", "match_phrase", "multi_match")]
+        values = sorted((c for c in conjuncts if next(iter(c)) in DRIVER_RANK),
+                        key=lambda c: DRIVER_RANK[next(iter(c))])
+        params: list = []
+        scored = False
+        holes = ", ".join("?" * len(principals))
+        scope_probe = f"EXISTS (SELECT 1 FROM {t['scope']} s WHERE s.doc = d.id AND s.principal IN ({holes}))"
+        if texts:
+            expressions = [self.fts_expr(c) for c in texts]
+            if any(e is None for e in expressions):
+                return "", [], False
+            driver = (f"(SELECT rowid AS doc, rank AS score FROM {t['fts']} WHERE {t['fts']} MATCH ?)")
+            params.append(" AND ".join(expressions))
+            rest = [c for c in conjuncts if c not in texts]
+            scored = True
+        elif values:
+            condition = self.value_condition(values[0])
+            if condition is None:
+                return "", [], False
+            driver = f"(SELECT DISTINCT doc FROM {t['vals']} WHERE {condition.sql})"
+            params += condition.params
+            rest = [c for c in conjuncts if c is not values[0]]
+        else:
+            driver = (f"(SELECT DISTINCT doc FROM {t['scope']} WHERE resource = ? AND principal IN ({holes}))")
+            params += [resource, *principals]
+            rest = conjuncts
+        remaining = self.probe(rebuild(rest))
+        columns = ["d.data AS data", "count(*) OVER () AS total", "d.record_id AS rid", "d.parent_id AS pid"]
+        order = []
+        for i, (code, direction) in enumerate(sort_codes):
+            if code is None:
+                continue
+            aggregate = "MIN" if direction == "asc" else "MAX"
+            columns.append(f"(SELECT {aggregate}(v) FROM {t['vals']} WHERE doc = d.id AND field = {int(code)}) AS k{i}")
+            order += [f"(k{i} IS NULL)", f"k{i} {direction.upper()}"]
+        if scored and not sort_codes:
+            columns.append("c.score AS score")
+            order.append("score")
+        if order:
+            order += ["rid", "pid"]
+        sql = (f"SELECT {', '.join(columns)} FROM {driver} AS c CROSS JOIN {t['docs']} AS d ON d.id = c.doc "
+               f"WHERE d.resource = ? AND {scope_probe} AND ({remaining.sql})")
+        params += [resource, *principals, *remaining.params]
+        if order:
+            sql += " ORDER BY " + ", ".join(order)
+        return sql, params, scored

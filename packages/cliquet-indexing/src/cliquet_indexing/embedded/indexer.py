@@ -1,0 +1,297 @@
+"""The :class:`EmbeddedIndexer` (see :mod:`cliquet_indexing.embedded`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+import urllib.parse
+from typing import Iterable, Iterator
+
+from cliquet.storage.exceptions import BackendError
+
+from cliquet_indexing.embedded.compiler import ANY_FIELD, BOOL, NUMBER, STRING, Compiler, token
+from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult
+from cliquet_indexing.query import DEFAULT_MAX_SIZE, tokens
+
+logger = logging.getLogger("cliquet_indexing.embedded")
+
+PREFIX = re.compile(r"^[A-Za-z0-9_]*$")
+#: the token put between two values of one field, so phrases never span them.
+GAP = "g"
+DEFAULT_TIMEOUT = 5.0
+
+
+def parse_url(url: str | None) -> tuple[str, float]:
+    """Return ``(database, timeout)`` for ``cliquet.indexing_url``.
+
+    Empty, ``memory`` or ``sqlite://`` (no path) mean in memory (``":memory:"``);
+    ``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` name a file.
+
+    :raises ValueError: another scheme.
+    """
+    if not url or url.strip() in ("memory", ":memory:"):
+        return ":memory:", DEFAULT_TIMEOUT
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.scheme != "sqlite":
+        raise ValueError(f"the embedded indexer needs a sqlite:///path URL (or nothing), not {url!r}")
+    query = urllib.parse.parse_qs(parts.query)
+    timeout = float(query.get("timeout", [DEFAULT_TIMEOUT])[0])
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return (urllib.parse.unquote(path) or ":memory:"), timeout
+
+
+def flatten(value, path: str = ""):
+    """Yield ``(path, scalar)`` for every non-null leaf; lists are transparent."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from flatten(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for inner in value:
+            yield from flatten(inner, path)
+    elif value is not None and path:
+        yield path, value
+
+
+class EmbeddedIndexer(IndexerBase):
+    """An indexer in SQLite (FTS5 and JSON1, both in Python's ``sqlite3``).
+
+    One connection per indexer, shared by threads behind a lock: SQLite
+    serializes writes anyway, and a search is a single statement of a few
+    milliseconds.
+
+    :param url: ``cliquet.indexing_url`` (see :func:`parse_url`).
+    :param prefix: prefix of the table names (letters, digits, ``_``).
+    """
+
+    def __init__(self, url: str | None = None, prefix: str = "", max_size: int = DEFAULT_MAX_SIZE, **kwargs):
+        super().__init__(prefix=prefix, max_size=max_size)
+        if not PREFIX.match(prefix or ""):
+            raise ValueError(f"cliquet.indexing_prefix {prefix!r}: only letters, digits and _ are allowed")
+        self.url = url
+        self.database, self.timeout = parse_url(url)
+        self.tables = {name: f"{prefix}cix_{name}" for name in ("docs", "scope", "vals", "fields", "fts")}
+        self._lock = threading.RLock()
+        self._codes: dict = {}
+        self._schema_ready = False
+        self._conn = None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.database, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA cache_size = -65536")
+            self._conn = conn
+        return self._conn
+
+    @contextlib.contextmanager
+    def _session(self, write=False):
+        """Hold the lock, give the connection, wrap errors in BackendError."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                if not self._schema_ready:
+                    self._create_schema(conn)
+                if not write:
+                    yield conn
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._codes.clear()
+                raise BackendError(exc) from exc
+
+    def _create_schema(self, conn, dry_run=False):
+        t = self.tables
+        p = self.prefix
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {t['docs']} (id INTEGER PRIMARY KEY, resource TEXT NOT NULL, "
+            "parent_id TEXT NOT NULL, record_id TEXT NOT NULL, last_modified INTEGER NOT NULL, "
+            "data TEXT NOT NULL, UNIQUE (resource, parent_id, record_id))",
+            f"CREATE TABLE IF NOT EXISTS {t['scope']} (resource TEXT NOT NULL, principal TEXT NOT NULL, "
+            "doc INTEGER NOT NULL, PRIMARY KEY (resource, principal, doc)) WITHOUT ROWID",
+            f"CREATE INDEX IF NOT EXISTS {p}cix_scope_doc ON {t['scope']} (doc, principal)",
+            f"CREATE TABLE IF NOT EXISTS {t['fields']} (code INTEGER PRIMARY KEY, resource TEXT NOT NULL, "
+            "path TEXT NOT NULL, UNIQUE (resource, path))",
+            f"CREATE TABLE IF NOT EXISTS {t['vals']} (doc INTEGER NOT NULL, field INTEGER NOT NULL, "
+            "kind INTEGER NOT NULL, v)",
+            f"CREATE INDEX IF NOT EXISTS {p}cix_vals_doc ON {t['vals']} (doc, field, v)",
+            f"CREATE INDEX IF NOT EXISTS {p}cix_vals_value ON {t['vals']} (field, kind, v)",
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {t['fts']} USING fts5(words, everything, "
+            "tokenize = \"ascii tokenchars '_'\")",
+        ]
+        if dry_run:
+            for statement in statements:
+                logger.info("%s", statement)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        self._schema_ready = True
+
+    def _code(self, conn, resource: str, path: str, create: bool) -> int | None:
+        key = (resource, path)
+        code = self._codes.get(key)
+        if code is not None:
+            return code
+        row = conn.execute(f"SELECT code FROM {self.tables['fields']} WHERE resource = ? AND path = ?",
+                           key).fetchone()
+        if row is None:
+            if not create:
+                return None
+            code = conn.execute(f"INSERT INTO {self.tables['fields']} (resource, path) VALUES (?, ?)",
+                                key).lastrowid
+        else:
+            code = row[0]
+        self._codes[key] = code
+        return code
+
+    # -- the API --------------------------------------------------------------------------
+
+    def initialize_schema(self, dry_run: bool = False) -> None:
+        """Create the tables and indexes of this prefix (idempotent)."""
+        with self._lock:
+            try:
+                self._create_schema(self._connection(), dry_run=dry_run)
+            except sqlite3.Error as exc:
+                raise BackendError(exc) from exc
+
+    def flush(self) -> None:
+        """Remove every entry of this prefix."""
+        with self._session(write=True) as conn:
+            for name in ("docs", "scope", "vals", "fts"):
+                conn.execute(f"DELETE FROM {self.tables[name]}")
+
+    def heartbeat(self) -> bool:
+        """Return whether the database can be read (``False`` while locked by
+        another process, or unreadable)."""
+        try:
+            with self._session() as conn:
+                conn.execute(f"SELECT count(*) FROM {self.tables['fields']} WHERE code = 0").fetchone()
+            return True
+        except BackendError:
+            return False
+
+    def index_records(self, resource_name: str, entries: Iterable[IndexEntry]) -> None:
+        """Upsert the entries in one transaction (older versions skipped)."""
+        entries = list(entries)
+        if not entries:
+            with self._session() as conn:
+                return
+        t = self.tables
+        with self._session(write=True) as conn:
+            vals, scope, fts, stale = [], [], [], []
+            for entry in entries:
+                record = entry.record
+                modified = int(record.get("last_modified") or 0)
+                data = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+                row = conn.execute(f"SELECT id, last_modified FROM {t['docs']} WHERE resource = ? AND "
+                                   "parent_id = ? AND record_id = ?",
+                                   (resource_name, entry.parent_id, record["id"])).fetchone()
+                if row is not None:
+                    if row[1] > modified:
+                        continue
+                    doc = row[0]
+                    stale.append((doc,))
+                    conn.execute(f"UPDATE {t['docs']} SET last_modified = ?, data = ? WHERE id = ?",
+                                 (modified, data, doc))
+                else:
+                    doc = conn.execute(f"INSERT INTO {t['docs']} (resource, parent_id, record_id, last_modified, "
+                                       "data) VALUES (?, ?, ?, ?, ?)",
+                                       (resource_name, entry.parent_id, record["id"], modified, data)).lastrowid
+                scope += [(resource_name, principal, doc) for principal in set(entry.read_principals)]
+                words, everything, previous = [], [], None
+                for path, value in flatten(record):
+                    code = self._code(conn, resource_name, path, create=True)
+                    if isinstance(value, bool):
+                        vals.append((doc, code, BOOL, int(value)))
+                    elif isinstance(value, (int, float)):
+                        vals.append((doc, code, NUMBER, value))
+                    else:
+                        value = str(value)
+                        vals.append((doc, code, STRING, value))
+                        found = tokens(value)
+                        if found:
+                            if previous == code:
+                                words.append(GAP)
+                            words += [token(code, w) for w in found]
+                            everything += found
+                            previous = code
+                if everything:
+                    any_code = self._code(conn, resource_name, ANY_FIELD, create=True)
+                    fts.append((doc, " ".join(words), " ".join(token(any_code, w) for w in everything)))
+            if stale:
+                conn.executemany(f"DELETE FROM {t['vals']} WHERE doc = ?", stale)
+                conn.executemany(f"DELETE FROM {t['scope']} WHERE doc = ?", stale)
+                conn.executemany(f"DELETE FROM {t['fts']} WHERE rowid = ?", stale)
+            conn.executemany(f"INSERT INTO {t['vals']} (doc, field, kind, v) VALUES (?, ?, ?, ?)", vals)
+            conn.executemany(f"INSERT OR IGNORE INTO {t['scope']} (resource, principal, doc) VALUES (?, ?, ?)", scope)
+            conn.executemany(f"INSERT INTO {t['fts']} (rowid, words, everything) VALUES (?, ?, ?)", fts)
+
+    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Remove the entries of these ``(parent_id, record id)`` keys."""
+        keys = list(keys)
+        t = self.tables
+        with self._session(write=bool(keys)) as conn:
+            docs = []
+            for parent_id, record_id in keys:
+                row = conn.execute(f"SELECT id FROM {t['docs']} WHERE resource = ? AND parent_id = ? AND "
+                                   "record_id = ?", (resource_name, parent_id, record_id)).fetchone()
+                if row is not None:
+                    docs.append(row)
+            for name, column in (("docs", "id"), ("vals", "doc"), ("scope", "doc"), ("fts", "rowid")):
+                conn.executemany(f"DELETE FROM {t[name]} WHERE {column} = ?", docs)
+
+    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str]]:
+        """Return an iterator over the keys of a resource (read at call time)."""
+        with self._session() as conn:
+            rows = conn.execute(f"SELECT parent_id, record_id FROM {self.tables['docs']} WHERE resource = ?",
+                                (resource_name,)).fetchall()
+        return iter([(p, r) for p, r in rows])
+
+    def search(self, resource_name: str, query: dict, principals: Iterable[str]) -> SearchResult:
+        """Run one SQL statement: driver, read scope and probes, sort, page, total."""
+        principals = sorted(set(principals))
+        with self._session() as conn:
+            if not principals:
+                return SearchResult([], 0)
+            compiler = Compiler(self.tables, lambda path: self._code(conn, resource_name, path, create=False))
+            sort_codes = [(compiler.code(field), direction)
+                          for item in query["sort"] for field, direction in item.items()]
+            sql, params, _ = compiler.statement(query, resource_name, principals, sort_codes)
+            if not sql:
+                return SearchResult([], 0)
+            size, start = query["size"], query["from"]
+            rows = conn.execute(f"{sql} LIMIT ? OFFSET ?", [*params, max(size, 1), start]).fetchall()
+            if rows:
+                total = rows[0][1]
+            else:
+                total = conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+            records = [json.loads(row[0]) for row in rows[:size]]
+        return SearchResult(records, total)
+
+    def close(self) -> None:
+        """Close the connection (an in-memory index is lost)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+                self._schema_ready = False
+                self._codes.clear()
