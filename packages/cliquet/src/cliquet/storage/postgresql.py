@@ -45,68 +45,22 @@ from cliquet.storage import (
     UnicityError,
 )
 from cliquet.storage.postgresql_client import get_client
-from cliquet.storage.postgresql_query import column, filter_sql, keyset_sql, order_sql, sort_keys, sort_values
+from cliquet.storage.postgresql_query import (
+    BUMP,
+    COLLECTION_TIMESTAMP,
+    CREATE,
+    GET,
+    INIT_TIMESTAMP,
+    LOCK_LIVE,
+    UPDATE,
+    column,
+    filter_sql,
+    keyset_sql,
+    order_sql,
+    sort_keys,
+    sort_values,
+)
 from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, migrate
-
-_NOW_MS = "floor(extract(epoch from clock_timestamp()) * 1000)::bigint"
-
-# Bump the collection's counter and return the new value: the given timestamp
-# when it is newer than the counter (or the counter is new), otherwise
-# greatest(now, last + 1). With a count > 1, reserve that many consecutive
-# timestamps and return the last one.
-_BUMP = f"""
-INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
-SELECT %(parent_id)s, %(collection_id)s, COALESCE(%(given)s::bigint, {_NOW_MS} + %(count)s - 1)
-{{condition}}
-ON CONFLICT (parent_id, collection_id) DO UPDATE
-   SET last_modified = CASE
-       WHEN %(given)s::bigint IS NOT NULL AND EXCLUDED.last_modified > t.last_modified
-       THEN EXCLUDED.last_modified
-       ELSE greatest({_NOW_MS} + %(count)s - 1, t.last_modified + %(count)s) END
-RETURNING last_modified
-"""
-
-_GET = (
-    "SELECT last_modified, data FROM cliquet_records "
-    "WHERE parent_id = %s AND collection_id = %s AND id = %s AND NOT deleted"
-)
-
-_CREATE = f"""
-WITH ts AS ({_BUMP.format(condition='''WHERE NOT EXISTS (
-    SELECT 1 FROM cliquet_records
-     WHERE parent_id = %(parent_id)s AND collection_id = %(collection_id)s
-       AND id = %(id)s AND NOT deleted)''')})
-INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
-SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
-ON CONFLICT (parent_id, collection_id, id) DO UPDATE
-   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
- WHERE r.deleted
-RETURNING last_modified
-"""
-
-_UPDATE = f"""
-WITH ts AS ({_BUMP.format(condition='')})
-INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
-SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
-ON CONFLICT (parent_id, collection_id, id) DO UPDATE
-   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
-RETURNING last_modified
-"""
-
-_LOCK_LIVE = (
-    "SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s "
-    "AND NOT deleted FOR UPDATE"
-)
-
-_COLLECTION_TIMESTAMP = "SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s"
-
-_INIT_TIMESTAMP = f"""
-INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
-VALUES (%s, %s, {_NOW_MS})
-ON CONFLICT (parent_id, collection_id) DO UPDATE SET last_modified = t.last_modified
-RETURNING last_modified
-"""
-
 
 class _CountCache:
     """Counts of matching records per (scope, filters), valid for one
@@ -177,10 +131,10 @@ class PostgreSQLStorage(StorageBase):
     def collection_timestamp(self, collection_id: str, parent_id: str) -> int:
         """Return the collection's timestamp (the server's clock, remembered,
         for a collection never written)."""
-        row = self.client.execute(_COLLECTION_TIMESTAMP, (parent_id, collection_id), fetch="one")
+        row = self.client.execute(COLLECTION_TIMESTAMP, (parent_id, collection_id), fetch="one")
         if row is not None:
             return row[0]
-        return self.client.execute(_INIT_TIMESTAMP, (parent_id, collection_id), fetch="one")[0]
+        return self.client.execute(INIT_TIMESTAMP, (parent_id, collection_id), fetch="one")[0]
 
     def _mark_dirty(self, parent_id, collection_id):
         self.client.mark(("storage", parent_id, collection_id))
@@ -219,7 +173,7 @@ class PostgreSQLStorage(StorageBase):
             "given": given,
             "count": 1,
         }
-        row = self.client.execute(_CREATE, params, fetch="one")
+        row = self.client.execute(CREATE, params, fetch="one")
         if row is None:
             existing = self.get(collection_id, parent_id, object_id)
             raise UnicityError(self.id_field, existing)
@@ -228,7 +182,7 @@ class PostgreSQLStorage(StorageBase):
 
     def get(self, collection_id, parent_id, object_id):
         """Return the live record; :class:`RecordNotFoundError` otherwise."""
-        row = self.client.execute(_GET, (parent_id, collection_id, object_id), fetch="one")
+        row = self.client.execute(GET, (parent_id, collection_id, object_id), fetch="one")
         if row is None:
             raise RecordNotFoundError(object_id)
         return self._full(row[1], object_id, row[0])
@@ -245,7 +199,7 @@ class PostgreSQLStorage(StorageBase):
             "given": given,
             "count": 1,
         }
-        row = self.client.execute(_UPDATE, params, fetch="one")
+        row = self.client.execute(UPDATE, params, fetch="one")
         self._mark_dirty(parent_id, collection_id)
         return self._full(data, object_id, row[0])
 
@@ -253,7 +207,7 @@ class PostgreSQLStorage(StorageBase):
         """Delete the record, leaving a tombstone unless ``with_deleted`` is false."""
 
         def fn(conn):
-            if conn.execute(_LOCK_LIVE, (parent_id, collection_id, object_id)).fetchone() is None:
+            if conn.execute(LOCK_LIVE, (parent_id, collection_id, object_id)).fetchone() is None:
                 raise RecordNotFoundError(object_id)
             timestamp = self._bump(conn, parent_id, collection_id, 1, last_modified)
             if with_deleted:
@@ -279,7 +233,7 @@ class PostgreSQLStorage(StorageBase):
     def _bump(self, conn, parent_id, collection_id, count, candidate=None) -> int:
         """Reserve ``count`` consecutive timestamps; return the last one."""
         params = {"parent_id": parent_id, "collection_id": collection_id, "given": _given(candidate), "count": count}
-        return conn.execute(_BUMP.format(condition=""), params).fetchone()[0]
+        return conn.execute(BUMP.format(condition=""), params).fetchone()[0]
 
     def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
         """Delete the matching records (each tombstone gets its own timestamp)."""
@@ -399,6 +353,12 @@ class PostgreSQLStorage(StorageBase):
             live_sql = " AND ".join(filter_sql(c, o, v, params) for c, o, v in live)
             parts.append(f"(deleted OR ({live_sql}))" if tombstones else live_sql)
         return "".join(" AND " + p for p in parts)
+
+    def parent_ids(self, collection_id):
+        """Return the distinct parents of ``collection_id``'s rows."""
+        rows = self.client.execute("SELECT DISTINCT parent_id FROM cliquet_records WHERE collection_id = %s",
+                                   (collection_id,))
+        return sorted(row[0] for row in rows)
 
     def get_all(
         self,

@@ -262,3 +262,65 @@ def keyset_sql(columns: Sequence[tuple[Column, int]], after: Sequence[Any], para
     if not alternatives:
         return "FALSE"
     return "(" + " OR ".join(alternatives) + ")"
+
+
+# -- the statements of the storage -------------------------------------------------
+
+NOW_MS = "floor(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
+# Bump the collection's counter and return the new value: the given timestamp
+# when it is newer than the counter (or the counter is new), otherwise
+# greatest(now, last + 1). With a count > 1, reserve that many consecutive
+# timestamps and return the last one.
+BUMP = f"""
+INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
+SELECT %(parent_id)s, %(collection_id)s, COALESCE(%(given)s::bigint, {NOW_MS} + %(count)s - 1)
+{{condition}}
+ON CONFLICT (parent_id, collection_id) DO UPDATE
+   SET last_modified = CASE
+       WHEN %(given)s::bigint IS NOT NULL AND EXCLUDED.last_modified > t.last_modified
+       THEN EXCLUDED.last_modified
+       ELSE greatest({NOW_MS} + %(count)s - 1, t.last_modified + %(count)s) END
+RETURNING last_modified
+"""
+
+GET = (
+    "SELECT last_modified, data FROM cliquet_records "
+    "WHERE parent_id = %s AND collection_id = %s AND id = %s AND NOT deleted"
+)
+
+CREATE = f"""
+WITH ts AS ({BUMP.format(condition='''WHERE NOT EXISTS (
+    SELECT 1 FROM cliquet_records
+     WHERE parent_id = %(parent_id)s AND collection_id = %(collection_id)s
+       AND id = %(id)s AND NOT deleted)''')})
+INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
+SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
+ON CONFLICT (parent_id, collection_id, id) DO UPDATE
+   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
+ WHERE r.deleted
+RETURNING last_modified
+"""
+
+UPDATE = f"""
+WITH ts AS ({BUMP.format(condition='')})
+INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
+SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
+ON CONFLICT (parent_id, collection_id, id) DO UPDATE
+   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
+RETURNING last_modified
+"""
+
+LOCK_LIVE = (
+    "SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s "
+    "AND NOT deleted FOR UPDATE"
+)
+
+COLLECTION_TIMESTAMP = "SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s"
+
+INIT_TIMESTAMP = f"""
+INSERT INTO cliquet_timestamps AS t (parent_id, collection_id, last_modified)
+VALUES (%s, %s, {NOW_MS})
+ON CONFLICT (parent_id, collection_id) DO UPDATE SET last_modified = t.last_modified
+RETURNING last_modified
+"""
