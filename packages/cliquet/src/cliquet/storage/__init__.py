@@ -185,6 +185,16 @@ class StorageBase:
         """
         raise NotImplementedError
 
+    def parent_ids(self, collection_id: str) -> list[str]:
+        """Return the parent ids holding records of ``collection_id``, sorted.
+
+        For tools that walk a collection for every user (re-indexing,
+        exports). Parents whose records are all deleted may be listed too.
+
+        .. versionadded:: 3.2
+        """
+        raise NotImplementedError
+
     def get_all(
         self,
         collection_id: str,

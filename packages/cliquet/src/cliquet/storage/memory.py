@@ -306,6 +306,11 @@ class Storage(StorageBase):
                     removed += len(doomed)
         return removed
 
+    def parent_ids(self, collection_id):
+        """Return the parents having a bucket in ``collection_id``."""
+        with self._lock:
+            return sorted(p for c, p in self._buckets if c == collection_id)
+
     # -- queries ---------------------------------------------------------------
 
     def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,

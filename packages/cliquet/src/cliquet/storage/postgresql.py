@@ -360,6 +360,12 @@ class PostgreSQLStorage(StorageBase):
                                    (collection_id,))
         return sorted(row[0] for row in rows)
 
+    def parent_ids(self, collection_id):
+        """Return the distinct parents of ``collection_id``'s rows."""
+        rows = self.client.execute("SELECT DISTINCT parent_id FROM cliquet_records WHERE collection_id = %s",
+                                   (collection_id,))
+        return sorted(row[0] for row in rows)
+
     def get_all(
         self,
         collection_id: str,

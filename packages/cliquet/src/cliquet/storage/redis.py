@@ -308,6 +308,12 @@ class RedisStorage(StorageBase):
             removed += int(self._run("purge", keys, [scope, "" if before is None else str(int(before))]))
         return removed
 
+    def parent_ids(self, collection_id):
+        """Return the parents of ``collection_id`` in the set of scopes."""
+        with wrap_errors():
+            members = self.client.smembers(f"{self.prefix}scopes")
+        return sorted({p for c, p in (orjson.loads(m) for m in members) if c == collection_id})
+
     # -- reads ----------------------------------------------------------------------
 
     def _snapshot(self, collection_id, parent_id) -> _Snapshot:

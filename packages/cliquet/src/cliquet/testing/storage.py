@@ -72,7 +72,18 @@ class StorageContract(StorageQueryContract):
         return [("initialize_schema", ()), ("flush", ()), ("collection_timestamp", (c, p)),
                 ("create", (c, p, {"a": 1})), ("get", (c, p, o)), ("update", (c, p, o, {"a": 1})),
                 ("delete", (c, p, o)), ("delete_all", (c, p)), ("purge_deleted", (c, p)),
-                ("get_all", (c, p))]
+                ("get_all", (c, p)), ("parent_ids", (c,))]
+
+    def test_parent_ids(self, backend, collection):
+        other = f"{collection}_other"
+        backend.create(collection, "p1", {"a": 1})
+        backend.create(collection, "p2", {"a": 2})
+        backend.create(collection, "p2", {"a": 3})
+        backend.create(other, "p3", {"a": 4})
+        assert set(backend.parent_ids(collection)) >= {"p1", "p2"}
+        assert "p3" not in backend.parent_ids(collection)
+        assert backend.parent_ids(collection) == sorted(backend.parent_ids(collection))
+        assert backend.parent_ids(f"{collection}_nothing") == []
 
     # -- create / get ---------------------------------------------------------------
 
