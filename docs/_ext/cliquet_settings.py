@@ -34,7 +34,12 @@ TYPE_NAMES = {
 def type_name(convert) -> str:
     """A reader's name for a setting's converter."""
     name = getattr(convert, "__name__", repr(convert))
-    return TYPE_NAMES.get(name, f"``{name}``")
+    if name in TYPE_NAMES:
+        return TYPE_NAMES[name]
+    # A package's own converter (``_as_level``): its name says what it reads.
+    words = name.lstrip("_")
+    words = words[3:] if words.startswith("as_") else words
+    return words.replace("_", " ") or "string"
 
 
 def default_text(value) -> str:
