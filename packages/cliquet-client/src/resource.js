@@ -245,7 +245,7 @@ export class Resource extends Emitter {
   /**
    * Pushes local changes and pulls remote ones. Resolves to
    * `{ok, created, updated, deleted, published, conflicts, resolved, errors,
-   * skipped, lastModified}`.
+   * lastModified, resync}`.
    * @param {{strategy?: string, ignoreBackoff?: boolean}} [options]
    */
   sync(options = {}) {

@@ -29,7 +29,6 @@ function newResult() {
     conflicts: [],
     resolved: [],
     errors: [],
-    skipped: [],
     resync: null,
   };
 }
@@ -161,7 +160,7 @@ async function fullResync(ctx, reason) {
 /** Applies one page of remote records in one atomic store operation. */
 async function applyRemote(ctx, records) {
   if (records.length === 0) return;
-  const { resource, store, result, options } = ctx;
+  const { resource, store } = ctx;
   const events = [];
   await store.execute(
     records.map((r) => r.id),
@@ -180,7 +179,6 @@ async function applyRemote(ctx, records) {
     },
   );
   for (const [action, record] of events) resource._changed(action, record, "remote");
-  return { options, result };
 }
 
 /** What to do with one incoming record; pushes to the result lists. */
@@ -313,7 +311,7 @@ async function push(ctx) {
 
 /** Saves the answers of one pushed chunk, atomically. */
 async function applyPushed(ctx, snapshots, responses) {
-  const { resource, store, result } = ctx;
+  const { resource, store } = ctx;
   const events = [];
   await store.execute(
     snapshots.map((s) => s.id),

@@ -77,16 +77,23 @@ export function toServerData(record) {
 }
 
 /**
- * A structured deep copy of a JSON value.
+ * A deep copy of a JSON value (records hold nothing else). Several times
+ * faster than structuredClone for small objects, which matters when every
+ * record read from the memory store is copied.
  * @template T
  * @param {T} value
  * @returns {T}
  */
 export function clone(value) {
-  if (value === undefined) return value;
-  return typeof structuredClone === "function"
-    ? structuredClone(value)
-    : JSON.parse(JSON.stringify(value));
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = clone(value[i]);
+    return out;
+  }
+  const out = {};
+  for (const k of Object.keys(value)) out[k] = clone(value[k]);
+  return /** @type {any} */ (out);
 }
 
 /**

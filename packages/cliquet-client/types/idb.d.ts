@@ -6,6 +6,8 @@ export interface IDBStoreOptions {
   name?: string;
   /** Fields to index, for every collection or per collection name. */
   indexes?: string[] | Record<string, string[]>;
+  /** Durability of write transactions (default "relaxed"). */
+  durability?: "default" | "strict" | "relaxed";
 }
 
 /** A local store in IndexedDB (browsers), on the `idb` library. */

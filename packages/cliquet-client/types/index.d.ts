@@ -144,7 +144,6 @@ export interface SyncResult {
   resolved: (Conflict & { accepted: unknown })[];
   /** Records the server refused (they stay pending). */
   errors: SyncError[];
-  skipped: unknown[];
   /** Set when a full resync happened. */
   resync: null | "since_too_old" | "flushed";
 }

@@ -17,9 +17,15 @@ const fieldIndex = (field) => `field:${field}`;
  * const store = new IDBStore({ name: "my-app", indexes: ["title"] });
  */
 export class IDBStore {
-  /** @param {{name?: string, indexes?: string[] | Record<string, string[]>}} [options] */
+  /**
+   * @param {{name?: string, indexes?: string[] | Record<string, string[]>, durability?: "default"|"strict"|"relaxed"}} [options]
+   *   `durability` of write transactions: "relaxed" (the default here) lets
+   *   the browser report a commit before flushing it to disk — still atomic
+   *   and kept when a tab closes, only an OS crash may lose the last writes.
+   */
   constructor(options = {}) {
     this.name = options.name || "cliquet";
+    this.durability = options.durability || "relaxed";
     this.options = options;
     this._db = null;
     this._upgrading = Promise.resolve();
@@ -178,15 +184,20 @@ export class IDBCollection {
     const db = await this._db();
     const conditions = parseFilters(options.filters);
     const tx = db.transaction(this.name);
-    let best = null;
+    const usable = [];
     for (const field of new Set(conditions.map((c) => c.field))) {
       if (!this.fields.has(field)) continue;
       const ranges = keyRange(conditions.filter((c) => c.field === field));
-      if (!ranges) continue;
-      const index = tx.store.index(fieldIndex(field));
-      const counts = await Promise.all(ranges.map((r) => index.count(r)));
-      const count = counts.reduce((a, b) => a + b, 0);
-      if (!best || count < best.count) best = { index, ranges, count };
+      if (ranges) usable.push({ index: tx.store.index(fieldIndex(field)), ranges });
+    }
+    let best = usable.length === 1 ? usable[0] : null;
+    if (usable.length > 1) {
+      // Several indexes apply: count each one's candidates, keep the fewest.
+      for (const u of usable) {
+        const counts = await Promise.all(u.ranges.map((r) => u.index.count(r)));
+        u.count = counts.reduce((a, b) => a + b, 0);
+        if (!best || u.count < best.count) best = u;
+      }
     }
     let candidates;
     if (best) {
@@ -225,7 +236,7 @@ export class IDBCollection {
    */
   async execute(ids, fn) {
     const db = await this._db();
-    const tx = db.transaction(this.name, "readwrite");
+    const tx = db.transaction(this.name, "readwrite", { durability: this.parent.durability });
     const found = await Promise.all(ids.map((id) => tx.store.get(id)));
     const current = new Map();
     found.forEach((r, i) => r && current.set(ids[i], r));
@@ -248,7 +259,7 @@ export class IDBCollection {
   /** Removes every record and this collection's metadata. */
   async clear() {
     const db = await this._db();
-    const tx = db.transaction([this.name, META], "readwrite");
+    const tx = db.transaction([this.name, META], "readwrite", { durability: this.parent.durability });
     tx.objectStore(this.name).clear();
     const meta = tx.objectStore(META);
     const prefix = `${this.name}\u0000`;
