@@ -1,0 +1,152 @@
+"""cliquet-elasticsearch: an Elasticsearch indexer for Cliquet services.
+
+Two ways to enable it. Include the package — it makes Elasticsearch the
+indexing backend (unless the application named another one) and includes
+``cliquet_indexing``, so records are indexed and ``/search/{resource}``
+answers::
+
+    config.include("cliquet_elasticsearch")       # in code
+    pyramid.includes = cliquet_elasticsearch      # in the INI file
+
+or, in an application that already includes ``cliquet_indexing``, name the
+package as the backend (no file to edit: environment variables work too)::
+
+    cliquet.indexing_backend = cliquet_elasticsearch
+    cliquet.indexing_url = http://127.0.0.1:9200
+
+See :mod:`cliquet_elasticsearch.indexer` and ``docs/elasticsearch.rst``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cliquet.settings import Setting, as_duration, as_int, as_str
+
+from cliquet_elasticsearch.__about__ import __version__
+
+__all__ = ["__version__", "includeme", "load_from_config", "ELASTICSEARCH_SETTINGS", "DEFAULT_PREFIX"]
+
+BACKEND = "cliquet_elasticsearch"
+#: cliquet-indexing's own default backend, which including this package replaces.
+INDEXING_DEFAULT_BACKEND = "cliquet_indexing.embedded"
+#: the prefix of indexes when ``cliquet.indexing_prefix`` is empty.
+DEFAULT_PREFIX = "cliquet_"
+
+
+def _refresh(value):
+    from cliquet_elasticsearch.indexer import REFRESH_POLICIES
+
+    value = str(value).strip().lower()
+    if value not in REFRESH_POLICIES:
+        raise ValueError(f"expected one of {', '.join(REFRESH_POLICIES)}")
+    return value
+
+
+def _positive(value):
+    number = as_int(value)
+    if number is None or number < 1:
+        raise ValueError("expected an integer >= 1")
+    return number
+
+
+def _non_negative(value):
+    number = as_int(value)
+    if number is None or number < 0:
+        raise ValueError("expected an integer >= 0")
+    return number
+
+
+#: Settings of this backend (``cliquet.<name>``, or the ``CLIQUET_<NAME>`` variable).
+ELASTICSEARCH_SETTINGS = {
+    "elasticsearch_refresh": Setting("true", _refresh,
+                                     doc="After a write: refresh (true: searchable at once), wait_for the "
+                                         "next periodic refresh, or false."),
+    "elasticsearch_timeout": Setting(10.0, as_duration, doc="Seconds an Elasticsearch request may take."),
+    "elasticsearch_bulk_size": Setting(1000, _positive, doc="Records per bulk request."),
+    "elasticsearch_shards": Setting(1, _positive, doc="Primary shards of each new index."),
+    "elasticsearch_replicas": Setting("0-1", as_str,
+                                      doc="Replicas of each new index: a number, or a range such as 0-1 "
+                                          "(auto-expanded to the nodes available)."),
+    "elasticsearch_max_retries": Setting(2, _non_negative,
+                                         doc="Retries of a request on another node after a connection error."),
+}
+
+
+def load_from_config(config):
+    """Return an :class:`~cliquet_elasticsearch.indexer.ElasticsearchIndexer`
+    built from the settings: ``cliquet.indexing_url`` (one or several node
+    URLs), ``cliquet.indexing_prefix`` (default ``cliquet_``),
+    ``cliquet.search_max_size`` and the ``cliquet.elasticsearch_*`` ones."""
+    from cliquet.settings import declare_settings
+    from cliquet_indexing.settings import INDEXING_SETTINGS
+
+    from cliquet_elasticsearch.indexer import ElasticsearchIndexer
+
+    declare_settings(config, INDEXING_SETTINGS)
+    declare_settings(config, ELASTICSEARCH_SETTINGS)
+    settings = config.get_settings()
+    return ElasticsearchIndexer(
+        url=settings.get("cliquet.indexing_url"),
+        prefix=settings.get("cliquet.indexing_prefix") or DEFAULT_PREFIX,
+        max_size=settings.get("cliquet.search_max_size"),
+        refresh=settings["cliquet.elasticsearch_refresh"],
+        timeout=settings["cliquet.elasticsearch_timeout"],
+        bulk_size=settings["cliquet.elasticsearch_bulk_size"],
+        shards=settings["cliquet.elasticsearch_shards"],
+        replicas=settings["cliquet.elasticsearch_replicas"],
+        max_retries=settings["cliquet.elasticsearch_max_retries"],
+    )
+
+
+def _project_names(settings) -> list[str]:
+    names = ["cliquet"]
+    project = settings.get("cliquet.project_name") or settings.get("project_name")
+    if isinstance(project, str) and project:
+        names.append(project.strip().lower().replace("-", "_"))
+    return names
+
+
+def _explicit_backend(registry, environ) -> str | None:
+    """The indexing backend the application chose itself, if any."""
+    settings = registry.settings
+    names = _project_names(settings)
+    for name in names:
+        value = environ.get(f"{name.upper()}_INDEXING_BACKEND")
+        if value:
+            return value
+    for key in ["indexing_backend"] + [f"{name}.indexing_backend" for name in names[1:]]:
+        if settings.get(key):
+            return str(settings[key])
+    value = settings.get("cliquet.indexing_backend")
+    if not value:
+        return None
+    loaded = "indexing_backend" in getattr(registry, "cliquet_loaded_settings", ())
+    if loaded and value == INDEXING_DEFAULT_BACKEND:
+        # Once cliquet-indexing loaded its settings, its default can't be told
+        # apart from the same value written in the INI file: it is a default.
+        return None
+    return value
+
+
+def includeme(config):
+    """Make Elasticsearch the indexing backend (unless the application set
+    one) and include ``cliquet_indexing``. Including it twice is harmless.
+
+    Works before ``cliquet_indexing`` is included (``pyramid.includes``) and
+    after it: then the indexer already built is replaced.
+    """
+    from cliquet.settings import declare_settings
+
+    registry = config.registry
+    if getattr(registry, "cliquet_elasticsearch_included", False):
+        return
+    registry.cliquet_elasticsearch_included = True
+    declare_settings(config, ELASTICSEARCH_SETTINGS)
+    settings = config.get_settings()
+    if _explicit_backend(registry, os.environ) is None:
+        settings["cliquet.indexing_backend"] = BACKEND
+        if getattr(registry, "indexer", None) is not None:
+            # cliquet_indexing was included first, with its default indexer.
+            registry.indexer = load_from_config(config)
+    config.include("cliquet_indexing")
