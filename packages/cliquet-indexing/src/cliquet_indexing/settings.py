@@ -3,7 +3,7 @@ embedded backend's ``load_from_config``)."""
 
 from __future__ import annotations
 
-from cliquet.settings import Setting, as_bool, as_duration, as_int, as_str
+from cliquet.settings import Setting, as_bool, as_duration, as_int, as_list, as_str
 
 from cliquet_indexing.query import DEFAULT_MAX_SIZE
 
@@ -28,6 +28,9 @@ INDEXING_SETTINGS = {
     "indexing_prefix": Setting("", as_str, doc="Prefix of the indexer's tables or indexes."),
     "search_max_size": Setting(DEFAULT_MAX_SIZE, as_positive_int, public=True,
                                doc="Largest size a search may ask for."),
+    "indexing_resources": Setting("*", as_list,
+                                  doc="Resources whose records are indexed and searchable (* for all); "
+                                      "an IndexedResource always is."),
     "indexing_listener_enabled": Setting(True, as_bool,
                                          doc="Index every record change (AfterResourceChanged listener)."),
     "indexing_retry_interval": Setting(10.0, as_duration,

@@ -1,0 +1,128 @@
+"""What ``config.include("cliquet_indexing")`` registers.
+
+It works both from ``pyramid.includes`` — which Pyramid runs *before* the
+application calls :func:`cliquet.initialize` — and from
+``config.include("cliquet_indexing")`` after it: nothing here needs the core
+to be set up yet. The indexer itself is built when the configuration is
+committed, once every setting is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import PHASE0_CONFIG
+
+from cliquet.settings import declare_settings
+
+from cliquet_indexing.indexer import IndexerBase
+from cliquet_indexing.settings import INDEXING_SETTINGS
+
+logger = logging.getLogger("cliquet_indexing")
+
+CAPABILITY = "search"
+CAPABILITY_DESCRIPTION = ("Search the records of a resource with a portable subset of the Elasticsearch "
+                          "query DSL, within what the caller may read.")
+CAPABILITY_URL = "https://cliquet.readthedocs.io/en/latest/search.html"
+
+
+def api_prefix(settings, environ=None) -> str:
+    """Return the URL prefix (``v1``) the core uses, from the settings as
+    they are at include time (before or after the core loaded them)."""
+    environ = os.environ if environ is None else environ
+    version = (environ.get("CLIQUET_HTTP_API_VERSION") or settings.get("cliquet.http_api_version")
+               or settings.get("http_api_version") or "1.0")
+    return "v" + str(version).split(".")[0]
+
+
+def load_indexer(config) -> IndexerBase:
+    """Build the indexer named by ``cliquet.indexing_backend``.
+
+    :raises ConfigurationError: naming the setting, when the module can't be
+        imported, has no ``load_from_config`` or returns something that is not
+        an :class:`~cliquet_indexing.indexer.IndexerBase`.
+    """
+    setting = "cliquet.indexing_backend"
+    dotted = config.get_settings()[setting]
+    try:
+        module = config.maybe_dotted(dotted)
+    except ImportError as exc:
+        raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: {exc}") from exc
+    loader = getattr(module, "load_from_config", None)
+    if loader is None:
+        raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: no load_from_config() in it")
+    try:
+        indexer = loader(config)
+    except ValueError as exc:
+        raise ConfigurationError(f"Invalid indexing settings ({setting} = {dotted!r}): {exc}") from exc
+    if not isinstance(indexer, IndexerBase):
+        raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: load_from_config() returned "
+                                 f"{type(indexer).__name__}, not an IndexerBase")
+    return indexer
+
+
+def heartbeat_check(request) -> bool:
+    """The ``indexer`` heartbeat."""
+    indexer = getattr(request.registry, "indexer", None)
+    return indexer is not None and indexer.heartbeat()
+
+
+def _register(config, kind, name, value):
+    """Add a heartbeat check or a capability, with or without the core's
+    directives (they exist only once ``cliquet`` is included)."""
+    registry = config.registry
+    directive = {"heartbeats": "add_heartbeat_check", "api_capabilities": "add_api_capability"}[kind]
+    if hasattr(config, directive):
+        if kind == "heartbeats":
+            config.add_heartbeat_check(name, value)
+        else:
+            config.add_api_capability(name, **value)
+        return
+    discriminator = ("cliquet-heartbeat" if kind == "heartbeats" else "cliquet-capability", name)
+    config.action(discriminator, lambda: registry.__dict__.setdefault(kind, {}).__setitem__(name, value))
+
+
+def includeme(config):
+    """Declare the settings, subscribe the listener, add the search service,
+    the ``search`` capability and the ``indexer`` heartbeat check; build the
+    indexer at commit time. Including it twice is harmless."""
+    from cliquet.events import AfterResourceChanged
+
+    from cliquet_indexing import listeners, views
+    from cliquet_indexing.retry import RetryQueue
+
+    registry = config.registry
+    if getattr(registry, "cliquet_indexing_included", False):
+        return
+    registry.cliquet_indexing_included = True
+    declare_settings(config, INDEXING_SETTINGS)
+    settings = config.get_settings()
+
+    def build():
+        registry.indexer = load_indexer(config)
+        registry.indexing_retry = RetryQueue(registry.indexer,
+                                             interval=settings["cliquet.indexing_retry_interval"],
+                                             max_queued=settings["cliquet.indexing_retry_max_queued"])
+        logger.debug("Indexer: %s", type(registry.indexer).__module__)
+
+    # Before the core's own actions that read the registry (order 0 is the default).
+    config.action(("cliquet-indexing", "indexer"), build, order=-10)
+    if settings["cliquet.indexing_listener_enabled"]:
+        config.add_subscriber(listeners.on_resource_changed, AfterResourceChanged)
+
+    def add_service():
+        with config.route_prefix_context(api_prefix(config.get_settings())):
+            views.add_search_service(config)
+
+    if getattr(registry, "cliquet_included", False):
+        add_service()
+    else:
+        # From pyramid.includes, before the core (and Cornice) are set up: add
+        # the service when the configuration is committed.
+        # (Early: what it registers runs at Pyramid's later phases.)
+        config.action(("cliquet-indexing", "search-service"), add_service, order=PHASE0_CONFIG)
+    _register(config, "heartbeats", "indexer", heartbeat_check)
+    _register(config, "api_capabilities", CAPABILITY,
+              {"description": CAPABILITY_DESCRIPTION, "url": CAPABILITY_URL})

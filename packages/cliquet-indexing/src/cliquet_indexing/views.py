@@ -1,0 +1,86 @@
+"""The search endpoint: ``POST /v1/search/{resource_name}`` with a query body,
+``GET /v1/search/{resource_name}?q=words`` for the simple form.
+``{resource_name}`` is the resource's name (``article``) or its collection
+path (``articles``).
+
+The answer is ``{"data": [records]}`` (plus whatever the indexer adds, e.g.
+Elasticsearch ``aggregations``), with ``Total-Records`` giving the number of
+matches within what the caller may read.
+
+Errors: 401 anonymous, 404 (errno 111) unknown or non-indexed resource, 400
+(errno 107, with ``details``) malformed query, 503 (errno 201) indexer down.
+"""
+
+from __future__ import annotations
+
+from pyramid import httpexceptions
+
+from cliquet.errors import ERRORS, http_error, raise_invalid
+from cliquet.resource.http import read_json_body
+from cliquet.services import add_service, make_service
+from cliquet.utils import json_response
+
+from cliquet_indexing.listeners import is_indexed, resolve_resource
+from cliquet_indexing.query import InvalidQuery, simple_query
+
+#: query-string parameters of the GET form.
+GET_PARAMETERS = ("q", "size", "from")
+
+
+def _not_found(resource_name):
+    return http_error(httpexceptions.HTTPNotFound(), errno=ERRORS.MISSING_RESOURCE,
+                      message=f"No searchable resource named {resource_name!r}.",
+                      details=[{"location": "path", "name": "resource_name",
+                                "description": f"{resource_name!r} is not an indexed resource"}])
+
+
+def _get_body(request) -> dict:
+    """Turn ``?q=&size=&from=`` into a query body."""
+    params = request.GET
+    details = [{"location": "querystring", "name": name, "description": "unknown parameter "
+                f"(expected one of {', '.join(GET_PARAMETERS)})"} for name in params if name not in GET_PARAMETERS]
+    body = simple_query(params["q"]) if params.get("q", "").strip() else {}
+    for name in ("size", "from"):
+        if name in params:
+            try:
+                body[name] = int(params[name])
+            except ValueError:
+                details.append({"location": "querystring", "name": name, "description": "must be an integer"})
+    if details:
+        raise_invalid(details=details)
+    return body
+
+
+def search(request):
+    """Search the records of ``resource_name`` the caller may read."""
+    from cliquet.views.errors import unauthorized
+
+    if request.authenticated_userid is None:
+        raise unauthorized(request)
+    segment = request.matchdict["resource_name"]
+    resource_name = resolve_resource(request.registry, segment)
+    if resource_name is None or not is_indexed(request.registry, resource_name):
+        raise _not_found(segment)
+    body = read_json_body(request) if request.method == "POST" else _get_body(request)
+    indexer = request.registry.indexer
+    try:
+        query = indexer.validate_query(body)
+    except InvalidQuery as exc:
+        location = "body" if request.method == "POST" else "querystring"
+        raise_invalid(details=[dict(d, location=location) if location != "body" else d for d in exc.details],
+                      message=f"Invalid search query: {exc}")
+    result = indexer.search(resource_name, query, request.principals)
+    payload = {"data": result.records}
+    payload.update(result.extra)
+    return json_response(request, payload, headers={"Total-Records": str(result.total)})
+
+
+search_service = make_service(name="search", path="/search/{resource_name}",
+                              description="Search the records of a resource")
+search_service.add_view("POST", search, permission="__no_permission_required__")
+search_service.add_view("GET", search, permission="__no_permission_required__")
+
+
+def add_search_service(config):
+    """Register the search service (call inside the version's route prefix)."""
+    add_service(config, search_service)
