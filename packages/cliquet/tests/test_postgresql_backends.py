@@ -127,12 +127,12 @@ def test_migrations_are_recorded_and_a_newer_schema_is_refused(postgresql_url, c
         conn.execute(f'CREATE SCHEMA "{schema}"')
     client = PostgreSQLClient(with_schema(postgresql_url, schema), pool_size=2)
     try:
-        assert migrate(client, "storage", STORAGE_MIGRATIONS, dry_run=True) == [1, 2]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS, dry_run=True) == [1, 2, 3]
         assert migrate(client, "storage", STORAGE_MIGRATIONS[:1]) == [1]
-        assert migrate(client, "storage", STORAGE_MIGRATIONS) == [2]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS) == [2, 3]
         assert migrate(client, "storage", STORAGE_MIGRATIONS) == []
         version = client.execute("SELECT version FROM cliquet_schema WHERE component = 'storage'", fetch="one")
-        assert version == (2,)
+        assert version == (3,)
         with pytest.raises(SchemaVersionError):
             migrate(client, "storage", STORAGE_MIGRATIONS[:1])
     finally:
@@ -352,3 +352,84 @@ def test_several_app_servers_get_unique_increasing_timestamps_and_polling_misses
     # The poller, which only ever asked for "newer than the newest I saw",
     # saw every record: timestamps became visible in increasing order.
     assert len(seen) == 160 and set(seen.values()) == set(stamps)
+
+
+# -- beyond the contract: purge horizon, counts, declared-field indexes ----------------
+
+
+@pytest.fixture
+def pg_storage_backend(pg_schema_url):
+    storage = pg_storage.load_from_config(make_config(storage_url=pg_schema_url))
+    storage.initialize_schema()
+    return storage
+
+
+@pytest.mark.services
+def test_purge_remembers_its_horizon(pg_storage_backend):
+    import uuid as uuid_module
+
+    storage, c = pg_storage_backend, f"purge-{uuid_module.uuid4().hex[:8]}"
+    assert storage.purged_before(c, "p") is None
+    records = [storage.create(c, "p", {"n": n}) for n in range(3)]
+    tombstones = [storage.delete(c, "p", r["id"]) for r in records]
+    assert storage.purge_deleted(c, "p", before=tombstones[1]["last_modified"]) == 1
+    assert storage.purged_before(c, "p") == tombstones[1]["last_modified"]
+    assert storage.purge_deleted(c, "p", before=tombstones[0]["last_modified"]) == 0
+    assert storage.purged_before(c, "p") == tombstones[1]["last_modified"]  # never goes back
+    assert storage.purge_deleted(c, "p") == 2
+    assert storage.purged_before(c, "p") == storage.collection_timestamp(c, "p") + 1
+
+
+@pytest.mark.services
+def test_unfiltered_totals_stay_exact_through_rollbacks(pg_storage_backend):
+    import uuid as uuid_module
+
+    storage, c = pg_storage_backend, f"count-{uuid_module.uuid4().hex[:8]}"
+    kept = [storage.create(c, "p", {"n": n}) for n in range(5)]
+    with pytest.raises(ZeroDivisionError):
+        with storage.transaction():
+            storage.create(c, "p", {"n": 99})
+            storage.delete(c, "p", kept[0]["id"])
+            storage.delete_all(c, "p", with_deleted=False)
+            assert storage.get_all(c, "p", limit=1)[1] == 0
+            1 / 0
+    assert storage.get_all(c, "p", limit=1)[1] == 5
+    storage.delete(c, "p", kept[0]["id"])
+    storage.update(c, "p", kept[0]["id"], {"n": 0})  # over its tombstone
+    storage.update(c, "p", kept[1]["id"], {"n": 1})  # replaces a live record
+    storage.delete(c, "p", kept[2]["id"], with_deleted=False)
+    assert storage.get_all(c, "p", limit=1)[1] == 4
+    assert storage.get_all(c, "p", limit=0)[1] == 4
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("codepoint", [True, False])
+def test_declared_fields_get_indexes_that_sorted_pages_use(pg_storage_backend, codepoint):
+    storage = pg_storage_backend
+    storage.codepoint_strings = codepoint
+    statements = storage.create_field_indexes(["title", "meta.rank", "id"])
+    assert len(statements) == 2  # id has the primary key
+    assert storage.create_field_indexes(["title", "meta.rank"]) == statements  # idempotent
+    from cliquet.storage import Sort
+
+    for field in ("title", "meta.rank"):
+        for direction in (1, -1):
+            captured = []
+            real = storage.client.execute
+
+            def spy(query, params=None, **kwargs):
+                captured.append((query, params))
+                return real(query, params, **kwargs)
+
+            storage.client.execute = spy
+            try:
+                storage.get_all("indexed", "p", sorting=[Sort(field, direction), Sort("id", direction)], limit=10)
+            finally:
+                storage.client.execute = real
+            query, params = captured[0]
+            with psycopg.connect(storage.client.url, autocommit=True) as conn:
+                conn.execute("SET enable_seqscan = off")
+                conn.execute("SET enable_sort = off")
+                conn.execute("SET enable_incremental_sort = off")
+                plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
+            assert "cliquet_records_field_" in plan and "Sort" not in plan, plan

@@ -316,6 +316,8 @@ LOCK_LIVE = (
     "AND NOT deleted FOR UPDATE"
 )
 
+LOCK_SCOPE = "SELECT 1 FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s FOR UPDATE"
+
 COLLECTION_TIMESTAMP = "SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s"
 
 INIT_TIMESTAMP = f"""

@@ -69,6 +69,48 @@ STORAGE_MIGRATIONS: list[list[str]] = [
             ADD COLUMN IF NOT EXISTS purged_before BIGINT
         """,
     ],
+    # 3: the number of live records per collection, kept by a trigger, so
+    # that an unfiltered Total-Records costs one primary-key read.
+    [
+        """
+        ALTER TABLE cliquet_timestamps
+            ADD COLUMN IF NOT EXISTS record_count BIGINT NOT NULL DEFAULT 0
+        """,
+        """
+        UPDATE cliquet_timestamps AS t SET record_count = (
+            SELECT count(*) FROM cliquet_records AS r
+             WHERE r.parent_id = t.parent_id AND r.collection_id = t.collection_id AND NOT r.deleted)
+        """,
+        """
+        CREATE OR REPLACE FUNCTION cliquet_count_records() RETURNS trigger AS $$
+        DECLARE
+            delta INTEGER := 0;
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                IF NOT NEW.deleted THEN delta := 1; END IF;
+            ELSIF TG_OP = 'DELETE' THEN
+                IF NOT OLD.deleted THEN delta := -1; END IF;
+            ELSIF OLD.deleted AND NOT NEW.deleted THEN
+                delta := 1;
+            ELSIF NEW.deleted AND NOT OLD.deleted THEN
+                delta := -1;
+            END IF;
+            IF delta <> 0 THEN
+                UPDATE cliquet_timestamps SET record_count = record_count + delta
+                 WHERE parent_id = COALESCE(NEW.parent_id, OLD.parent_id)
+                   AND collection_id = COALESCE(NEW.collection_id, OLD.collection_id);
+            END IF;
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql
+        """,
+        "DROP TRIGGER IF EXISTS cliquet_records_count ON cliquet_records",
+        """
+        CREATE TRIGGER cliquet_records_count
+            AFTER INSERT OR DELETE OR UPDATE OF deleted ON cliquet_records
+            FOR EACH ROW EXECUTE FUNCTION cliquet_count_records()
+        """,
+    ],
 ]
 
 CACHE_MIGRATIONS: list[list[str]] = [
@@ -180,3 +222,33 @@ def migrate(client, component: str, migrations: Sequence[Sequence[str]], dry_run
         return applied
 
     return client.run(apply, write=True)
+
+
+def field_index_statements(fields, column_of, sort_keys_of) -> list[str]:
+    """Return the ``CREATE INDEX`` statements for record fields that a
+    resource filters and sorts on.
+
+    Each index is ``(parent_id, collection_id, <the field's sort keys>, id)``
+    with exactly the expressions :mod:`~cliquet.storage.postgresql_query`
+    puts in ``ORDER BY`` and ``WHERE``, so that a page sorted by the field
+    (either direction) and a range filter on it read only what they return.
+    Not partial: a partial index on one collection would not match the
+    parametrised (prepared) queries.
+
+    :param column_of: ``field -> Column``.
+    :param sort_keys_of: ``Column -> [(Column, direction)]``.
+    """
+    import hashlib
+
+    statements = []
+    for field in fields:
+        col = column_of(field)
+        if col.kind != "jsonb":
+            continue  # id and last_modified have theirs
+        keys = ", ".join(f"({key.sql})" for key, _ in sort_keys_of(col))
+        digest = hashlib.sha1(f"{field}|{keys}".encode()).hexdigest()[:16]
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS cliquet_records_field_{digest} "
+            f"ON cliquet_records (parent_id, collection_id, {keys}, id)"
+        )
+    return statements
