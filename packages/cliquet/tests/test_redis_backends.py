@@ -213,3 +213,21 @@ def test_backends_fail_cleanly_and_recover_after_a_server_restart(private_redis)
     finally:
         for backend in (storage, cache, permission):
             close_client(backend.client)
+
+
+@pytest.mark.services
+def test_purge_remembers_its_horizon(redis_url, cliquet_worker_prefix):
+    storage = redis_storage.load_from_config(
+        make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}pb:"))
+    try:
+        assert storage.purged_before("c", "p") is None
+        records = [storage.create("c", "p", {"n": n}) for n in range(3)]
+        tombstones = [storage.delete("c", "p", r["id"]) for r in records]
+        assert storage.purge_deleted("c", "p", before=tombstones[1]["last_modified"]) == 1
+        assert storage.purged_before("c", "p") == tombstones[1]["last_modified"]
+        assert storage.purge_deleted("c", "p", before=tombstones[0]["last_modified"]) == 0
+        assert storage.purged_before("c", "p") == tombstones[1]["last_modified"]
+        assert storage.purge_deleted(None, None) == 2
+        assert storage.purged_before("c", "p") == storage.collection_timestamp("c", "p") + 1
+    finally:
+        storage.flush()

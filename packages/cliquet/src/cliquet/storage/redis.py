@@ -13,6 +13,7 @@ Layout, per collection scope ``S`` (the JSON text ``["collection", "parent"]``):
 * ``{prefix}z:S`` — sorted set of both, scored by ``last_modified``;
 * ``{prefix}ts:S`` — the collection timestamp; ``{prefix}v:S`` — a version
   changed by every write (purges included);
+* ``{prefix}pb:S`` — the purge horizon (see :meth:`RedisStorage.purged_before`);
 * ``{prefix}scopes`` — every scope, for purges across collections.
 
 Every write is one Lua script, so it is atomic: the timestamp comes from the
@@ -113,7 +114,7 @@ touch()
 return out
 """
 
-# ARGV: scope, before ("" for all).
+# ARGV: scope, before ("" for all).  KEYS[8]: the purge horizon.
 _PURGE = _LUA_COMMON + """
 local ids
 if ARGV[2] == '' then
@@ -128,7 +129,12 @@ for _, id in ipairs(ids) do
     removed = removed + 1
   end
 end
-if removed > 0 then touch() end
+if removed > 0 then
+  touch()
+  local horizon = tonumber(ARGV[2]) or ((tonumber(redis.call('GET', KEYS[4])) or 0) + 1)
+  local old = tonumber(redis.call('GET', KEYS[8]))
+  if old == nil or horizon > old then redis.call('SET', KEYS[8], string.format('%.0f', horizon)) end
+end
 return removed
 """
 
@@ -305,8 +311,20 @@ class RedisStorage(StorageBase):
         removed = 0
         for cid, pid in scopes:
             scope, keys = self._keys(cid, pid)
-            removed += int(self._run("purge", keys, [scope, "" if before is None else str(int(before))]))
+            removed += int(self._run("purge", keys + [self._horizon_key(scope)],
+                                     [scope, "" if before is None else str(int(before))]))
         return removed
+
+    def _horizon_key(self, scope):
+        return f"{self.prefix}pb:{scope}"
+
+    def purged_before(self, collection_id: str, parent_id: str) -> int | None:
+        """Return the timestamp before which tombstones were purged (``None``
+        if never): a client that synced before it must start over."""
+        scope, _ = self._keys(collection_id, parent_id)
+        with wrap_errors():
+            value = self.client.get(self._horizon_key(scope))
+        return int(value) if value is not None else None
 
     def parent_ids(self, collection_id):
         """Return the parents of ``collection_id`` in the set of scopes."""
