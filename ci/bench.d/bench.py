@@ -11,7 +11,7 @@ sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
 ``BENCH_THREADS``       wrk threads (default 2)
 ``BENCH_SIZES``         collection sizes, e.g. ``1000,10000``
 ``BENCH_SCENARIOS``     scenarios at the first size (default all)
-``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``list,since``)
+``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``get,list,since``)
 ``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,list``)
 """
 
@@ -53,7 +53,7 @@ def settings():
         "threads": int(os.environ.get("BENCH_THREADS", "2")),
         "sizes": [int(x) for x in _env_list("BENCH_SIZES", "1000,10000")],
         "scenarios": _env_list("BENCH_SCENARIOS", ",".join(SCENARIOS)),
-        "scale_scenarios": _env_list("BENCH_SCALE_SCENARIOS", "list,since"),
+        "scale_scenarios": _env_list("BENCH_SCALE_SCENARIOS", "get,list,since"),
         "profile_scenarios": _env_list("BENCH_PROFILE_SCENARIOS", "get,list"),
         "quick": quick,
     }
@@ -87,7 +87,6 @@ class Running:
         self.read = None        # Target of the preloaded collection
         self.ids = []
         self.marker = None
-        self.counter = 0
         self.ids_file = None
 
     def start(self):
@@ -127,15 +126,6 @@ class Running:
     def target(self, name):
         """A (new) collection on this server."""
         return self.server.app.target(self.base_url, name)
-
-    def fresh(self):
-        """A collection nobody used yet (create and batch runs).
-
-        Its name must not contain "batch": Kinto refuses any batch
-        sub-request whose path contains that word.
-        """
-        self.counter += 1
-        return self.target(f"fresh{self.counter}")
 
     def stop(self):
         """Stop the whole process group: TERM, then KILL after 10 s."""
@@ -224,7 +214,7 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
         for running in servers:
             try:
                 check(scenario, running.base_url, running.read, running.ids,
-                      running.marker, running.target("check"))
+                      running.marker)
                 alive.append(running)
             except (CheckFailed, OSError) as exc:
                 msg = f"{running.server.label}, {scenario.title} at {size}: {exc}"
@@ -233,14 +223,16 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
         for run in range(cfg["runs"]):
             for running in list(alive):
                 try:
-                    target = running.fresh() if scenario.fresh_collection else running.read
+                    target = running.read
+                    if scenario.writes:
+                        before = count_records(running.base_url, target)
                     res = run_wrk(cfg, running, scenario, target, cfg["duration"],
                                   running.ids_file)
-                    if scenario.fresh_collection:
+                    if scenario.writes:
                         # Every create answered 2xx must be there afterwards
                         # (requests still in flight when wrk stopped may add more).
-                        stored = count_records(running.base_url, target)
-                        res["lost"] = max(0, res["records"] - stored)
+                        added = count_records(running.base_url, target) - before
+                        res["lost"] = max(0, res["records"] - added)
                 except (CheckFailed, OSError, RuntimeError, subprocess.SubprocessError) as exc:
                     msg = f"{running.server.label}, {scenario.title} at {size}: {exc}"
                     print(f"ERROR: {msg}", file=sys.stderr)
@@ -268,8 +260,8 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
                     profile.append((running.server.label, scenario.title, size, out))
 
 
-def run_group(name, cfg, args, stamp, results, failures, profiles):
-    """Start the servers of one group, measure every stage, stop them."""
+def start_servers(name, failures):
+    """Start the servers of group ``name`` on fresh backends; return the ready ones."""
     servers = []
     try:
         for server in CONFIGS[name]:
@@ -297,7 +289,29 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
             print(f"{running.server.label} ready on {running.base_url} "
                   f"({running.server.workers} worker(s) x {running.server.threads} thread(s))",
                   file=sys.stderr)
-        for i, size in enumerate(cfg["sizes"]):
+    except BaseException:
+        for running in servers:
+            running.stop()
+        raise
+    return servers
+
+
+def run_group(name, cfg, args, stamp, results, failures, profiles):
+    """Measure every size of one group, each on freshly started servers.
+
+    A stage starts the servers on empty backends (a new PostgreSQL database,
+    a flushed Redis db, a new process for memory), preloads exactly ``size``
+    records in one collection and runs its scenarios in order: the reads and
+    PATCH first, then create and batch, which write into the same collection.
+    So "at N records" means the same for both apps, whatever their speed.
+    """
+    for i, size in enumerate(cfg["sizes"]):
+        keys = cfg["scenarios"] if i == 0 else cfg["scale_scenarios"]
+        if not keys:
+            continue
+        print(f"--- {name}, {size} records", file=sys.stderr)
+        servers = start_servers(name, failures)
+        try:
             for running in list(servers):
                 try:
                     prepare_stage(running, size)
@@ -307,12 +321,11 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
                     failures.append(msg)
                     running.stop()
                     servers.remove(running)
-            keys = cfg["scenarios"] if i == 0 else cfg["scale_scenarios"]
             measure(cfg, servers, size, keys, results, failures,
                     profiles if args.profile else None, stamp)
-    finally:
-        for running in servers:
-            running.stop()
+        finally:
+            for running in servers:
+                running.stop()
 
 
 def _terminated(signum, frame):

@@ -81,8 +81,8 @@ def _group_table(name, cfg, results):
                     if base["p99_ms"] > 0:
                         p99 = f"{s['p99_ms'] / base['p99_ms']:.2f}"
                 non_ok = f"{s['non_ok']:.1%}"
-                if s["non_ok"]:
-                    bad = {c: n for c, n in s["statuses"].items() if int(c) >= 400}
+                bad = {c: n for c, n in s["statuses"].items() if int(c) >= 400}
+                if bad:
                     non_ok += " " + ",".join(f"{c}×{n}" for c, n in sorted(bad.items()))
                 if s["subfailed"]:
                     non_ok += f" ({s['subfailed']} sub-requests failed)"
@@ -135,8 +135,12 @@ def render(cfg, now, load_before, results, failures, profiles):
         f"after {os.getloadavg()[0]:.2f}",
         f"- {os.environ.get('BENCH_VERSIONS', '')}",
         "- ok/s counts answers below 400 only; a batch is ok when all its sub-requests are;"
-        " after each create and batch run the collection is counted, and creates answered"
-        " 2xx but missing are reported as lost",
+        " the collection is counted before and after each create and batch run, and creates"
+        " answered 2xx but missing are reported as lost",
+        "- ×Kinto: ok/s (records/s for a batch) divided by Kinto's, higher is better;"
+        " p99 ÷ Kinto: lower is better; records: the collection's size when the stage starts"
+        " (each size on freshly started servers and empty backends; the reads and PATCH"
+        " run first, then create and batch write into the same collection)",
         "",
     ]
     for name in cfg["configs"]:
