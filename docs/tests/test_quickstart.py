@@ -23,6 +23,10 @@ value on the page is bound to the real one, and from then on every
 occurrence on the page (in later answers *and* in later commands) stands for
 that real value. So editing a command or an answer on the page changes what
 this test checks, and a page that no longer matches the service fails here.
+
+When the service's answers change on purpose, ``docs/tests/refresh_examples.py``
+rewrites the answers that no longer match (keeping the page's ids) — then read
+the diff.
 """
 
 from __future__ import annotations
