@@ -141,9 +141,7 @@ def _check_raw(body: dict, max_size: int) -> dict:
             _check_aggregations(body[key], key)
     for path, key, child in _walk({k: v for k, v in body.items() if k not in ("size", "from")}, ""):
         where = f"{path}.{key}" if path else str(key)
-        if isinstance(key, str) and (key == META or key.startswith(META + ".")):
-            raise _error(where, f"the {META} fields are reserved")
-        if isinstance(child, str) and (child == META or child.startswith(META + ".")):
+        if _reserved(key) or _reserved(child):
             raise _error(where, f"the {META} fields are reserved")
         if key in FORBIDDEN_CLAUSES or key in ("suggest", "_index", "knn"):
             raise _error(where, "reads past the read scope: not allowed")
@@ -169,8 +167,24 @@ def validate(body: Any, max_size: int) -> dict:
     :raises InvalidQuery: with ``details``.
     """
     if is_portable(body):
-        return portable.validate(body, max_size=max_size)
+        normalized = portable.validate(body, max_size=max_size)
+        _check_reserved(normalized)
+        return normalized
     return _check_raw(body, max_size)
+
+
+def _reserved(name: Any) -> bool:
+    return isinstance(name, str) and (name == META or name.startswith(META + "."))
+
+
+def _check_reserved(normalized: dict) -> None:
+    """Refuse the reserved fields in a portable query (field names are keys,
+    or values of ``exists.field``, ``multi_match.fields`` and ``sort``)."""
+    for path, key, child in _walk(normalized, ""):
+        where = f"{path}.{key}" if path else str(key)
+        values = child if isinstance(child, list) else [child]
+        if _reserved(key) or (key in ("field", "fields") and any(_reserved(v) for v in values)):
+            raise _error(where, f"the {META} fields are reserved")
 
 
 # -- portable -> Elasticsearch ------------------------------------------------------------
