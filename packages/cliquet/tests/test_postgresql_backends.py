@@ -433,3 +433,36 @@ def test_declared_fields_get_indexes_that_sorted_pages_use(pg_storage_backend, c
                 conn.execute("SET enable_incremental_sort = off")
                 plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
             assert "cliquet_records_field_" in plan and "Sort" not in plan, plan
+
+
+@pytest.mark.services
+def test_a_write_over_a_concurrent_change_of_what_was_read_is_refused(pg_storage_backend):
+    from cliquet.storage.exceptions import ConflictError
+
+    storage = pg_storage_backend
+    c = f"conflict-{time.time_ns()}"
+    record = storage.create(c, "p", {"v": 0})
+    other = storage.create(c, "p", {"v": 0})
+    with pytest.raises(ConflictError):
+        with storage.transaction():
+            read = storage.get(c, "p", record["id"])  # e.g. to check If-Match
+            concurrent = pg_storage.load_from_config(make_config(storage_url=storage.client.url,
+                                                                 storage_pool_size=2))
+            concurrent.update(c, "p", record["id"], {"v": "concurrent"})  # another app server
+            storage.update(c, "p", record["id"], dict(read, v="lost"))
+    assert storage.get(c, "p", record["id"])["v"] == "concurrent"
+    with pytest.raises(ConflictError):
+        with storage.transaction():
+            storage.get(c, "p", other["id"])
+            concurrent.update(c, "p", other["id"], {"v": 1})
+            storage.delete(c, "p", other["id"])
+    assert storage.get(c, "p", other["id"])["v"] == 1
+    # What was not read, or was read again, or was written by this same
+    # transaction, is not a conflict.
+    with storage.transaction():
+        storage.update(c, "p", other["id"], {"v": 2})
+        concurrent_stamp = storage.get(c, "p", other["id"])["last_modified"]
+        storage.update(c, "p", other["id"], {"v": 3})
+        storage.delete(c, "p", other["id"])
+    assert concurrent_stamp > 0
+    concurrent.client.close()

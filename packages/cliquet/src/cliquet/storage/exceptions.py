@@ -35,6 +35,14 @@ class UnicityError(Exception):
         super().__init__(f"{field!r} is already taken by record {record.get('id')!r}")
 
 
+class ConflictError(BackendError):
+    """A record this transaction read was changed by a concurrent one before
+    this transaction wrote it: the write was refused, so that no update is
+    lost (a check such as ``If-Match`` made on what was read would no longer
+    hold). Running the whole request again resolves it.
+    """
+
+
 class ReadonlyError(BackendError):
     """The backend is read-only and refused a write."""
 

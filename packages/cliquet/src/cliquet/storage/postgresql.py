@@ -45,6 +45,7 @@ from cliquet.storage import (
     StorageBase,
     UnicityError,
 )
+from cliquet.storage.exceptions import ConflictError
 from cliquet.storage.postgresql_client import get_client
 from cliquet.storage.postgresql_query import (
     BUMP,
@@ -65,6 +66,8 @@ from cliquet.storage.postgresql_query import (
 from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, field_index_statements, migrate
 
 logger = logging.getLogger(__name__)
+
+_NOT_READ = object()
 
 # The collection's timestamp and live record count, as two columns of a query
 # (parameters: parent_id, collection_id).
@@ -211,11 +214,25 @@ class PostgreSQLStorage(StorageBase):
         return self._full(data, object_id, row[0])
 
     def get(self, collection_id, parent_id, object_id):
-        """Return the live record; :class:`RecordNotFoundError` otherwise."""
+        """Return the live record; :class:`RecordNotFoundError` otherwise.
+
+        Inside a transaction, what was read is remembered: a later
+        :meth:`update` or :meth:`delete` of this record in the same
+        transaction raises :class:`~cliquet.storage.exceptions.ConflictError`
+        if a concurrent transaction changed it in between (no lost update).
+        """
         row = self.client.execute(GET, (parent_id, collection_id, object_id), fetch="one")
+        self.client.mark(("read", parent_id, collection_id, object_id), row[0] if row else None)
         if row is None:
             raise RecordNotFoundError(object_id)
         return self._full(row[1], object_id, row[0])
+
+    def _check_unchanged(self, conn, parent_id, collection_id, object_id, current) -> None:
+        """Raise :class:`ConflictError` if this transaction read the record
+        at another version than ``current`` (call with the scope locked)."""
+        expected = self.client.recall(("read", parent_id, collection_id, object_id), _NOT_READ)
+        if expected is not _NOT_READ and expected != current:
+            raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
 
     def update(self, collection_id, parent_id, object_id, record):
         """Replace (or create) the record with a new timestamp."""
@@ -229,7 +246,18 @@ class PostgreSQLStorage(StorageBase):
             "given": given,
             "count": 1,
         }
-        row = self.client.execute(UPDATE, params, fetch="one")
+        key = ("read", parent_id, collection_id, object_id)
+        if self.client.recall(key, _NOT_READ) is _NOT_READ:
+            row = self.client.execute(UPDATE, params, fetch="one")
+        else:
+            def fn(conn):
+                conn.execute(LOCK_SCOPE, (parent_id, collection_id))
+                current = conn.execute(LOCK_LIVE, (parent_id, collection_id, object_id)).fetchone()
+                self._check_unchanged(conn, parent_id, collection_id, object_id, current[0] if current else None)
+                return conn.execute(UPDATE, params).fetchone()
+
+            row = self.client.run(fn, write=True)
+            self.client.mark(key, row[0])
         self._mark_dirty(parent_id, collection_id)
         return self._full(data, object_id, row[0])
 
@@ -240,8 +268,10 @@ class PostgreSQLStorage(StorageBase):
             # The collection's counter row first, as every writer takes it:
             # one lock order, no deadlock; then the record can't change.
             conn.execute(LOCK_SCOPE, (parent_id, collection_id))
-            if conn.execute(LOCK_LIVE, (parent_id, collection_id, object_id)).fetchone() is None:
+            current = conn.execute(LOCK_LIVE, (parent_id, collection_id, object_id)).fetchone()
+            if current is None:
                 raise RecordNotFoundError(object_id)
+            self._check_unchanged(conn, parent_id, collection_id, object_id, current[0])
             timestamp = self._bump(conn, parent_id, collection_id, 1, last_modified)
             if with_deleted:
                 conn.execute(
@@ -257,6 +287,7 @@ class PostgreSQLStorage(StorageBase):
             return timestamp
 
         timestamp = self.client.run(fn, write=True)
+        self.client.mark(("read", parent_id, collection_id, object_id), None)
         self._mark_dirty(parent_id, collection_id)
         return self._tombstone(object_id, timestamp)
 

@@ -167,17 +167,22 @@ class PostgreSQLClient:
         """Whether a transaction is bound to the current context."""
         return self._bound.get() is not None
 
-    def mark(self, key) -> None:
-        """Remember ``key`` for the rest of the current transaction (if any):
-        backends note there what the transaction changed."""
+    def mark(self, key, value=True) -> None:
+        """Remember ``key`` (with ``value``) for the rest of the current
+        transaction, if any: backends note there what it read and changed."""
         marks = self._marks.get()
         if marks is not None:
-            marks.add(key)
+            marks[key] = value
 
     def is_marked(self, key) -> bool:
         """Whether :meth:`mark` noted ``key`` in the current transaction."""
         marks = self._marks.get()
         return marks is not None and key in marks
+
+    def recall(self, key, default=None):
+        """Return what :meth:`mark` noted for ``key`` in the current transaction."""
+        marks = self._marks.get()
+        return default if marks is None else marks.get(key, default)
 
     def run(self, fn, *, write: bool = False):
         """Call ``fn(conn)`` on the current transaction's connection, or on a
@@ -251,7 +256,7 @@ class PostgreSQLClient:
 
         cm, conn, tx = self._begin()
         token = self._bound.set(conn)
-        marks_token = self._marks.set(set())
+        marks_token = self._marks.set({})
         try:
             try:
                 yield conn

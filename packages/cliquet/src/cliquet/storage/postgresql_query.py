@@ -312,8 +312,8 @@ RETURNING last_modified
 """
 
 LOCK_LIVE = (
-    "SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s "
-    "AND NOT deleted FOR UPDATE"
+    "SELECT last_modified FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s "
+    "AND NOT deleted"
 )
 
 LOCK_SCOPE = "SELECT 1 FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s FOR UPDATE"
