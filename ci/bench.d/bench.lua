@@ -16,6 +16,12 @@
 --   BENCH_BATCH_PATH    sub-request path inside a batch (e.g. /articles)
 --   BENCH_BATCH_SIZE    sub-requests per batch (default 25)
 --   BENCH_THREADS       number of wrk threads (to split records for patch)
+--   BENCH_ACK_DIR       if set, every answer below 400 is appended, one body
+--                       per line, to <dir>/<mode>-<thread>.jsonl (soak mode)
+--
+-- Mode "soak" creates records and PATCHes (If-Match) the ones it created,
+-- alternately; each record is only ever patched by the thread that created
+-- it, one PATCH at a time, so a 412 or a 409 is a failure of the server.
 
 local mode = os.getenv("BENCH_MODE") or "get"
 local auth = os.getenv("BENCH_AUTH") or ""
@@ -25,6 +31,8 @@ local ids_file = os.getenv("BENCH_IDS_FILE")
 local batch_path = os.getenv("BENCH_BATCH_PATH") or "/articles"
 local batch_size = tonumber(os.getenv("BENCH_BATCH_SIZE") or "25")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
+local ack_dir = os.getenv("BENCH_ACK_DIR")
+local ack_file
 
 -- ---------------------------------------------------------------- main state
 local threads = {}
@@ -42,8 +50,9 @@ local ids = {}
 ok, bad, records, subfailed, gets = 0, 0, 0, 0, 0
 statuses = {}
 first_error = ""       -- body of the first answer >= 400, for the report
-local ready = {}        -- patch: {id, etag} pairs waiting for their PATCH
-local ready_head = 1
+local ready = {}        -- patch: FIFO of {id, etag} pairs waiting for their PATCH
+local ready_head = 1    -- explicit indices: # is unreliable once the head is nil
+local ready_tail = 0
 local cursor = 1
 local seq = 0
 local headers_json = {}
@@ -87,6 +96,10 @@ function init(args)
       ids = mine
    end
    create_body = '{"data":' .. article((tid or 0) * 100000) .. '}'
+   if ack_dir then
+      ack_file = assert(io.open(ack_dir .. "/" .. mode .. "-" .. tid .. ".jsonl", "w"))
+      ack_file:setvbuf("line")
+   end
    local parts = {}
    for i = 1, batch_size do
       parts[i] = '{"method":"POST","path":"' .. batch_path ..
@@ -112,8 +125,24 @@ function request()
       return wrk.format("GET", path .. "?" .. query, headers_json)
    elseif mode == "batch" then
       return wrk.format("POST", "/v1/batch", headers_json, batch_body)
+   elseif mode == "soak" then
+      seq = seq + 1
+      if seq % 2 == 0 and ready_head <= ready_tail then
+         local item = ready[ready_head]
+         ready[ready_head] = nil
+         ready_head = ready_head + 1
+         local h = {
+            ["Authorization"] = auth,
+            ["Content-Type"] = "application/json",
+            ["If-Match"] = item[2],
+         }
+         return wrk.format("PATCH", path .. "/" .. item[1], h,
+                           '{"data":{"score":' .. seq .. ',"tags":["soak","t' .. tid .. '"]}}')
+      end
+      return wrk.format("POST", path, headers_json,
+                        '{"data":' .. article(tid * 10000000 + seq) .. '}')
    elseif mode == "patch" then
-      if ready_head <= #ready then
+      if ready_head <= ready_tail then
          local item = ready[ready_head]
          ready[ready_head] = nil
          ready_head = ready_head + 1
@@ -139,6 +168,9 @@ function response(status, headers, body)
    if first_error == "" and status >= 400 then
       first_error = string.sub(body or "", 1, 300)
    end
+   if ack_file and status < 400 then
+      ack_file:write((string.gsub(body, "\n", " ")), "\n")
+   end
    if mode == "batch" and status < 400 then
       local failed = 0
       for s in string.gmatch(body, '"status"%s*:%s*(%d+)') do
@@ -154,15 +186,18 @@ function response(status, headers, body)
       return
    end
    if status < 400 then ok = ok + 1 else bad = bad + 1 end
-   if mode == "create" and status < 400 then records = records + 1 end
-   if mode == "patch" and status < 400 then
+   if (mode == "create" or mode == "soak") and status == 201 then records = records + 1 end
+   if (mode == "patch" or mode == "soak") and status < 400 then
       local id = string.match(body, '"id"%s*:%s*"([^"]+)"')
       local etag = header(headers, "etag")
       if not etag then
          local lm = string.match(body, '"last_modified"%s*:%s*(%d+)')
          if lm then etag = '"' .. lm .. '"' end
       end
-      if id and etag then table.insert(ready, {id, etag}) end
+      if id and etag then
+         ready_tail = ready_tail + 1
+         ready[ready_tail] = {id, etag}
+      end
    end
 end
 

@@ -244,6 +244,7 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
                       f"run {run + 1}: {res['ok_rate']:9.1f} ok/s  p50 {res['p50_ms']:7.2f} ms"
                       f"  p99 {res['p99_ms']:8.2f} ms  non-ok {res['non_ok']:.1%}"
                       f"  {res['statuses']}"
+                      + (f"  ({res['gets']} GETs for ETags)" if res["gets"] else "")
                       + (f"  LOST {res['lost']} acknowledged creates" if res.get("lost") else ""),
                       file=sys.stderr)
                 if res["first_error"]:
