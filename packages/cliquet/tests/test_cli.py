@@ -60,3 +60,8 @@ def test_serve_picks_one_worker_on_memory_backends(ini, monkeypatch):
     cli.main(["serve", "--ini", ini])
     argv = calls[2]
     assert int(argv[argv.index("--workers") + 1]) >= 1 and argv[argv.index("--blocking-threads") + 1] == "2"
+
+
+def test_purge_deleted_needs_a_duration(ini, capsys):
+    assert cli.main(["purge-deleted", "--ini", ini]) == 2
+    assert "tombstones_retention" in capsys.readouterr().err

@@ -42,8 +42,6 @@ CORE_SETTINGS = {
                                doc="Dotted name of the Pyramid security policy."),
     # Protocol
     "paginate_by": Setting(None, as_int, public=False, doc="Most records per page (and the default _limit)."),
-    "pagination_token_validity_seconds": Setting(600.0, as_duration,
-                                                 doc="How long a Next-Page token stays valid."),
     "id_generator": Setting("cliquet.resource.ids.UUID4", as_str, doc="Default record id generator."),
     "batch_max_requests": Setting(25, as_int, public=True, doc="Most sub-requests in one batch."),
     "max_request_body_size": Setting(1024 * 1024, as_int, doc="Largest accepted request body, in bytes."),
@@ -55,5 +53,6 @@ CORE_SETTINGS = {
     "eos": Setting(None, as_str, doc="End-of-service date (YYYY-MM-DD): an Alert header before, 410 after."),
     "eos_message": Setting(None, as_str, doc="Message of the end-of-service Alert."),
     "eos_url": Setting(None, as_str, doc="URL given in the end-of-service Alert."),
-    "tombstones_retention": Setting(None, as_duration, doc="Age past which tombstones are purged."),
+    "tombstones_retention": Setting(None, as_duration,
+                                    doc="Age past which tombstones are purged (e.g. 30d); off by default."),
 }

@@ -85,6 +85,7 @@ def setup_cliquet(config):
     config.include("cornice")
     config.include("cliquet.authentication")
     config.include("cliquet.listeners")
+    config.include("cliquet.retention")
 
     for kind, base in BACKENDS:
         backend = load_backend(config, kind, base)

@@ -65,6 +65,8 @@ def protocol_tween_factory(handler, registry):
     eos_date = _parse_eos(settings["cliquet.eos"])
     eos_message = settings["cliquet.eos_message"]
     eos_url = settings["cliquet.eos_url"]
+    public_scheme = settings["cliquet.http_scheme"]
+    public_host = settings["cliquet.http_host"]
 
     def alert_header(code):
         alert = {"code": code}
@@ -134,6 +136,10 @@ def protocol_tween_factory(handler, registry):
 
     def tween(request):
         environ = request.environ
+        if public_scheme:
+            environ["wsgi.url_scheme"] = public_scheme
+        if public_host:
+            environ["HTTP_HOST"] = public_host
         if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
             response = preflight(request)
             cors_headers(request, response)

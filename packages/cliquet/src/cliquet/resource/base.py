@@ -244,6 +244,10 @@ class UserResource:
                 raise_invalid("querystring", "_token", "Invalid pagination token: wrong shape")
         limit = query.limit or self.registry.settings["cliquet.storage_max_fetch_size"]
         try:
+            if query.since is not None:
+                horizon = self.registry.storage.purged_before(self.model.collection_id, self.model.parent_id)
+                if horizon is not None and query.since + 1 < horizon:
+                    raise HistoryPurgedError(horizon)
             records, total = self.model.get_records(filters=filters, sorting=query.sorting, after=after,
                                                     limit=limit + 1, include_deleted=query.include_deleted)
         except HistoryPurgedError as exc:

@@ -32,6 +32,8 @@ class ListQuery:
     fields: list | None
     #: the filters and sort in a canonical text form (binds pagination tokens).
     canonical: str
+    #: the ``_since`` timestamp, if any.
+    since: int | None = None
 
 
 def native_value(text: str):
@@ -107,6 +109,7 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
     token = None
     include_deleted = False
     fields = None
+    since = None
     canonical_parts = []
     for name, value in params.items():
         if name in _RESERVED:
@@ -139,6 +142,7 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
                 canonical_parts.append(f"{name}={timestamp}")
                 if name == "_since":
                     include_deleted = True
+                    since = timestamp
             continue
         operator = COMPARISON.EQ
         field = name
@@ -163,7 +167,7 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
     if not any(s.field in (types.id_field, types.modified_field) for s in sorting):
         sorting.append(Sort(types.id_field, 1))  # a total order, for keyset pagination
     canonical_parts.sort()
-    return ListQuery(filters, sorting, limit, token, include_deleted, fields, "&".join(canonical_parts))
+    return ListQuery(filters, sorting, limit, token, include_deleted, fields, "&".join(canonical_parts), since)
 
 
 def _parse_sort(value: str, types: FieldTypes) -> list:

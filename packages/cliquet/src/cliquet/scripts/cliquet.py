@@ -49,7 +49,11 @@ def cmd_purge_deleted(args):
 
     env = _bootstrap(args.ini)
     try:
-        seconds = as_duration(args.older_than)
+        seconds = as_duration(args.older_than) if args.older_than else \
+            env["registry"].settings.get("cliquet.tombstones_retention")
+        if not seconds:
+            print("Give --older-than or set cliquet.tombstones_retention", file=sys.stderr)
+            return 2
         before = msec_time() - int(seconds * 1000)
         count = env["registry"].storage.purge_deleted(None, None, before=before)
         print(f"{count} tombstones purged")
@@ -101,7 +105,7 @@ def main(argv=None):
     migrate.set_defaults(func=cmd_migrate)
     purge = sub.add_parser("purge-deleted", help="remove old tombstones")
     purge.add_argument("--ini", required=True)
-    purge.add_argument("--older-than", required=True, help="a duration: 30d, 12h, 3600")
+    purge.add_argument("--older-than", help="a duration: 30d, 12h, 3600 (default: cliquet.tombstones_retention)")
     purge.set_defaults(func=cmd_purge_deleted)
     serve = sub.add_parser("serve", help="serve the application with Granian")
     serve.add_argument("--ini", required=True)

@@ -195,6 +195,16 @@ class StorageBase:
         """
         raise NotImplementedError
 
+    def purged_before(self, collection_id: str, parent_id: str) -> int | None:
+        """Return the purge horizon of the collection: tombstones older than
+        this timestamp may have been removed by :meth:`purge_deleted`
+        (``None`` if nothing was ever purged).
+
+        A client whose last sync is older than the horizon may have missed
+        deletions: the HTTP layer tells it to start over.
+        """
+        raise NotImplementedError
+
     def get_all(
         self,
         collection_id: str,

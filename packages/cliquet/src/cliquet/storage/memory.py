@@ -62,13 +62,14 @@ def _now_ms() -> int:
 class _Bucket:
     """The state of one ``(collection_id, parent_id)``."""
 
-    __slots__ = ("records", "tombstones", "timestamp", "version")
+    __slots__ = ("records", "tombstones", "timestamp", "version", "purged_before")
 
     def __init__(self):
         self.records: dict = {}
         self.tombstones: dict = {}
         self.timestamp: int | None = None
         self.version = 0
+        self.purged_before: int | None = None
 
 
 class Storage(StorageBase):
@@ -292,6 +293,8 @@ class Storage(StorageBase):
                 if (collection_id is not None and cid != collection_id) or \
                         (parent_id is not None and pid != parent_id):
                     continue
+                horizon = before if before is not None else (bucket.timestamp or 0) + 1
+                bucket.purged_before = max(bucket.purged_before or 0, horizon)
                 doomed = []
                 for object_id, tombstone in bucket.tombstones.items():
                     if before is not None and tombstone[modified] >= before:
@@ -305,6 +308,12 @@ class Storage(StorageBase):
                     bucket.version = next(self._versions)
                     removed += len(doomed)
         return removed
+
+    def purged_before(self, collection_id, parent_id):
+        """See :meth:`StorageBase.purged_before`."""
+        with self._lock:
+            bucket = self._buckets.get((collection_id, parent_id))
+            return bucket.purged_before if bucket is not None else None
 
     def parent_ids(self, collection_id):
         """Return the parents having a bucket in ``collection_id``."""

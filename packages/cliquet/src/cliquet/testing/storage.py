@@ -72,7 +72,17 @@ class StorageContract(StorageQueryContract):
         return [("initialize_schema", ()), ("flush", ()), ("collection_timestamp", (c, p)),
                 ("create", (c, p, {"a": 1})), ("get", (c, p, o)), ("update", (c, p, o, {"a": 1})),
                 ("delete", (c, p, o)), ("delete_all", (c, p)), ("purge_deleted", (c, p)),
-                ("get_all", (c, p)), ("parent_ids", (c,))]
+                ("get_all", (c, p)), ("parent_ids", (c,)), ("purged_before", (c, p))]
+
+    def test_purged_before_is_the_purge_horizon(self, backend, collection, parent):
+        assert backend.purged_before(collection, parent) is None
+        record = backend.create(collection, parent, {"a": 1})
+        tombstone = backend.delete(collection, parent, record["id"])
+        backend.purge_deleted(collection, parent, before=tombstone["last_modified"] + 1)
+        assert backend.purged_before(collection, parent) >= tombstone["last_modified"] + 1
+        assert backend.purged_before(collection, f"{parent}-other") is None
+        backend.purge_deleted(collection, parent, before=5)  # never moves back
+        assert backend.purged_before(collection, parent) >= tombstone["last_modified"] + 1
 
     def test_parent_ids(self, backend, collection):
         other = f"{collection}_other"
