@@ -153,11 +153,14 @@ def request_log_tween_factory(handler, registry):
             return
         environ = request.environ
         parent = getattr(request, "cliquet_batch_parent", None)
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if not path.isascii():  # WSGI paths are bytes decoded as latin-1
+            path = path.encode("latin-1", "replace").decode("utf-8", "replace")
         fields = {
             "time": _timestamp(wall()),
             "level": logging.getLevelName(level),
             "method": request.method,
-            "path": environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+            "path": path,
             "route": getattr(getattr(request, "matched_route", None), "name", None),
             "status": status,
             "duration_ms": round(duration * 1000, 3),

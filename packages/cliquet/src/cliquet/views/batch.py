@@ -15,6 +15,9 @@ with one entry per request, errors in place::
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import orjson
 from pyramid.request import Request
 
@@ -28,6 +31,9 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 _REQUEST_KEYS = {"method", "path", "headers", "body"}
 #: headers of the batch request that sub-requests inherit unless they set them.
 _INHERITED = ("Authorization", "Origin", "Accept-Language", "User-Agent")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_PATH_SAFE = "/?&=%:;@!$'()*+,~-._[]"
 
 
 def _validate(body, max_requests):
@@ -39,6 +45,11 @@ def _validate(body, max_requests):
     defaults = body.get("defaults", {})
     if not isinstance(defaults, dict) or set(defaults) - _REQUEST_KEYS:
         raise_invalid("body", "defaults", "Must be an object with method, path, headers or body")
+    if "method" in defaults and (not isinstance(defaults["method"], str)
+                                 or defaults["method"].upper() not in _METHODS):
+        raise_invalid("body", "defaults.method", f"Must be one of {', '.join(_METHODS)}")
+    if "path" in defaults and (not isinstance(defaults["path"], str) or not defaults["path"].startswith("/")):
+        raise_invalid("body", "defaults.path", "Must be an absolute path")
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
         raise_invalid("body", "requests", "Must be a non-empty list")
@@ -57,6 +68,8 @@ def _validate(body, max_requests):
         if item["headers"] is None or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in item["headers"].items()):
             raise_invalid("body", f"requests.{i}.headers", "Must be an object of strings")
+        if not all(_HEADER_NAME.fullmatch(k) and _HEADER_VALUE.fullmatch(v) for k, v in item["headers"].items()):
+            raise_invalid("body", f"requests.{i}.headers", "Invalid header name or value")
         method = item.get("method", "GET")
         if not isinstance(method, str) or method.upper() not in _METHODS:
             raise_invalid("body", f"requests.{i}.method", f"Must be one of {', '.join(_METHODS)}")
@@ -64,6 +77,7 @@ def _validate(body, max_requests):
         path = item.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise_invalid("body", f"requests.{i}.path", "Must be an absolute path")
+        item["path"] = quote(path, safe=_PATH_SAFE)  # non-ASCII and controls percent-encoded
         merged.append(item)
     return merged
 
