@@ -28,20 +28,25 @@ parsed collection while its version is unchanged: a repeated list or
 Collections are read whole, so the cost of a *changed* collection grows with
 its size; PostgreSQL is the backend for large collections.
 
-No rollback: :meth:`~StorageBase.transaction` is the base's no-op (the
-``transactions`` capability is not declared).
+No rollback (the ``transactions`` capability is not declared): each write
+stands alone. :meth:`~RedisStorage.transaction` only remembers what its block
+read, so that a write over a concurrent change of it is refused
+(:class:`~cliquet.storage.exceptions.ConflictError`) rather than lost.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
+import contextvars
 import threading
 
 import orjson
 
 from cliquet.storage import COMPARISON, RecordNotFoundError, Sort, StorageBase, UnicityError
 from cliquet.storage import query as q
+from cliquet.storage.exceptions import ConflictError
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
 
 _LUA_COMMON = """
@@ -77,7 +82,18 @@ touch()
 return {1, s}
 """
 
-_UPDATE = _LUA_COMMON + """
+_CHECK = """
+local function unchanged(id, expected)
+  if expected == '' then return true end
+  local current = redis.call('HGET', KEYS[1], id)
+  if current then current = string.match(current, '^(%d+)|') else current = 'none' end
+  return current == expected
+end
+"""
+
+# ARGV: scope, id, fields, given, expected ("" unchecked, "none" absent, or a timestamp)
+_UPDATE = _LUA_COMMON + _CHECK + """
+if not unchanged(ARGV[2], ARGV[5]) then return 'conflict' end
 local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
 redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[2])
@@ -86,10 +102,13 @@ touch()
 return s
 """
 
-# ARGV: scope, with_deleted ("1"/"0"), given, ids...
-_DELETE = _LUA_COMMON + """
+# ARGV: scope, with_deleted ("1"/"0"), given, expected (one id only), ids...
+_DELETE = _LUA_COMMON + _CHECK + """
+if #ARGV == 5 and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 and not unchanged(ARGV[5], ARGV[4]) then
+  return 'conflict'
+end
 local ids = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then table.insert(ids, ARGV[i]) end
 end
 if #ids == 0 then return {} end
@@ -187,6 +206,8 @@ class RedisStorage(StorageBase):
         self._snapshots: collections.OrderedDict = collections.OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
+        self._reads: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_reads_{id(self):x}",
+                                                                    default=None)
         self._scripts = {name: client.register_script(lua) for name, lua in (
             ("create", _CREATE), ("update", _UPDATE), ("delete", _DELETE), ("purge", _PURGE),
             ("snapshot", _SNAPSHOT), ("timestamp", _TIMESTAMP))}
@@ -258,21 +279,53 @@ class RedisStorage(StorageBase):
             raise UnicityError(self.id_field, self._full(orjson.loads(body), object_id, int(stamp)))
         return self._full(data, object_id, int(value))
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """No rollback on Redis, but what the block reads is remembered: an
+        :meth:`update` or :meth:`delete` of a record read in the block raises
+        :class:`~cliquet.storage.exceptions.ConflictError` if another writer
+        changed it in between (checked atomically in the write's script)."""
+        if self._reads.get() is not None:
+            yield
+            return
+        token = self._reads.set({})
+        try:
+            yield
+        finally:
+            self._reads.reset(token)
+
+    def _expected(self, scope, object_id) -> str:
+        reads = self._reads.get()
+        if reads is None or (scope, object_id) not in reads:
+            return ""
+        stamp = reads[(scope, object_id)]
+        return "none" if stamp is None else str(stamp)
+
+    def _remember(self, scope, object_id, stamp) -> None:
+        reads = self._reads.get()
+        if reads is not None:
+            reads[(scope, object_id)] = stamp
+
     def get(self, collection_id, parent_id, object_id):
         """Return the live record; :class:`RecordNotFoundError` otherwise."""
-        _, keys = self._keys(collection_id, parent_id)
+        scope, keys = self._keys(collection_id, parent_id)
         with wrap_errors():
             value = self.client.hget(keys[0], object_id)
         if value is None:
+            self._remember(scope, object_id, None)
             raise RecordNotFoundError(object_id)
         stamp, _, body = value.partition(b"|")
+        self._remember(scope, object_id, int(stamp))
         return self._full(orjson.loads(body), object_id, int(stamp))
 
     def update(self, collection_id, parent_id, object_id, record):
         """Replace (or create) the record with a new timestamp."""
         data, payload, given = self._payload(record)
         scope, keys = self._keys(collection_id, parent_id)
-        stamp = self._run("update", keys, [scope, object_id, payload, given])
+        stamp = self._run("update", keys, [scope, object_id, payload, given, self._expected(scope, object_id)])
+        if stamp == b"conflict":
+            raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
+        self._remember(scope, object_id, int(stamp))
         return self._full(data, object_id, int(stamp))
 
     def _tombstone(self, object_id, timestamp):
@@ -282,9 +335,13 @@ class RedisStorage(StorageBase):
         """Delete the record, leaving a tombstone unless ``with_deleted`` is false."""
         scope, keys = self._keys(collection_id, parent_id)
         given = last_modified if type(last_modified) is int and 0 <= last_modified < 2**53 else ""
-        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", given, object_id])
+        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", given,
+                                         self._expected(scope, object_id), object_id])
+        if out == b"conflict":
+            raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
         if not out:
             raise RecordNotFoundError(object_id)
+        self._remember(scope, object_id, None)
         return self._tombstone(out[0].decode(), int(out[1]))
 
     def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
@@ -295,7 +352,7 @@ class RedisStorage(StorageBase):
         ids = [r[self.id_field] for r in snapshot.records if matches(r)]
         if not ids:
             return []
-        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", ""] + ids)
+        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", "", ""] + ids)
         return [self._tombstone(out[i].decode(), int(out[i + 1])) for i in range(0, len(out), 2)]
 
     def purge_deleted(self, collection_id, parent_id, before=None):
