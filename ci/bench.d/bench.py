@@ -13,6 +13,7 @@ sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
 ``BENCH_SCENARIOS``     scenarios at the first size (default all)
 ``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``get,list,since``)
 ``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,list``)
+``BENCH_SOAK_DURATION`` seconds of ``--soak`` per server (default 60, quick 10)
 """
 
 import argparse
@@ -30,6 +31,7 @@ import time
 import backends
 import profiling
 import report
+import soak
 from scenarios import (
     SCENARIOS, CheckFailed, check, count_records, preload, query_for, since_marker,
 )
@@ -55,6 +57,7 @@ def settings():
         "scenarios": _env_list("BENCH_SCENARIOS", ",".join(SCENARIOS)),
         "scale_scenarios": _env_list("BENCH_SCALE_SCENARIOS", "get,list,since"),
         "profile_scenarios": _env_list("BENCH_PROFILE_SCENARIOS", "get,list"),
+        "soak_duration": int(os.environ.get("BENCH_SOAK_DURATION", "10" if quick else "60")),
         "quick": quick,
     }
 
@@ -329,6 +332,27 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
                 running.stop()
 
 
+def soak_group(name, cfg, failures, soaks):
+    """``--soak``: each server of the group in turn, on fresh backends."""
+    servers = start_servers(name, failures)
+    try:
+        for running in servers:
+            print(f"  soaking {running.server.label} for {cfg['soak_duration']}s",
+                  file=sys.stderr)
+            try:
+                figures = soak.run(cfg, running, OUT)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                failures.append(f"{running.server.label}, soak: {exc}")
+                continue
+            soaks.append((running.server.label, figures))
+            print(f"    {figures}", file=sys.stderr)
+            if soak.problems(figures) and not running.server.is_reference:
+                failures.append(f"{running.server.label}: soak failed")
+    finally:
+        for running in servers:
+            running.stop()
+
+
 def _terminated(signum, frame):
     raise KeyboardInterrupt
 
@@ -338,6 +362,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true",
                         help="py-spy our server during the get and list scenarios")
+    parser.add_argument("--soak", action="store_true",
+                        help="instead of the benchmark: concurrent creates, PATCHes and "
+                             "batches, then check that no acknowledged write was lost")
     args = parser.parse_args()
     cfg = settings()
     for name in cfg["configs"]:
@@ -346,7 +373,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime("%Y-%m-%dT%H%M%SZ")
-    results, failures, profiles = {}, [], []
+    results, failures, profiles, soaks = {}, [], [], []
     # Ctrl-C and TERM unwind through the finally blocks that stop the servers
     # (SIGINT explicitly: a background job may have inherited it ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -354,16 +381,19 @@ def main():
     load_before = os.getloadavg()
     try:
         for name in cfg["configs"]:
-            run_group(name, cfg, args, stamp, results, failures, profiles)
+            if args.soak:
+                soak_group(name, cfg, failures, soaks)
+            else:
+                run_group(name, cfg, args, stamp, results, failures, profiles)
     except KeyboardInterrupt:
         print("ci/bench interrupted: servers stopped; partial report", file=sys.stderr)
         failures.append("interrupted: partial report")
     except (RuntimeError, CheckFailed, subprocess.CalledProcessError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         failures.append(str(exc))
-    text = report.render(cfg, now, load_before, results, failures, profiles)
+    text = report.render(cfg, now, load_before, results, failures, profiles, soaks)
     print(text)
-    path = os.path.join(OUT, f"results-{stamp}.md")
+    path = os.path.join(OUT, f"{'soak' if args.soak else 'results'}-{stamp}.md")
     with open(path, "w") as f:
         f.write(text)
     print(f"saved to {os.path.relpath(path, ROOT)}", file=sys.stderr)

@@ -9,6 +9,7 @@ import os
 import statistics
 
 import profiling
+import soak
 from scenarios import SCENARIOS
 from servers import CONFIGS
 
@@ -122,7 +123,7 @@ def _scaling(cfg, results):
     return lines
 
 
-def render(cfg, now, load_before, results, failures, profiles):
+def render(cfg, now, load_before, results, failures, profiles, soaks=()):
     """The whole report as Markdown text."""
     lines = [
         f"## ci/bench — {now:%Y-%m-%d %H:%M} UTC",
@@ -148,6 +149,7 @@ def render(cfg, now, load_before, results, failures, profiles):
     for name in cfg["configs"]:
         lines += _group_table(name, cfg, results)
     lines += _scaling(cfg, results)
+    lines += soak.render(soaks)
     errors = [(label, key, size, r["first_error"]) for (label, key, size), runs
               in results.items() for r in runs[:1] if r.get("first_error")]
     if errors:
