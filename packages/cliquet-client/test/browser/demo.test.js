@@ -138,6 +138,18 @@ test("the IndexedDB store: indexed queries equal a scan, atomic execute, pending
     out.r2 = await coll.get("r2");
     await coll.setMeta("lastModified", 123);
     out.meta = await coll.getMeta("lastModified");
+    // A second collection, and a new index on the first, while open: the
+    // database is upgraded in place and both keep working.
+    const other = idb.collection("default/others", { indexes: ["kind"] });
+    await other.execute([], () => [{ put: { id: "o1", kind: "x", _status: "created" } }]);
+    idb.collection("default/things", { indexes: ["title"] });
+    const withTitle = idb.collection("default/things", { indexes: ["extra"] });
+    await withTitle.execute([], () => [{ put: { id: "e1", extra: "yes", _status: "synced" } }]);
+    out.upgraded = [
+      (await other.query({ filters: { kind: "x" } })).map((r) => r.id),
+      (await withTitle.query({ filters: { extra: "yes" } })).map((r) => r.id),
+      await coll.count(),
+    ];
     await coll.clear();
     out.afterClear = [await coll.count(), await coll.getMeta("lastModified")];
     await idb.destroy();
@@ -150,6 +162,7 @@ test("the IndexedDB store: indexed queries equal a scan, atomic execute, pending
   assert.equal(report.r1, "z");
   assert.equal(report.r2, undefined);
   assert.equal(report.meta, 123);
+  assert.deepEqual(report.upgraded, [["o1"], ["e1"], 1999]);
   assert.deepEqual(report.afterClear, [0, undefined]);
   await page.close();
 });
