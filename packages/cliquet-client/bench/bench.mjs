@@ -9,11 +9,11 @@
 //   3. with --browser: create and filter in headless Chromium (IndexedDB).
 //
 // Usage: node bench/bench.mjs [--quick] [--browser] [--no-kinto]
-// kinto.js is looked up in .cache/bench/kinto-js (npm install --prefix
-// .cache/bench/kinto-js kinto); it is optional.
+// kinto.js is installed on first use into .cache/bench/kinto-js (npm); Kinto
+// itself comes from .cache/bench/kinto-venv, which ci/bench creates.
 
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,6 +32,13 @@ const fmt = (n) => Math.round(n).toLocaleString("en-US").replace(/,/g, " ");
 
 function loadKintoJs() {
   const dir = path.join(ROOT, ".cache/bench/kinto-js");
+  if (!existsSync(path.join(dir, "node_modules/kinto")) && !args.has("--no-kinto")) {
+    // Its own folder, outside the package: kinto.js is only compared with.
+    mkdirSync(dir, { recursive: true });
+    if (!existsSync(path.join(dir, "package.json"))) writeFileSync(path.join(dir, "package.json"), '{"private": true}\n');
+    const r = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "kinto@17"], { cwd: dir, stdio: "inherit" });
+    if (r.status !== 0) console.error("kinto.js could not be installed: compared without it");
+  }
   if (!existsSync(path.join(dir, "node_modules/kinto"))) return null;
   const require = createRequire(path.join(dir, "package.json"));
   const Kinto = require("kinto").default;
