@@ -29,9 +29,7 @@ How it meets the rules of :mod:`cliquet.storage`:
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 from typing import Any, Sequence
 
 import orjson
@@ -50,6 +48,7 @@ from cliquet.storage.postgresql_client import get_client
 from cliquet.storage.postgresql_query import (
     BUMP,
     COLLECTION_TIMESTAMP,
+    CountCache,
     LOCK_SCOPE,
     CREATE,
     GET,
@@ -77,34 +76,6 @@ _SCOPE_STATE = (
 )
 
 
-class _CountCache:
-    """Counts of matching records per (scope, filters), valid for one
-    collection timestamp. Bounded; thread-safe."""
-
-    def __init__(self, size: int = 4096):
-        self.size = size
-        self.data: collections.OrderedDict = collections.OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key, timestamp):
-        with self.lock:
-            hit = self.data.get(key)
-        if hit is not None and hit[0] == timestamp:
-            return hit[1]
-        return None
-
-    def put(self, key, timestamp, count):
-        with self.lock:
-            self.data[key] = (timestamp, count)
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-    def clear(self):
-        with self.lock:
-            self.data.clear()
-
-
 class PostgreSQLStorage(StorageBase):
     """Storage on PostgreSQL. Build it with :func:`load_from_config`.
 
@@ -118,7 +89,7 @@ class PostgreSQLStorage(StorageBase):
         # Scopes written by the transaction bound to the current context are
         # marked on the client: their uncommitted timestamps must not key
         # the count cache.
-        self._counts = _CountCache()
+        self._counts = CountCache()
         #: whether JSONB strings sort by code point here (``None``: not asked yet)
         self.codepoint_strings: bool | None = None
 
