@@ -52,7 +52,11 @@ MAX_DEPTH = 20
 
 
 def tokens(text: str) -> list[str]:
-    """Return the lowercase words of ``text`` (what ``match`` compares)."""
+    """Return the lowercase words of ``text`` (what ``match`` compares): cut
+    into words first, then each word case-folded."""
+    folded = text.casefold()
+    if len(folded) == len(text):  # no character folded into several: same cuts
+        return WORD.findall(folded)
     return [word.casefold() for word in WORD.findall(text)]
 
 

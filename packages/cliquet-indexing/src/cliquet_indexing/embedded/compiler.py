@@ -24,7 +24,7 @@ from typing import Callable
 from cliquet_indexing.query import tokens
 
 BOOL, NUMBER, STRING = 0, 1, 2
-#: the pseudo field whose tokens are every word of a record (``multi_match`` on ``*``).
+#: ``multi_match`` on every field that holds text.
 ANY_FIELD = "*"
 #: the preference of value clauses as drivers (most selective first, as a rule).
 DRIVER_RANK = {"term": 0, "terms": 1, "prefix": 2, "range": 3, "exists": 4}
@@ -72,11 +72,13 @@ class Compiler:
     :param tables: ``{"docs": ..., "vals": ..., "scope": ..., "fts": ...}``
         table names.
     :param code: ``path -> field code or None`` for the searched resource.
+    :param text_codes: ``() -> codes of the resource's fields that hold text``.
     """
 
-    def __init__(self, tables: dict, code: Callable[[str], int | None]):
+    def __init__(self, tables: dict, code: Callable[[str], int | None], text_codes: Callable[[], list]):
         self.t = tables
         self.code = code
+        self.text_codes = text_codes
 
     # -- full text ----------------------------------------------------------------------
 
@@ -87,8 +89,10 @@ class Compiler:
         if name == "multi_match":
             words = tokens(body["query"])
             fields = body["fields"]
-            codes = [self.code(ANY_FIELD)] if ANY_FIELD in fields else [self.code(f) for f in fields]
-            codes = [c for c in codes if c is not None]
+            if ANY_FIELD in fields:
+                codes = self.text_codes()
+            else:
+                codes = [c for c in (self.code(f) for f in fields) if c is not None]
             if not words or not codes:
                 return None
             per_word = ["(" + " OR ".join(_fts_string(token(c, w)) for c in codes) + ")" for w in words]
@@ -166,8 +170,8 @@ class Compiler:
         condition = self.value_condition(clause)
         if condition is None:
             return Fragment("0", [])
-        return Fragment(f"EXISTS (SELECT 1 FROM {self.t['vals']} WHERE doc = d.id AND {condition.sql})",
-                        condition.params)
+        return Fragment(f"EXISTS (SELECT 1 FROM {self.t['vals']} INDEXED BY {self.t['vals_doc']} "
+                        f"WHERE doc = d.id AND {condition.sql})", condition.params)
 
     def bool_probe(self, body) -> Fragment:
         """Return the expression of a ``bool`` clause."""
@@ -224,7 +228,8 @@ class Compiler:
         params: list = []
         scored = False
         holes = ", ".join("?" * len(principals))
-        scope_probe = f"EXISTS (SELECT 1 FROM {t['scope']} s WHERE s.doc = d.id AND s.principal IN ({holes}))"
+        scope_probe = (f"EXISTS (SELECT 1 FROM {t['scope']} s INDEXED BY {t['scope_doc']} "
+                       f"WHERE s.doc = d.id AND s.principal IN ({holes}))")
         if texts:
             expressions = [self.fts_expr(c) for c in texts]
             if any(e is None for e in expressions):
@@ -237,7 +242,7 @@ class Compiler:
             condition = self.value_condition(values[0])
             if condition is None:
                 return "", [], False
-            driver = f"(SELECT DISTINCT doc FROM {t['vals']} WHERE {condition.sql})"
+            driver = f"(SELECT DISTINCT doc FROM {t['vals']} INDEXED BY {t['vals_value']} WHERE {condition.sql})"
             params += condition.params
             rest = [c for c in conjuncts if c is not values[0]]
         else:
@@ -251,7 +256,8 @@ class Compiler:
             if code is None:
                 continue
             aggregate = "MIN" if direction == "asc" else "MAX"
-            columns.append(f"(SELECT {aggregate}(v) FROM {t['vals']} WHERE doc = d.id AND field = {int(code)}) AS k{i}")
+            columns.append(f"(SELECT {aggregate}(v) FROM {t['vals']} INDEXED BY {t['vals_doc']} "
+                           f"WHERE doc = d.id AND field = {int(code)}) AS k{i}")
             order += [f"(k{i} IS NULL)", f"k{i} {direction.upper()}"]
         if scored and not sort_codes:
             columns.append("c.score AS score")

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from cliquet.storage.exceptions import BackendError
 
-from cliquet_indexing.embedded.compiler import ANY_FIELD, BOOL, NUMBER, STRING, Compiler, token
+from cliquet_indexing.embedded.compiler import BOOL, NUMBER, STRING, Compiler, token
 from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult
 from cliquet_indexing.query import DEFAULT_MAX_SIZE, tokens
 
@@ -44,16 +44,26 @@ def parse_url(url: str | None) -> tuple[str, float]:
     return (urllib.parse.unquote(path) or ":memory:"), timeout
 
 
+def _modified(entry: IndexEntry) -> int:
+    return int(entry.record.get("last_modified") or 0)
+
+
 def flatten(value, path: str = ""):
-    """Yield ``(path, scalar)`` for every non-null leaf; lists are transparent."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from flatten(inner, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for inner in value:
-            yield from flatten(inner, path)
-    elif value is not None and path:
-        yield path, value
+    """Return ``[(path, scalar)]`` for every non-null leaf; lists are transparent."""
+    out = []
+    stack = [(path, value)]
+    while stack:
+        path, value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            for key, inner in reversed(value.items()):
+                stack.append((f"{path}.{key}" if path else str(key), inner))
+        elif kind is list:
+            for inner in reversed(value):
+                stack.append((path, inner))
+        elif value is not None and path:
+            out.append((path, value))
+    return out
 
 
 class EmbeddedIndexer(IndexerBase):
@@ -73,7 +83,8 @@ class EmbeddedIndexer(IndexerBase):
             raise ValueError(f"cliquet.indexing_prefix {prefix!r}: only letters, digits and _ are allowed")
         self.url = url
         self.database, self.timeout = parse_url(url)
-        self.tables = {name: f"{prefix}cix_{name}" for name in ("docs", "scope", "vals", "fields", "fts")}
+        self.tables = {name: f"{prefix}cix_{name}" for name in ("docs", "scope", "vals", "fields", "fts",
+                                                                "scope_doc", "vals_doc", "vals_value")}
         self._lock = threading.RLock()
         self._codes: dict = {}
         self._schema_ready = False
@@ -115,22 +126,20 @@ class EmbeddedIndexer(IndexerBase):
 
     def _create_schema(self, conn, dry_run=False):
         t = self.tables
-        p = self.prefix
         statements = [
             f"CREATE TABLE IF NOT EXISTS {t['docs']} (id INTEGER PRIMARY KEY, resource TEXT NOT NULL, "
             "parent_id TEXT NOT NULL, record_id TEXT NOT NULL, last_modified INTEGER NOT NULL, "
-            "data TEXT NOT NULL, UNIQUE (resource, parent_id, record_id))",
+            "data TEXT NOT NULL, UNIQUE (resource, record_id, parent_id))",
             f"CREATE TABLE IF NOT EXISTS {t['scope']} (resource TEXT NOT NULL, principal TEXT NOT NULL, "
             "doc INTEGER NOT NULL, PRIMARY KEY (resource, principal, doc)) WITHOUT ROWID",
-            f"CREATE INDEX IF NOT EXISTS {p}cix_scope_doc ON {t['scope']} (doc, principal)",
+            f"CREATE INDEX IF NOT EXISTS {t['scope_doc']} ON {t['scope']} (doc, principal)",
             f"CREATE TABLE IF NOT EXISTS {t['fields']} (code INTEGER PRIMARY KEY, resource TEXT NOT NULL, "
-            "path TEXT NOT NULL, UNIQUE (resource, path))",
+            "path TEXT NOT NULL, text INTEGER NOT NULL DEFAULT 0, UNIQUE (resource, path))",
             f"CREATE TABLE IF NOT EXISTS {t['vals']} (doc INTEGER NOT NULL, field INTEGER NOT NULL, "
             "kind INTEGER NOT NULL, v)",
-            f"CREATE INDEX IF NOT EXISTS {p}cix_vals_doc ON {t['vals']} (doc, field, v)",
-            f"CREATE INDEX IF NOT EXISTS {p}cix_vals_value ON {t['vals']} (field, kind, v)",
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {t['fts']} USING fts5(words, everything, "
-            "tokenize = \"ascii tokenchars '_'\")",
+            f"CREATE INDEX IF NOT EXISTS {t['vals_doc']} ON {t['vals']} (doc, field, kind, v)",
+            f"CREATE INDEX IF NOT EXISTS {t['vals_value']} ON {t['vals']} (field, kind, v)",
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {t['fts']} USING fts5(words, tokenize = \"ascii tokenchars '_'\")",
         ]
         if dry_run:
             for statement in statements:
@@ -146,22 +155,29 @@ class EmbeddedIndexer(IndexerBase):
         conn.execute("COMMIT")
         self._schema_ready = True
 
-    def _code(self, conn, resource: str, path: str, create: bool) -> int | None:
+    def _code(self, conn, resource: str, path: str, create: bool, text: bool = False) -> int | None:
         key = (resource, path)
-        code = self._codes.get(key)
-        if code is not None:
-            return code
-        row = conn.execute(f"SELECT code FROM {self.tables['fields']} WHERE resource = ? AND path = ?",
+        known = self._codes.get(key)
+        if known is not None and (known[1] or not text):
+            return known[0]
+        row = conn.execute(f"SELECT code, text FROM {self.tables['fields']} WHERE resource = ? AND path = ?",
                            key).fetchone()
         if row is None:
             if not create:
                 return None
-            code = conn.execute(f"INSERT INTO {self.tables['fields']} (resource, path) VALUES (?, ?)",
-                                key).lastrowid
-        else:
-            code = row[0]
-        self._codes[key] = code
-        return code
+            code = conn.execute(f"INSERT INTO {self.tables['fields']} (resource, path, text) VALUES (?, ?, ?)",
+                                (*key, int(text))).lastrowid
+            row = (code, int(text))
+        elif text and not row[1]:
+            conn.execute(f"UPDATE {self.tables['fields']} SET text = 1 WHERE code = ?", (row[0],))
+            row = (row[0], 1)
+        self._codes[key] = (row[0], bool(row[1]))
+        return row[0]
+
+    def _text_codes(self, conn, resource: str) -> list[int]:
+        rows = conn.execute(f"SELECT code FROM {self.tables['fields']} WHERE resource = ? AND text = 1",
+                            (resource,)).fetchall()
+        return [code for code, in rows]
 
     # -- the API --------------------------------------------------------------------------
 
@@ -191,59 +207,82 @@ class EmbeddedIndexer(IndexerBase):
 
     def index_records(self, resource_name: str, entries: Iterable[IndexEntry]) -> None:
         """Upsert the entries in one transaction (older versions skipped)."""
-        entries = list(entries)
-        if not entries:
-            with self._session() as conn:
+        latest: dict = {}
+        for entry in entries:
+            key = entry.key
+            known = latest.get(key)
+            if known is None or _modified(entry) >= _modified(known):
+                latest[key] = entry
+        if not latest:
+            with self._session():
                 return
         t = self.tables
         with self._session(write=True) as conn:
-            vals, scope, fts, stale = [], [], [], []
-            for entry in entries:
-                record = entry.record
-                modified = int(record.get("last_modified") or 0)
-                data = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-                row = conn.execute(f"SELECT id, last_modified FROM {t['docs']} WHERE resource = ? AND "
-                                   "parent_id = ? AND record_id = ?",
-                                   (resource_name, entry.parent_id, record["id"])).fetchone()
-                if row is not None:
-                    if row[1] > modified:
-                        continue
-                    doc = row[0]
-                    stale.append((doc,))
-                    conn.execute(f"UPDATE {t['docs']} SET last_modified = ?, data = ? WHERE id = ?",
-                                 (modified, data, doc))
+            existing = self._existing(conn, resource_name, latest)
+            next_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t['docs']}").fetchone()[0]
+            inserts, updates, stale, vals, scope, fts = [], [], [], [], [], []
+            for key, entry in latest.items():
+                modified = _modified(entry)
+                data = json.dumps(entry.record, ensure_ascii=False, separators=(",", ":"))
+                known = existing.get(key)
+                if known is None:
+                    doc, next_id = next_id, next_id + 1
+                    inserts.append((doc, resource_name, key[0], key[1], modified, data))
+                elif known[1] > modified:
+                    continue
                 else:
-                    doc = conn.execute(f"INSERT INTO {t['docs']} (resource, parent_id, record_id, last_modified, "
-                                       "data) VALUES (?, ?, ?, ?, ?)",
-                                       (resource_name, entry.parent_id, record["id"], modified, data)).lastrowid
+                    doc = known[0]
+                    stale.append((doc,))
+                    updates.append((modified, data, doc))
                 scope += [(resource_name, principal, doc) for principal in set(entry.read_principals)]
-                words, everything, previous = [], [], None
-                for path, value in flatten(record):
-                    code = self._code(conn, resource_name, path, create=True)
-                    if isinstance(value, bool):
-                        vals.append((doc, code, BOOL, int(value)))
-                    elif isinstance(value, (int, float)):
-                        vals.append((doc, code, NUMBER, value))
-                    else:
-                        value = str(value)
-                        vals.append((doc, code, STRING, value))
-                        found = tokens(value)
-                        if found:
-                            if previous == code:
-                                words.append(GAP)
-                            words += [token(code, w) for w in found]
-                            everything += found
-                            previous = code
-                if everything:
-                    any_code = self._code(conn, resource_name, ANY_FIELD, create=True)
-                    fts.append((doc, " ".join(words), " ".join(token(any_code, w) for w in everything)))
+                words = self._leaves(conn, resource_name, doc, entry.record, vals)
+                if words:
+                    fts.append((doc, words))
             if stale:
                 conn.executemany(f"DELETE FROM {t['vals']} WHERE doc = ?", stale)
                 conn.executemany(f"DELETE FROM {t['scope']} WHERE doc = ?", stale)
                 conn.executemany(f"DELETE FROM {t['fts']} WHERE rowid = ?", stale)
+            conn.executemany(f"INSERT INTO {t['docs']} (id, resource, parent_id, record_id, last_modified, data) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", inserts)
+            conn.executemany(f"UPDATE {t['docs']} SET last_modified = ?, data = ? WHERE id = ?", updates)
             conn.executemany(f"INSERT INTO {t['vals']} (doc, field, kind, v) VALUES (?, ?, ?, ?)", vals)
             conn.executemany(f"INSERT OR IGNORE INTO {t['scope']} (resource, principal, doc) VALUES (?, ?, ?)", scope)
-            conn.executemany(f"INSERT INTO {t['fts']} (rowid, words, everything) VALUES (?, ?, ?)", fts)
+            conn.executemany(f"INSERT INTO {t['fts']} (rowid, words) VALUES (?, ?)", fts)
+
+    def _existing(self, conn, resource_name, keys) -> dict:
+        """Return ``{(parent_id, record id): (doc, last_modified)}`` of the keys already indexed."""
+        found = {}
+        ids = sorted({record_id for _, record_id in keys})
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = conn.execute(f"SELECT parent_id, record_id, id, last_modified FROM {self.tables['docs']} "
+                                f"WHERE resource = ? AND record_id IN ({', '.join('?' * len(chunk))})",
+                                [resource_name, *chunk]).fetchall()
+            for parent_id, record_id, doc, modified in rows:
+                if (parent_id, record_id) in keys:
+                    found[(parent_id, record_id)] = (doc, modified)
+        return found
+
+    def _leaves(self, conn, resource_name, doc, record, vals) -> str:
+        """Append the ``vals`` rows of ``record``; return its FTS text."""
+        words, previous = [], None
+        for path, value in flatten(record):
+            if isinstance(value, bool):
+                vals.append((doc, self._code(conn, resource_name, path, True), BOOL, int(value)))
+            elif isinstance(value, (int, float)):
+                vals.append((doc, self._code(conn, resource_name, path, True), NUMBER, value))
+            else:
+                value = str(value)
+                found = tokens(value)
+                code = self._code(conn, resource_name, path, True, text=bool(found))
+                vals.append((doc, code, STRING, value))
+                if found:
+                    if previous == code:
+                        words.append(GAP)
+                    prefix = token(code, "")
+                    words.append(prefix + (" " + prefix).join(found))
+                    previous = code
+        return " ".join(words)
 
     def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str]]) -> None:
         """Remove the entries of these ``(parent_id, record id)`` keys."""
@@ -272,7 +311,8 @@ class EmbeddedIndexer(IndexerBase):
         with self._session() as conn:
             if not principals:
                 return SearchResult([], 0)
-            compiler = Compiler(self.tables, lambda path: self._code(conn, resource_name, path, create=False))
+            compiler = Compiler(self.tables, lambda path: self._code(conn, resource_name, path, create=False),
+                                lambda: self._text_codes(conn, resource_name))
             sort_codes = [(compiler.code(field), direction)
                           for item in query["sort"] for field, direction in item.items()]
             sql, params, _ = compiler.statement(query, resource_name, principals, sort_codes)
