@@ -17,11 +17,11 @@ it is sent back in the response's ``X-Request-Id`` header and available as
 the id of their batch.
 
 Lines are ordinary :mod:`logging` records (the fields are also on the record
-as ``record.cliquet_request``): unless the logging configuration already put
-a handler on ``cliquet.request`` itself, Cliquet gives that logger a handler
-that writes the rendered line alone to standard error, at the level of
-``cliquet.logging_level``, without propagating to the root logger's
-(prefixing) handlers.
+as ``record.cliquet_request``): ``cliquet.logging_level`` sets the logger's
+level and, unless the logging configuration already put a handler on
+``cliquet.request`` itself, Cliquet gives that logger a handler that writes
+the rendered line alone to standard error, without propagating to the root
+logger's (prefixing) handlers.
 """
 
 from __future__ import annotations
@@ -199,16 +199,14 @@ def _own_handler(logger):
 
 
 def configure_logger(level: str) -> logging.Logger:
-    """Give ``cliquet.request`` its stderr handler and ``level``, unless the
-    logging configuration put handlers of its own on it."""
+    """Set ``cliquet.request``'s level; give it a stderr handler (and stop
+    propagation) unless the logging configuration put handlers of its own on it."""
     logger = logging.getLogger(LOGGER_NAME)
-    foreign = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
-    if foreign:
-        return logger
-    if _own_handler(logger) is None:
-        logger.addHandler(_StderrHandler())
     logger.setLevel(level)
-    logger.propagate = False
+    foreign = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    if not foreign and _own_handler(logger) is None:
+        logger.addHandler(_StderrHandler())
+        logger.propagate = False
     return logger
 
 
