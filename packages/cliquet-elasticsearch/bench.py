@@ -5,12 +5,19 @@ beside the bare ``elasticsearch`` client on the same node, in the same run.
     hatch run test:python packages/cliquet-elasticsearch/bench.py [--records 100000]
 
 Bulk load
-    plugin: ``ElasticsearchIndexer.index_records`` in calls of 1 000 records
-    (what ``cliquet-indexing reindex`` does), each call ending with a
-    refresh (the default ``cliquet.elasticsearch_refresh = true``: written
-    records are searchable when the call returns).
-    bare: ``client.bulk`` with the same records in requests of 1 000,
-    Elasticsearch's default dynamic mapping, one refresh at the end.
+    The same records loaded four ways, interleaved 10 000 at a time (the
+    order rotating, after a warm-up round) so that the node's warm-up and
+    merges weigh on all alike:
+
+    * bare client: ``client.bulk`` in requests of 1 000, Elasticsearch's
+      default dynamic mapping, one refresh at the end;
+    * plugin, 10 000 per call: ``ElasticsearchIndexer.index_records`` with
+      10 000 records (sent as bulk requests of 1 000, the default
+      ``cliquet.elasticsearch_refresh = true`` refreshing once per call);
+    * plugin, 1 000 per call: what ``cliquet-indexing reindex`` does with its
+      default batch size: a refresh after every 1 000 records;
+    * the same with ``refresh = false`` (one refresh at the end), the
+      setting to run a large reindex with.
 
 Search
     the same portable query (``match`` + ``range`` + sort, size 10) run
@@ -70,47 +77,76 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     run = f"bench{os.getpid()}_"
+    refresh_off = None
     indexer = ElasticsearchIndexer(url=args.url, prefix=run + "plugin_", timeout=120)
     client = Elasticsearch(args.url, request_timeout=120)
     bare_index = run + "bare"
     records = make_records(args.records)
     owners = [USERS[i % len(USERS)] for i in range(len(records))]
-    print(f"Elasticsearch {client.info()['version']['number']} at {args.url}, client "
+    version = next(iter(client.nodes.info(node_id="_local", metric="_none")["nodes"].values()))["version"]
+    print(f"Elasticsearch {version} at {args.url}, client "
           f"{__import__('elasticsearch').__versionstr__}, {len(records)} records")
     try:
         # -- bulk load ---------------------------------------------------------------
-        indexer.index_records("warmup", [IndexEntry("u", dict(records[0]), ("u",))])
-        started = time.perf_counter()
-        for start in range(0, len(records), args.batch):
-            entries = [IndexEntry(owners[i], records[i], (owners[i],))
-                       for i in range(start, min(start + args.batch, len(records)))]
-            indexer.index_records("articles", entries)
-        plugin_seconds = time.perf_counter() - started
-
+        # Four loads of the same records, interleaved round by round (the
+        # order rotating) so that the node's warm-up and merges weigh on all
+        # alike; a first round is a warm-up and does not count.
+        refresh_off = ElasticsearchIndexer(url=args.url, prefix=run + "norefresh_", timeout=120, refresh="false")
         client.indices.create(index=bare_index, settings={"number_of_shards": 1, "auto_expand_replicas": "0-1"})
-        started = time.perf_counter()
-        for start in range(0, len(records), args.batch):
-            operations = []
-            for record in records[start:start + args.batch]:
-                operations.append({"index": {"_index": bare_index, "_id": record["id"]}})
-                operations.append(record)
-            response = client.bulk(operations=operations)
-            assert not response["errors"]
-        client.indices.refresh(index=bare_index)
-        bare_seconds = time.perf_counter() - started
-        assert client.count(index=bare_index)["count"] == len(records)
-        assert indexer.search("articles", indexer.validate_query({"size": 0}), USERS).total == len(records)
 
-        plugin_rate, bare_rate = len(records) / plugin_seconds, len(records) / bare_seconds
-        print(f"bulk load  plugin {plugin_rate:9.0f} records/s ({plugin_seconds:.1f}s)   "
-              f"bare {bare_rate:9.0f} records/s ({bare_seconds:.1f}s)   ratio {plugin_rate / bare_rate:.0%}")
+        def entries(lo, hi):
+            return [IndexEntry(owners[i], records[i], (owners[i],)) for i in range(lo, hi)]
+
+        def bare(lo, hi):
+            for start in range(lo, hi, args.batch):
+                operations = []
+                for record in records[start:min(start + args.batch, hi)]:
+                    operations.append({"index": {"_index": bare_index, "_id": record["id"]}})
+                    operations.append(record)
+                assert not client.bulk(operations=operations)["errors"]
+
+        def plugin_round(lo, hi):
+            indexer.index_records("round", entries(lo, hi))
+
+        def plugin_calls(target, resource):
+            def load(lo, hi):
+                for start in range(lo, hi, args.batch):
+                    target.index_records(resource, entries(start, min(start + args.batch, hi)))
+            return load
+
+        loads = {"bare client": bare, "plugin, 10 000 per call": plugin_round,
+                 "plugin, 1 000 per call": plugin_calls(indexer, "calls"),
+                 "plugin, 1 000 per call, refresh=false": plugin_calls(refresh_off, "calls")}
+        seconds = dict.fromkeys(loads, 0.0)
+        step = 10_000
+        rounds = [(lo, min(lo + step, len(records))) for lo in range(0, len(records), step)]
+        for n, (lo, hi) in enumerate([rounds[0]] + rounds):
+            names = list(loads)[n % len(loads):] + list(loads)[:n % len(loads)]
+            for name in names:
+                started = time.perf_counter()
+                loads[name](lo, hi)
+                if n:
+                    seconds[name] += time.perf_counter() - started
+        for name, refresh in (("bare client", lambda: client.indices.refresh(index=bare_index)),
+                              ("plugin, 1 000 per call, refresh=false",
+                               lambda: client.indices.refresh(index=refresh_off.alias("calls")))):
+            started = time.perf_counter()
+            refresh()
+            seconds[name] += time.perf_counter() - started
+        assert client.count(index=bare_index)["count"] == len(records)
+        for target, resource in ((indexer, "round"), (indexer, "calls"), (refresh_off, "calls")):
+            assert target.search(resource, target.validate_query({"size": 0}), USERS).total == len(records)
+        rates = {name: len(records) / value for name, value in seconds.items()}
+        for name, rate in rates.items():
+            print(f"bulk load  {name:40s} {rate:8.0f} records/s   {rate / rates['bare client']:5.0%} of bare")
+        plugin_rate, bare_rate = rates["plugin, 10 000 per call"], rates["bare client"]
 
         # -- search ----------------------------------------------------------------------
         rng = random.Random(3)
         bodies = [{"query": {"bool": {"must": [{"match": {"title": rng.choice(WORDS)}}],
                                       "filter": [{"range": {"score": {"gte": rng.randint(0, 900)}}}]}},
                    "sort": [{"score": "desc"}], "size": 10} for _ in range(50)]
-        alias = indexer.alias("articles")
+        alias = indexer.alias("round")
         types, text_fields = indexer._field_types(alias)
 
         def bare_body(body, principals):
@@ -125,7 +161,7 @@ def main(argv=None) -> int:
         for n in range(args.queries + 50):
             body, principals = prepared[n % len(prepared)]
             started = time.perf_counter()
-            result = indexer.search("articles", indexer.validate_query(body), principals)
+            result = indexer.search("round", indexer.validate_query(body), principals)
             plugin_ms = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
             response = client.search(index=alias, track_total_hits=True, **raw[n % len(raw)])
@@ -144,6 +180,9 @@ def main(argv=None) -> int:
         return 0
     finally:
         indexer.flush()
+        if refresh_off is not None:
+            refresh_off.flush()
+            refresh_off.close()
         client.options(ignore_status=404).indices.delete(index=bare_index)
         indexer.close()
         client.close()
