@@ -16,9 +16,6 @@ export function uuid4() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Fields the client keeps on local records but never sends to the server. */
-export const LOCAL_FIELDS = ["_status"];
-
 /** Fields owned by the server that a content comparison ignores. */
 const META_FIELDS = new Set(["_status", "last_modified"]);
 

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Client, MemoryStore } from "../../src/index.js";
-import { newUser, raw, serverRecords, startServer } from "../helpers/server.js";
+import { newUser, serverRecords, startServer } from "../helpers/server.js";
 
 let server;
 before(async () => {
