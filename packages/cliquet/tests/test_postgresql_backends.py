@@ -466,3 +466,21 @@ def test_a_write_over_a_concurrent_change_of_what_was_read_is_refused(pg_storage
         storage.delete(c, "p", other["id"])
     assert concurrent_stamp > 0
     concurrent.client.close()
+
+
+@pytest.mark.services
+def test_begin_waits_for_the_first_write(pg_storage_backend):
+    storage = pg_storage_backend
+    c = f"lazy-{time.time_ns()}"
+    record = storage.create(c, "p", {"v": 0})
+    with storage.transaction() as conn:
+        storage.get(c, "p", record["id"])
+        storage.get_all(c, "p")
+        storage.collection_timestamp(c, "p")
+        assert conn.info.transaction_status.name == "IDLE"  # no BEGIN sent: reads only
+        with pytest.raises(ZeroDivisionError):
+            with storage.transaction():  # the first write happens in a nested block
+                storage.create(c, "p", {"id": "inner"})
+                1 / 0
+        storage.create(c, "p", {"id": "outer"})
+    assert {r["id"] for r in storage.get_all(c, "p")[0]} == {record["id"], "outer"}

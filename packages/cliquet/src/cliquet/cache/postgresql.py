@@ -83,7 +83,7 @@ class PostgreSQLCache(CacheBase):
 
     def ttl(self, key: str) -> float:
         """Seconds left; ``-1`` without expiry; ``-2`` when missing or expired."""
-        row = self.client.execute(_TTL, (self.prefix + key,), fetch="one")
+        row = self.client.execute(_TTL, (self.prefix + key,), fetch="one", readonly=True)
         if row is None:
             return -2
         return float(row[0]) if row[0] != -1 else -1
@@ -105,7 +105,7 @@ class PostgreSQLCache(CacheBase):
 
     def get(self, key: str) -> Any:
         """Return the value, or ``None`` if missing or expired."""
-        row = self.client.execute(_GET, (self.prefix + key,), fetch="one")
+        row = self.client.execute(_GET, (self.prefix + key,), fetch="one", readonly=True)
         return orjson.loads(row[0]) if row is not None else None
 
     def delete(self, key: str) -> Any:

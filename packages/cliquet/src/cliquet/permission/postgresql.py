@@ -72,7 +72,8 @@ class PostgreSQLPermission(PermissionBase):
 
     def get_user_principals(self, user_id: str) -> set[str]:
         """Return the extra principals of ``user_id``."""
-        rows = self.client.execute("SELECT principal FROM cliquet_user_principals WHERE user_id = %s", (user_id,))
+        rows = self.client.execute("SELECT principal FROM cliquet_user_principals WHERE user_id = %s", (user_id,),
+                                   readonly=True)
         return {row[0] for row in rows}
 
     # -- access control entries --------------------------------------------------
@@ -96,7 +97,8 @@ class PostgreSQLPermission(PermissionBase):
     def get_object_permission_principals(self, object_id: str, permission: str) -> set[str]:
         """Return the principals holding ``permission`` on ``object_id``."""
         rows = self.client.execute(
-            f"SELECT principal FROM {_ACES} WHERE object_id = %s AND permission = %s", (object_id, permission)
+            f"SELECT principal FROM {_ACES} WHERE object_id = %s AND permission = %s", (object_id, permission),
+            readonly=True,
         )
         return {row[0] for row in rows}
 
@@ -105,11 +107,12 @@ class PostgreSQLPermission(PermissionBase):
         ``permissions`` if given)."""
         if permissions is None:
             rows = self.client.execute(f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s",
-                                       (object_id,))
+                                       (object_id,), readonly=True)
         else:
             rows = self.client.execute(
                 f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s)",
                 (object_id, list(permissions)),
+                readonly=True,
             )
         result: dict[str, set[str]] = {}
         for permission, principal in rows:
@@ -138,7 +141,7 @@ class PostgreSQLPermission(PermissionBase):
             return rows
 
         result: dict[str, set[str]] = {}
-        for permission, principal in self.client.run(fn, write=True):
+        for permission, principal in self.client.run(fn):
             result.setdefault(permission, set()).add(principal)
         return result
 
@@ -157,6 +160,7 @@ class PostgreSQLPermission(PermissionBase):
             "AND principal = ANY(%s))",
             (object_id, permission, principals),
             fetch="one",
+            readonly=True,
         )
         return bool(row[0])
 
@@ -171,11 +175,13 @@ class PostgreSQLPermission(PermissionBase):
                 f"SELECT DISTINCT object_id FROM {_ACES} WHERE permission = %s AND principal = ANY(%s) "
                 "AND object_id LIKE %s",
                 (permission, principals, _like_prefix(prefix)),
+                readonly=True,
             )
         else:
             rows = self.client.execute(
                 f"SELECT DISTINCT object_id FROM {_ACES} WHERE permission = %s AND principal = ANY(%s)",
                 (permission, principals),
+                readonly=True,
             )
         return {row[0] for row in rows}
 

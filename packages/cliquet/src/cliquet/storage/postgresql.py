@@ -135,7 +135,7 @@ class PostgreSQLStorage(StorageBase):
     def collection_timestamp(self, collection_id: str, parent_id: str) -> int:
         """Return the collection's timestamp (the server's clock, remembered,
         for a collection never written)."""
-        row = self.client.execute(COLLECTION_TIMESTAMP, (parent_id, collection_id), fetch="one")
+        row = self.client.execute(COLLECTION_TIMESTAMP, (parent_id, collection_id), fetch="one", readonly=True)
         if row is not None:
             return row[0]
         return self.client.execute(INIT_TIMESTAMP, (parent_id, collection_id), fetch="one")[0]
@@ -192,7 +192,7 @@ class PostgreSQLStorage(StorageBase):
         transaction raises :class:`~cliquet.storage.exceptions.ConflictError`
         if a concurrent transaction changed it in between (no lost update).
         """
-        row = self.client.execute(GET, (parent_id, collection_id, object_id), fetch="one")
+        row = self.client.execute(GET, (parent_id, collection_id, object_id), fetch="one", readonly=True)
         self.client.mark(("read", parent_id, collection_id, object_id), row[0] if row else None)
         if row is None:
             raise RecordNotFoundError(object_id)
@@ -227,7 +227,7 @@ class PostgreSQLStorage(StorageBase):
                 self._check_unchanged(conn, parent_id, collection_id, object_id, current[0] if current else None)
                 return conn.execute(UPDATE, params).fetchone()
 
-            row = self.client.run(fn, write=True)
+            row = self.client.run(fn)
             self.client.mark(key, row[0])
         self._mark_dirty(parent_id, collection_id)
         return self._full(data, object_id, row[0])
@@ -257,7 +257,7 @@ class PostgreSQLStorage(StorageBase):
                 )
             return timestamp
 
-        timestamp = self.client.run(fn, write=True)
+        timestamp = self.client.run(fn)
         self.client.mark(("read", parent_id, collection_id, object_id), None)
         self._mark_dirty(parent_id, collection_id)
         return self._tombstone(object_id, timestamp)
@@ -300,7 +300,7 @@ class PostgreSQLStorage(StorageBase):
                 )
             return ids, stamps
 
-        ids, stamps = self.client.run(fn, write=True)
+        ids, stamps = self.client.run(fn)
         if ids:
             self._mark_dirty(parent_id, collection_id)
         return [self._tombstone(i, t) for i, t in zip(ids, stamps)]
@@ -341,6 +341,7 @@ class PostgreSQLStorage(StorageBase):
             "SELECT purged_before FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s",
             (parent_id, collection_id),
             fetch="one",
+            readonly=True,
         )
         return row[0] if row else None
 
@@ -354,6 +355,7 @@ class PostgreSQLStorage(StorageBase):
                 """SELECT '"a b"'::jsonb < '"a-c"'::jsonb AND '"B"'::jsonb < '"a"'::jsonb """
                 """AND '"é"'::jsonb > '"z"'::jsonb AND '"Z"'::jsonb < '"a"'::jsonb""",
                 fetch="one",
+                readonly=True,
             )
             self.codepoint_strings = bool(row[0])
         return self.codepoint_strings
@@ -384,7 +386,7 @@ class PostgreSQLStorage(StorageBase):
     def parent_ids(self, collection_id):
         """Return the distinct parents of ``collection_id``'s rows."""
         rows = self.client.execute("SELECT DISTINCT parent_id FROM cliquet_records WHERE collection_id = %s",
-                                   (collection_id,))
+                                   (collection_id,), readonly=True)
         return sorted(row[0] for row in rows)
 
     def get_all(
@@ -419,7 +421,7 @@ class PostgreSQLStorage(StorageBase):
             f"WHERE parent_id = %s AND collection_id = %s{where} "
             f"ORDER BY {order_sql(columns)} LIMIT %s"
         )
-        rows = self.client.execute(page_sql, params) if limit > 0 else []
+        rows = self.client.execute(page_sql, params, readonly=True) if limit > 0 else []
 
         records = []
         for _, _, object_id, last_modified, deleted, data in rows:
@@ -445,7 +447,7 @@ class PostgreSQLStorage(StorageBase):
                 return cached
         params: list = [parent_id, collection_id, parent_id, collection_id]
         if not filters:
-            timestamp, count = self.client.execute(f"SELECT {_SCOPE_STATE}", params, fetch="one")
+            timestamp, count = self.client.execute(f"SELECT {_SCOPE_STATE}", params, fetch="one", readonly=True)
             return count or 0
         where = self._where(filters, params)
         row = self.client.execute(
@@ -453,6 +455,7 @@ class PostgreSQLStorage(StorageBase):
             f"count(*) FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND NOT deleted{where}",
             params,
             fetch="one",
+            readonly=True,
         )
         timestamp, count = row
         if cacheable and timestamp is not None:

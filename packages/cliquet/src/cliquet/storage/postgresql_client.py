@@ -9,7 +9,8 @@ Connections are in autocommit mode: a lone read is one round trip, with no
 ``BEGIN``/``COMMIT``. :meth:`PostgreSQLClient.transaction` binds one
 connection to the current context (a :class:`contextvars.ContextVar`, so
 threads and asyncio tasks each have their own); nested calls become
-savepoints. Every :mod:`psycopg` error surfaces as
+savepoints. ``BEGIN`` is deferred to the first write, so a request that only
+reads costs no transaction round trips. Every :mod:`psycopg` error surfaces as
 :class:`~cliquet.storage.exceptions.BackendError`.
 
 Recovery after a server restart needs no intervention: a connection found
@@ -45,6 +46,19 @@ def _configure(conn: psycopg.Connection) -> None:
 
 def _is_broken(conn) -> bool:
     return conn is None or conn.closed or conn.broken
+
+
+class _Transaction:
+    """The state of the transaction bound to a context."""
+
+    __slots__ = ("conn", "cm", "began", "savepoints")
+
+    def __init__(self, conn, cm):
+        self.conn = conn
+        self.cm = cm
+        self.began = False
+        #: ``[name, sent]`` per nested level
+        self.savepoints: list = []
 
 
 class PostgreSQLClient:
@@ -184,49 +198,72 @@ class PostgreSQLClient:
         marks = self._marks.get()
         return default if marks is None else marks.get(key, default)
 
-    def run(self, fn, *, write: bool = False):
-        """Call ``fn(conn)`` on the current transaction's connection, or on a
-        pooled one, and return its result.
+    def run(self, fn, *, readonly: bool = False, atomic: bool = True):
+        """Call ``fn(conn)`` and return its result.
 
-        :param write: ``fn`` issues several statements that must commit
-            together: outside a transaction, run them in one.
+        Inside a transaction, on its connection (a write first sends the
+        ``BEGIN`` the transaction deferred). Outside, on a pooled connection:
+        in a transaction of its own when ``fn`` writes with several statements
+        (``atomic``), in autocommit otherwise.
+
+        :param readonly: ``fn`` only reads.
         """
-        conn = self._bound.get()
-        if conn is not None:
+        tx = self._bound.get()
+        if tx is not None:
+            if not readonly:
+                self._begin(tx)
+            elif not tx.began:
+                # Nothing happened on this connection yet: a dead one (server
+                # restart) can be swapped for a fresh one.
+                return self._retrying(fn, tx)
             try:
-                return fn(conn)
+                return fn(tx.conn)
             except psycopg.Error as exc:
-                if _is_broken(conn):
+                if _is_broken(tx.conn):
                     self._on_broken()
                 raise BackendError(exc) from exc
-        if write:
-            with self.transaction() as conn:
-                return fn(conn)
+        if not readonly and atomic:
+            with self.transaction():
+                return self.run(fn)
+        return self._retrying(fn)
+
+    def _retrying(self, fn, tx=None):
+        """Run ``fn`` on a connection, once more on a fresh one if the first
+        was found dead (only where nothing can have been written)."""
         for attempt in range(2):
-            conn = None
+            conn = tx.conn if tx is not None else None
             try:
+                if tx is not None:
+                    return fn(conn)
                 with self._connection() as conn:
                     return fn(conn)
             except psycopg.Error as exc:
-                if _is_broken(conn):
-                    self._on_broken()
-                    if attempt == 0:
-                        continue
-                raise BackendError(exc) from exc
+                if not _is_broken(conn):
+                    raise BackendError(exc) from exc
+                self._on_broken()
+                if attempt == 1:
+                    raise BackendError(exc) from exc
+                if tx is not None:
+                    self._swap(tx)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def execute(self, query, params=None, *, fetch: str | None = "all", prepare: bool | None = None):
+    def execute(self, query, params=None, *, fetch: str | None = "all", readonly: bool = False):
         """Run one statement; return all rows (``fetch="all"``), the first row
-        (``"one"``) or nothing (``None``)."""
+        (``"one"``) or the row count (``None``).
+
+        :param readonly: the statement only reads (inside a transaction, it
+            does not need the deferred ``BEGIN``).
+        """
 
         def fn(conn):
-            cur = conn.execute(query, params, prepare=prepare)
+            cur = conn.execute(query, params)
             if fetch == "all":
                 return cur.fetchall()
             if fetch == "one":
                 return cur.fetchone()
             return cur.rowcount
 
-        return self.run(fn)
+        return self.run(fn, readonly=readonly, atomic=False)
 
     # -- transactions ------------------------------------------------------------
 
@@ -235,81 +272,95 @@ class PostgreSQLClient:
         """Bind a connection to the current context for the enclosed block and
         run the block in one transaction (a savepoint when nested).
 
-        Yields the connection. An exception undoes the block's writes and
-        propagates (driver errors as ``BackendError``).
+        ``BEGIN`` (and each pending ``SAVEPOINT``) is only sent before the
+        first write: under PostgreSQL's default isolation (read committed)
+        every statement reads its own snapshot anyway, so a block that only
+        reads costs no extra round trip. An exception undoes the block's
+        writes and propagates (driver errors as ``BackendError``).
         """
-        conn = self._bound.get()
-        if conn is not None:
-            try:
-                tx = conn.transaction()
-                tx.__enter__()
-            except psycopg.Error as exc:
-                raise BackendError(exc) from exc
-            try:
-                yield conn
-            except BaseException as exc:
-                self._exit(tx, exc)
-                raise
-            else:
-                self._exit(tx, None)
+        tx = self._bound.get()
+        if tx is not None:
+            yield from self._nested(tx)
             return
-
-        cm, conn, tx = self._begin()
-        token = self._bound.set(conn)
+        cm = self._connection()
+        tx = _Transaction(cm.__enter__(), cm)
+        token = self._bound.set(tx)
         marks_token = self._marks.set({})
         try:
             try:
-                yield conn
-            except BaseException as exc:
-                self._exit(tx, exc)
+                yield tx.conn
+            except BaseException:
+                if tx.began:
+                    self._sql(tx, "ROLLBACK", quiet=True)
                 raise
-            else:
-                self._exit(tx, None)
+            if tx.began:
+                self._sql(tx, "COMMIT")
         finally:
             self._marks.reset(marks_token)
             self._bound.reset(token)
-            cm.__exit__(None, None, None)
+            tx.cm.__exit__(None, None, None)
 
-    def _begin(self):
-        """Take a connection and start a transaction on it, retrying on a fresh
-        connection when a pooled one died with a server restart."""
-        for attempt in range(3):
-            cm = self._connection()
-            conn = cm.__enter__()
-            try:
-                tx = conn.transaction()
-                tx.__enter__()
-                return cm, conn, tx
-            except psycopg.Error as exc:
-                broken = _is_broken(conn)
-                cm.__exit__(None, None, None)
-                if broken:
-                    self._on_broken()
-                if not broken or attempt == 2:
-                    raise BackendError(exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _exit(self, tx, exc) -> None:
-        """Leave a psycopg transaction block, wrapping driver errors."""
+    def _nested(self, tx):
+        savepoint = [f"cliquet_sp{len(tx.savepoints) + 1}", False]
+        tx.savepoints.append(savepoint)
+        if tx.began:
+            self._sql(tx, f"SAVEPOINT {savepoint[0]}")
+            savepoint[1] = True
         try:
-            if exc is None:
-                tx.__exit__(None, None, None)
-            else:
-                tx.__exit__(type(exc), exc, exc.__traceback__)
-        except psycopg.Error as err:
-            if _is_broken(tx.connection):
+            yield tx.conn
+        except BaseException:
+            tx.savepoints.pop()
+            if savepoint[1]:
+                self._sql(tx, f"ROLLBACK TO SAVEPOINT {savepoint[0]}")
+                self._sql(tx, f"RELEASE SAVEPOINT {savepoint[0]}")
+            raise
+        tx.savepoints.pop()
+        if savepoint[1]:
+            self._sql(tx, f"RELEASE SAVEPOINT {savepoint[0]}")
+
+    def _begin(self, tx) -> None:
+        """Send the deferred ``BEGIN`` and ``SAVEPOINT``s of ``tx``."""
+        if not tx.began:
+            for attempt in range(3):
+                try:
+                    tx.conn.execute("BEGIN")
+                    break
+                except psycopg.Error as exc:
+                    broken = _is_broken(tx.conn)
+                    if broken:
+                        self._on_broken()
+                    if not broken or attempt == 2:
+                        raise BackendError(exc) from exc
+                    self._swap(tx)  # nothing was written: a fresh connection will do
+            tx.began = True
+        for savepoint in tx.savepoints:
+            if not savepoint[1]:
+                self._sql(tx, f"SAVEPOINT {savepoint[0]}")
+                savepoint[1] = True
+
+    def _swap(self, tx) -> None:
+        """Give ``tx`` a fresh connection (before it wrote anything)."""
+        tx.cm.__exit__(None, None, None)
+        tx.cm = self._connection()
+        tx.conn = tx.cm.__enter__()
+
+    def _sql(self, tx, statement: str, quiet: bool = False) -> None:
+        """Send a transaction-control statement; errors as ``BackendError``
+        (or only logged with ``quiet``, when another error is on its way)."""
+        try:
+            tx.conn.execute(statement)
+        except psycopg.Error as exc:
+            if _is_broken(tx.conn):
                 self._on_broken()
-            if exc is None:
-                raise BackendError(err) from err
-            # The block failed and so did the rollback: report the first error.
-            logger.debug("rollback failed", exc_info=True)
-            if isinstance(exc, psycopg.Error):
-                raise BackendError(exc) from exc
+            if quiet:
+                logger.debug("%s failed", statement, exc_info=True)
+                return
+            raise BackendError(exc) from exc
 
     def heartbeat(self) -> bool:
         """Return whether the server answers a trivial query."""
         try:
-            self.execute("SELECT 1", fetch="one")
+            self.execute("SELECT 1", fetch="one", readonly=True)
             return True
         except Exception:
             return False

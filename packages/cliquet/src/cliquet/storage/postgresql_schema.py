@@ -193,7 +193,7 @@ def migrate(client, component: str, migrations: Sequence[Sequence[str]], dry_run
             )
 
     if dry_run:
-        version = client.run(lambda conn: current_version(conn, component))
+        version = client.run(lambda conn: current_version(conn, component), readonly=True)
         check(version)
         pending = list(range(version + 1, latest + 1))
         for number in pending:
@@ -221,7 +221,7 @@ def migrate(client, component: str, migrations: Sequence[Sequence[str]], dry_run
             )
         return applied
 
-    return client.run(apply, write=True)
+    return client.run(apply)
 
 
 def field_index_statements(fields, column_of, sort_keys_of) -> list[str]:
