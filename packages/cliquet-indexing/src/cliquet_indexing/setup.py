@@ -25,7 +25,7 @@ logger = logging.getLogger("cliquet_indexing")
 CAPABILITY = "search"
 CAPABILITY_DESCRIPTION = ("Search the records of a resource with a portable subset of the Elasticsearch "
                           "query DSL, within what the caller may read.")
-CAPABILITY_URL = "https://cliquet.readthedocs.io/en/latest/search.html"
+CAPABILITY_URL = "https://cliquet.readthedocs.io/en/latest/indexing.html"
 
 
 def api_prefix(settings, environ=None) -> str:

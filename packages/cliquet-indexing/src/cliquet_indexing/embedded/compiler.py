@@ -13,7 +13,8 @@ walks first — and *probes* checked on each candidate through an index:
   of candidates, not the size of the resource.
 
 Totals come from ``count(*) OVER ()`` in the same statement, so they are
-exact and within the read scope.
+exact and within the read scope; the JSON of the records is read for the
+page only.
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ class Compiler:
         return conjuncts, lambda rest: {"bool": dict(body, must=rest, filter=[])}
 
     def statement(self, query: dict, resource: str, principals: list, sort_codes: list) -> tuple[str, list, bool]:
-        """Return ``(sql, params, scored)`` selecting ``data, total`` rows.
+        """Return ``(sql, params, scored)`` selecting ``id, total`` rows (the
+        records are read for the returned page only).
 
         :param sort_codes: ``[(code or None, "asc"|"desc")]``.
         """
@@ -234,7 +236,8 @@ class Compiler:
             expressions = [self.fts_expr(c) for c in texts]
             if any(e is None for e in expressions):
                 return "", [], False
-            driver = (f"(SELECT rowid AS doc, rank AS score FROM {t['fts']} WHERE {t['fts']} MATCH ?)")
+            rank = "" if sort_codes else ", rank AS score"  # BM25 costs: only when it orders
+            driver = f"(SELECT rowid AS doc{rank} FROM {t['fts']} WHERE {t['fts']} MATCH ?)"
             params.append(" AND ".join(expressions))
             rest = [c for c in conjuncts if c not in texts]
             scored = True
@@ -250,7 +253,7 @@ class Compiler:
             params += [resource, *principals]
             rest = conjuncts
         remaining = self.probe(rebuild(rest))
-        columns = ["d.data AS data", "count(*) OVER () AS total", "d.record_id AS rid", "d.parent_id AS pid"]
+        columns = ["d.id AS id", "count(*) OVER () AS total", "d.record_id AS rid", "d.parent_id AS pid"]
         order = []
         for i, (code, direction) in enumerate(sort_codes):
             if code is None:

@@ -324,7 +324,10 @@ class EmbeddedIndexer(IndexerBase):
                 total = rows[0][1]
             else:
                 total = conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
-            records = [json.loads(row[0]) for row in rows[:size]]
+            page = [row[0] for row in rows[:size]]
+            data = dict(conn.execute(f"SELECT id, data FROM {self.tables['docs']} WHERE id IN "
+                                     f"({', '.join('?' * len(page))})", page).fetchall()) if page else {}
+            records = [json.loads(data[doc]) for doc in page]
         return SearchResult(records, total)
 
     def close(self) -> None:

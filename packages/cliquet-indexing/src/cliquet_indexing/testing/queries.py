@@ -3,7 +3,7 @@
 :class:`~cliquet_indexing.testing.contract.IndexerContract`).
 
 Every expected answer below was worked out by hand from the data set; the
-semantics they pin are written in ``docs/search.rst``.
+semantics they pin are written in ``docs/indexing.rst``.
 """
 
 from __future__ import annotations
