@@ -11,7 +11,8 @@ milliseconds, user id, request id and, for an error, its ``errno``.
 * ``off`` — no tween at all: nothing is measured, nothing costs.
 
 The request id is the incoming ``X-Request-Id`` header when it is sane (1 to
-128 letters, digits, ``.``, ``_``, ``:`` or ``-``), a fresh UUID otherwise;
+128 letters, digits, ``.``, ``_``, ``:`` or ``-``), 32 random hex digits
+otherwise;
 it is sent back in the response's ``X-Request-Id`` header and available as
 ``request.environ["cliquet.request_id"]``. Batch sub-requests are logged with
 the id of their batch.
@@ -27,10 +28,10 @@ logger's (prefixing) handlers.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 
 import orjson
 from pyramid.tweens import INGRESS
@@ -84,14 +85,22 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, value):  # StreamHandler.__init__ assigns it
         pass
 
+    def emit(self, record):
+        """Write the rendered line as it is (standard error is line-buffered)."""
+        try:
+            msg = record.msg if isinstance(record.msg, str) and not record.args else self.format(record)
+            sys.stderr.write(msg + "\n")
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
 
 def request_id(environ) -> str:
     """Return the request id of ``environ``: a sane incoming ``X-Request-Id``
-    or a new UUID (hex), remembered in ``environ["cliquet.request_id"]``."""
+    or 32 random hex digits, remembered in ``environ["cliquet.request_id"]``."""
     rid = environ.get("cliquet.request_id")
     if rid is None:
         incoming = environ.get(_REQUEST_ID_ENVIRON)
-        rid = incoming if incoming and _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        rid = incoming if incoming and _REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
         environ["cliquet.request_id"] = rid
     return rid
 
@@ -111,8 +120,15 @@ def response_errno(response):
     return errno if isinstance(errno, int) else None
 
 
+_SECOND = [-1, ""]  # the last second formatted, and its text
+
+
 def _timestamp(now: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    second = int(now)
+    if second != _SECOND[0]:
+        _SECOND[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _SECOND[0] = second
+    return f"{_SECOND[1]}.{int(now * 1000) % 1000:03d}Z"
 
 
 def render_json(fields: dict) -> str:
