@@ -20,15 +20,33 @@ def elasticsearch_url() -> str:
 
 
 @pytest.fixture
-def es_prefix(cliquet_worker_prefix) -> str:
-    """An index prefix unique to this worker and this test."""
+def es_prefix(cliquet_worker_prefix, _remove_test_indexes) -> str:
+    """An index prefix unique to this worker and this test (its indexes are
+    removed at the end of the session)."""
     return f"{cliquet_worker_prefix}{uuid.uuid4().hex[:8]}_".lower()
 
 
+@pytest.fixture(scope="session")
+def _remove_test_indexes(elasticsearch_url, cliquet_worker_prefix):
+    """At the end of the session, remove every index this worker created
+    (cheaper than one deletion per test)."""
+    yield
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(elasticsearch_url, request_timeout=60)
+    try:
+        names = sorted(client.indices.get(index=f"{cliquet_worker_prefix}*", allow_no_indices=True,
+                                          ignore_unavailable=True, filter_path="*.settings.index.uuid"))
+        for start in range(0, len(names), 50):
+            client.indices.delete(index=",".join(names[start:start + 50]))
+    finally:
+        client.close()
+
+
 @pytest.fixture
-def make_indexer(elasticsearch_url):
+def make_indexer(elasticsearch_url, _remove_test_indexes):
     """``make_indexer(prefix, **options)``: an indexer on the test node,
-    flushed and closed after the test."""
+    closed after the test (its indexes are removed at the end of the session)."""
     from cliquet_elasticsearch.indexer import ElasticsearchIndexer
 
     made = []
@@ -40,8 +58,4 @@ def make_indexer(elasticsearch_url):
 
     yield make
     for indexer in made:
-        try:
-            indexer.flush()
-        except Exception:
-            pass
         indexer.close()

@@ -38,9 +38,7 @@ def included_app(prefix, url, how, resources=(Article,)):
 @pytest.fixture(params=["per-user", "shareable"])
 def app(request, elasticsearch_url, es_prefix):
     resources = (Article,) if request.param == "per-user" else (SharedArticle,)
-    app = included_app(es_prefix, elasticsearch_url, "pyramid.includes", resources)
-    yield app
-    app.app.registry.indexer.flush()
+    return included_app(es_prefix, elasticsearch_url, "pyramid.includes", resources)
 
 
 @pytest.fixture
@@ -73,15 +71,12 @@ def test_the_ways_to_enable_it(elasticsearch_url, es_prefix, alice, how):
     else:
         app = included_app(es_prefix, elasticsearch_url, how)
     indexer = app.app.registry.indexer
-    try:
-        assert isinstance(indexer, ElasticsearchIndexer) and indexer.prefix == es_prefix
-        record = create(app, alice, title="Enabled by " + how)
-        resp = search(app, alice, {"query": {"match": {"title": "enabled"}}})
-        assert resp.json["data"] == [record] and resp.headers["Total-Records"] == "1"
-        assert "search" in app.get("/v1/").json["capabilities"]
-        assert app.get("/__heartbeat__").json["indexer"] is True
-    finally:
-        indexer.flush()
+    assert isinstance(indexer, ElasticsearchIndexer) and indexer.prefix == es_prefix
+    record = create(app, alice, title="Enabled by " + how)
+    resp = search(app, alice, {"query": {"match": {"title": "enabled"}}})
+    assert resp.json["data"] == [record] and resp.headers["Total-Records"] == "1"
+    assert "search" in app.get("/v1/").json["capabilities"]
+    assert app.get("/__heartbeat__").json["indexer"] is True
 
 
 def test_an_explicit_backend_is_kept(elasticsearch_url, es_prefix):
@@ -157,17 +152,13 @@ def test_shares_are_searchable_and_revocable(elasticsearch_url, es_prefix, alice
         assert resp.headers["Total-Records"] == str(len(resp.json["data"]))
         return [r["id"] for r in resp.json["data"]]
 
-    try:
-        assert found(alice) == [private["id"], public["id"], shared["id"]]
-        assert found(bob) == [public["id"], shared["id"]]
-        assert found(carol) == [public["id"]]
-        app.patch_json(f"/v1/articles/{shared['id']}", {"permissions": {"read": []}}, headers=alice)
-        assert found(bob) == [public["id"]]
-        app.patch_json(f"/v1/articles/{private['id']}", {"permissions": {"read": ["system.Everyone"]}},
-                       headers=alice)
-        assert found(carol) == [private["id"], public["id"]]
-    finally:
-        app.app.registry.indexer.flush()
+    assert found(alice) == [private["id"], public["id"], shared["id"]]
+    assert found(bob) == [public["id"], shared["id"]]
+    assert found(carol) == [public["id"]]
+    app.patch_json(f"/v1/articles/{shared['id']}", {"permissions": {"read": []}}, headers=alice)
+    assert found(bob) == [public["id"]]
+    app.patch_json(f"/v1/articles/{private['id']}", {"permissions": {"read": ["system.Everyone"]}}, headers=alice)
+    assert found(carol) == [private["id"], public["id"]]
 
 
 def test_get_form(app, alice):
