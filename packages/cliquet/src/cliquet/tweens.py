@@ -22,7 +22,7 @@ from cliquet.views.errors import backend_error_response, internal_error
 
 _EXPOSED_HEADERS = ", ".join([
     "Alert", "Backoff", "Retry-After", "Content-Length", "ETag", "Last-Modified",
-    "Next-Page", "Total-Records", "Response-Behavior",
+    "Next-Page", "Total-Records", "Response-Behavior", "X-Request-Id",
 ])
 _ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 _VERSION_RE = re.compile(r"^/v(\d+)(/|$)")
