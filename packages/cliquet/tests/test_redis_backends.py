@@ -268,3 +268,24 @@ def test_a_write_over_a_concurrent_change_of_what_was_read_is_refused(redis_url,
             storage.delete("c", "p", other["id"])
     finally:
         storage.flush()
+
+
+@pytest.mark.services
+def test_since_reads_only_changes_even_many(redis_url, cliquet_worker_prefix):
+    from cliquet.storage import COMPARISON, Filter, Sort
+
+    storage = redis_storage.load_from_config(
+        make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}since:"))
+    try:
+        first = storage.create("c", "p", {"n": -1})
+        created = [storage.create("c", "p", {"n": n}) for n in range(2500)]
+        storage.delete("c", "p", created[0]["id"])
+        since = [Filter("last_modified", first["last_modified"], COMPARISON.GT)]
+        records, total = storage.get_all("c", "p", filters=since, sorting=[Sort("last_modified", 1)],
+                                         include_deleted=True)
+        assert total == 2499 and len(records) == 2500
+        assert records[-1] == {"id": created[0]["id"], "deleted": True,
+                               "last_modified": storage.collection_timestamp("c", "p")}
+        assert [r["n"] for r in records[:-1]] == list(range(1, 2500))
+    finally:
+        storage.flush()

@@ -36,7 +36,6 @@ read, so that a write over a concurrent change of it is refused
 
 from __future__ import annotations
 
-import bisect
 import collections
 import contextlib
 import contextvars
@@ -47,146 +46,21 @@ import orjson
 from cliquet.storage import COMPARISON, RecordNotFoundError, Sort, StorageBase, UnicityError
 from cliquet.storage import query as q
 from cliquet.storage.exceptions import ConflictError
+from cliquet.storage import redis_scripts as lua
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
-
-_LUA_COMMON = """
-local function bump(tskey, given, count)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local last = tonumber(redis.call('GET', tskey))
-  local ts
-  if given ~= nil and (last == nil or given > last) then
-    ts = given
-  else
-    ts = now + count - 1
-    if last ~= nil and ts < last + count then ts = last + count end
-  end
-  redis.call('SET', tskey, string.format('%.0f', ts))
-  return ts
-end
-local function touch()
-  redis.call('SET', KEYS[5], redis.call('INCR', KEYS[6]))
-  redis.call('SADD', KEYS[7], ARGV[1])
-end
-"""
-
-# KEYS: r, t, z, ts, v, seq, scopes.  ARGV[1]: the scope.
-_CREATE = _LUA_COMMON + """
-local existing = redis.call('HGET', KEYS[1], ARGV[2])
-if existing then return {0, existing} end
-local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
-redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], s, ARGV[2])
-touch()
-return {1, s}
-"""
-
-_CHECK = """
-local function unchanged(id, expected)
-  if expected == '' then return true end
-  local current = redis.call('HGET', KEYS[1], id)
-  if current then current = string.match(current, '^(%d+)|') else current = 'none' end
-  return current == expected
-end
-"""
-
-# ARGV: scope, id, fields, given, expected ("" unchecked, "none" absent, or a timestamp)
-_UPDATE = _LUA_COMMON + _CHECK + """
-if not unchanged(ARGV[2], ARGV[5]) then return 'conflict' end
-local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
-redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], s, ARGV[2])
-touch()
-return s
-"""
-
-# ARGV: scope, with_deleted ("1"/"0"), given, expected (one id only), ids...
-_DELETE = _LUA_COMMON + _CHECK + """
-if #ARGV == 5 and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 and not unchanged(ARGV[5], ARGV[4]) then
-  return 'conflict'
-end
-local ids = {}
-for i = 5, #ARGV do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then table.insert(ids, ARGV[i]) end
-end
-if #ids == 0 then return {} end
-local given = nil
-if #ids == 1 then given = tonumber(ARGV[3]) end
-local last = bump(KEYS[4], given, #ids)
-local out = {}
-for i, id in ipairs(ids) do
-  local s = string.format('%.0f', last - #ids + i)
-  redis.call('HDEL', KEYS[1], id)
-  if ARGV[2] == '1' then
-    redis.call('HSET', KEYS[2], id, s)
-    redis.call('ZADD', KEYS[3], s, id)
-  else
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-  end
-  table.insert(out, id)
-  table.insert(out, s)
-end
-touch()
-return out
-"""
-
-# ARGV: scope, before ("" for all).  KEYS[8]: the purge horizon.
-_PURGE = _LUA_COMMON + """
-local ids
-if ARGV[2] == '' then
-  ids = redis.call('HKEYS', KEYS[2])
-else
-  ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
-end
-local removed = 0
-for _, id in ipairs(ids) do
-  if redis.call('HDEL', KEYS[2], id) == 1 then
-    redis.call('ZREM', KEYS[3], id)
-    removed = removed + 1
-  end
-end
-if removed > 0 then
-  touch()
-  local horizon = tonumber(ARGV[2]) or ((tonumber(redis.call('GET', KEYS[4])) or 0) + 1)
-  local old = tonumber(redis.call('GET', KEYS[8]))
-  if old == nil or horizon > old then redis.call('SET', KEYS[8], string.format('%.0f', horizon)) end
-end
-return removed
-"""
-
-# KEYS: r, t, v, ts.  ARGV: known version.  Everything in one snapshot.
-_SNAPSHOT = """
-local v = redis.call('GET', KEYS[3]) or ''
-if v == ARGV[1] then return {v} end
-return {v, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
-"""
-
-# KEYS: ts.  ARGV: now (ms).  Remember the current time for a new collection.
-_TIMESTAMP = """
-local ts = redis.call('GET', KEYS[1])
-if ts then return ts end
-local t = redis.call('TIME')
-local s = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-redis.call('SET', KEYS[1], s)
-return s
-"""
-
 
 class _Snapshot:
     """A parsed collection: live records sorted by timestamp, and tombstones."""
 
-    __slots__ = ("version", "records", "stamps", "tombstones", "tomb_stamps", "size")
+    __slots__ = ("version", "records", "tombstones", "size", "queries")
 
     def __init__(self, version, records, tombstones):
         self.version = version
         self.records = records
-        self.stamps = [r["last_modified"] for r in records]
         self.tombstones = tombstones
-        self.tomb_stamps = [t["last_modified"] for t in tombstones]
         self.size = len(records) + len(tombstones)
+        #: sorted results and totals per query, while this version lasts
+        self.queries: dict = {}
 
 
 class RedisStorage(StorageBase):
@@ -209,8 +83,8 @@ class RedisStorage(StorageBase):
         self._reads: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_reads_{id(self):x}",
                                                                     default=None)
         self._scripts = {name: client.register_script(lua) for name, lua in (
-            ("create", _CREATE), ("update", _UPDATE), ("delete", _DELETE), ("purge", _PURGE),
-            ("snapshot", _SNAPSHOT), ("timestamp", _TIMESTAMP))}
+            ("create", lua.CREATE), ("update", lua.UPDATE), ("delete", lua.DELETE), ("purge", lua.PURGE),
+            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE))}
 
     # -- keys ---------------------------------------------------------------------
 
@@ -437,36 +311,65 @@ class RedisStorage(StorageBase):
                     bound, strict = f.value, is_strict
         return bound, strict
 
-    @staticmethod
-    def _newer(items, stamps, bound, strict):
-        if bound is None:
-            return items
-        start = (bisect.bisect_right if strict else bisect.bisect_left)(stamps, bound)
-        return items[start:]
+    def _changed_since(self, collection_id, parent_id, bound, strict):
+        """Return the records and tombstones newer than ``bound`` (one round
+        trip, reading only those)."""
+        _, keys = self._keys(collection_id, parent_id)
+        low = f"({bound}" if strict else f"{bound}"
+        ids, live, dead = self._run("since", [keys[0], keys[1], keys[2]], [low])
+        records, tombstones = [], []
+        for object_id, value, stamp in zip(ids, live, dead):
+            if value is not None:
+                stamp_text, _, body = value.partition(b"|")
+                records.append(self._full(orjson.loads(body), object_id.decode(), int(stamp_text)))
+            elif stamp is not None:
+                tombstones.append(self._tombstone(object_id.decode(), int(stamp)))
+        return records, tombstones
 
     def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
                 include_deleted=False):
         """Return a page of matching records (and tombstones if asked) and
-        the count of matching live records."""
+        the count of matching live records.
+
+        A query with a lower bound on ``last_modified`` (``_since``) reads
+        only the newer changes; any other reads the collection (cached in
+        this process while unchanged, with its sorted results per query).
+        """
         sorting = tuple(sorting) if sorting else (Sort(self.modified_field, -1),)
         filters = tuple(filters or ())
         position = q.after_key(after, sorting) if after is not None else None
         limit = self.max_fetch_size if limit is None else min(max(limit, 0), self.max_fetch_size)
-        snapshot = self._snapshot(collection_id, parent_id)
         bound, strict = self._since_bound(filters)
-        matches = q.compile_filters(filters)
-        found = [r for r in self._newer(snapshot.records, snapshot.stamps, bound, strict) if matches(r)]
-        total = len(found)
-        if include_deleted:
-            on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
-            found.extend(t for t in self._newer(snapshot.tombstones, snapshot.tomb_stamps, bound, strict)
-                         if on_tombstones(t))
-        records = q.sort_records(found, sorting)
-        start = 0
-        if position is not None:
-            start = q.position_after(records, position, sorting)
-        page = records[start:start + limit]
-        return orjson.loads(orjson.dumps(page)), total
+        cache = key = None
+        if bound is not None:
+            records, tombstones = self._changed_since(collection_id, parent_id, bound, strict)
+        else:
+            snapshot = self._snapshot(collection_id, parent_id)
+            records, tombstones = snapshot.records, snapshot.tombstones
+            cache = snapshot.queries
+            try:
+                key = (tuple((f.field, f.operator, q.freeze(f.value)) for f in filters),
+                       tuple((s.field, s.direction) for s in sorting), include_deleted)
+                hash(key)
+            except TypeError:
+                key = None
+        entry = cache.get(key) if key is not None else None
+        if entry is None:
+            matches = q.compile_filters(filters)
+            found = [r for r in records if matches(r)]
+            total = len(found)
+            if include_deleted:
+                on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
+                found.extend(t for t in tombstones if on_tombstones(t))
+            entry = (q.sort_records(found, sorting), total)
+            if key is not None:
+                with self._lock:
+                    if len(cache) >= 64:
+                        cache.pop(next(iter(cache)))
+                    cache[key] = entry
+        ordered, total = entry
+        start = q.position_after(ordered, position, sorting) if position is not None else 0
+        return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
 
 
 def _uuid4() -> str:
