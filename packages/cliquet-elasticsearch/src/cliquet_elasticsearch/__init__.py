@@ -147,6 +147,10 @@ def includeme(config):
     if _explicit_backend(registry, os.environ) is None:
         settings["cliquet.indexing_backend"] = BACKEND
         if getattr(registry, "indexer", None) is not None:
-            # cliquet_indexing was included first, with its default indexer.
+            # The configuration was committed with cliquet-indexing's default
+            # indexer already: replace it, in the retry queue too.
             registry.indexer = load_from_config(config)
+            retry = getattr(registry, "indexing_retry", None)
+            if retry is not None:
+                retry.indexer = registry.indexer
     config.include("cliquet_indexing")
