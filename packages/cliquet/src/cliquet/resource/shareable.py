@@ -35,7 +35,7 @@ from cliquet.authentication import AUTHENTICATED, EVERYONE
 from cliquet.errors import ERRORS, http_error, raise_invalid
 from cliquet.resource.base import UserResource
 from cliquet.settings import Setting, as_list, declare_settings
-from cliquet.storage import COMPARISON, Filter
+from cliquet.storage import COMPARISON, AccessibleIds, Filter
 
 PERMISSIONS = ("read", "write")
 #: the storage scope of every shareable record (they are not per-user).
@@ -139,16 +139,35 @@ class ShareableResource(UserResource):
             self._deny()
 
     def list_filters(self, permission="read"):
-        """Restrict to the records the caller may read (or write)."""
+        """Restrict to the records the caller may read (or write): an ``IN``
+        filter whose value is an :class:`~cliquet.storage.AccessibleIds`,
+        keyed by the collection timestamp (every permission change is a
+        record write), so that it is computed once per change and backends
+        may turn it into a join."""
         if self._has_collection(permission) or (permission == "read" and self._has_collection("write")):
             return []
         wanted = ("read", "write") if permission == "read" else ("write",)
         prefix = f"{self.collection_path}/"
-        ids = set()
-        for perm in wanted:
-            uris = self.registry.permission.get_accessible_objects(self._principals(), perm, prefix=prefix)
-            ids.update(uri[len(prefix):] for uri in uris)
-        return [Filter(self.model.id_field, sorted(ids), COMPARISON.IN)]
+        principals = self._principals()
+        version = (self.model.collection_id, self.model.timestamp())
+        cache = self.registry.__dict__.setdefault("cliquet_accessible_ids", {})
+        key = (tuple(principals), wanted, prefix, version)
+        accessible = cache.get(key)
+        if accessible is None:
+            permission_backend = self.registry.permission
+
+            def load():
+                ids = set()
+                for perm in wanted:
+                    uris = permission_backend.get_accessible_objects(principals, perm, prefix=prefix)
+                    ids.update(uri[len(prefix):] for uri in uris)
+                return ids
+
+            accessible = AccessibleIds(principals, wanted, prefix, version, load)
+            if len(cache) >= 256:
+                cache.pop(next(iter(cache)))
+            cache[key] = accessible
+        return [Filter(self.model.id_field, accessible, COMPARISON.IN)]
 
     def permissions_changed(self, existing):
         """Whether the body carries permissions different from the stored ones."""

@@ -30,6 +30,7 @@ Rules every backend follows (and the shared contract suite in
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import enum
 from collections import namedtuple
@@ -65,6 +66,60 @@ Filter = namedtuple("Filter", ["field", "value", "operator"])
 Sort = namedtuple("Sort", ["field", "direction"])
 """One sort key: ``field`` (a dotted path) and ``direction`` (``1`` ascending,
 ``-1`` descending)."""
+
+
+class AccessibleIds(collections.abc.Set):
+    """The value of an ``IN`` filter on ``id`` meaning "the records these
+    principals may access": a lazily computed set of ids.
+
+    Backends may use it as any set (iterating it loads the ids once, through
+    ``loader``), or translate it into their own query when they keep the
+    permissions themselves (PostgreSQL joins its ACE table: the read check
+    then happens inside the record query). It is hashable by ``key`` —
+    principals, permissions, object id prefix and a version that changes
+    whenever the permissions may have — so query caches can key on it cheaply.
+
+    :param principals: the caller's principals.
+    :param permissions: any of these grants access (``("read", "write")``).
+    :param prefix: object ids are ``prefix + record id``.
+    :param version: e.g. the collection timestamp.
+    :param loader: returns the accessible record ids.
+    """
+
+    def __init__(self, principals, permissions, prefix, version, loader):
+        self.principals = tuple(principals)
+        self.permissions = tuple(permissions)
+        self.prefix = prefix
+        self.key = (self.principals, self.permissions, prefix, version)
+        self._loader = loader
+        self._ids = None
+
+    @property
+    def ids(self) -> frozenset:
+        """The accessible ids (computed on first use)."""
+        if self._ids is None:
+            self._ids = frozenset(self._loader())
+        return self._ids
+
+    def __contains__(self, value):
+        return value in self.ids
+
+    def __iter__(self):
+        return iter(self.ids)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        if isinstance(other, AccessibleIds):
+            return self.key == other.key
+        return NotImplemented
+
+    def __repr__(self):
+        return f"<AccessibleIds {self.permissions} by {self.principals} under {self.prefix!r}>"
 
 
 DEFAULT_ID_FIELD = "id"
@@ -255,6 +310,7 @@ def resolve_field(record: dict, path: str, missing=None):
 
 __all__: Iterable[str] = [
     "COMPARISON",
+    "AccessibleIds",
     "Filter",
     "Sort",
     "StorageBase",

@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 
 import orjson
 
-from cliquet.storage import COMPARISON
+from cliquet.storage import COMPARISON, AccessibleIds
 
 _OPERATORS = {
     COMPARISON.LT: "<",
@@ -165,7 +165,7 @@ def filter_sql(col: Column, operator: COMPARISON, value, params: list) -> str:
     ``NULL`` for both).
     """
     if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
-        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset, AccessibleIds)) else [value]
         with_null = any(v is None for v in values)
         arr = col.array_param([v for v in values if v is not None])
         parts = []

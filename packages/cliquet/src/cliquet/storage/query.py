@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
-from cliquet.storage import COMPARISON, Filter, Sort
+from cliquet.storage import COMPARISON, AccessibleIds, Filter, Sort
 
 MISSING: Any = object()
 """Marker returned by field getters for an absent field."""
@@ -113,6 +113,9 @@ def _equality_test(value: Any) -> Callable[[Any], bool]:
 
 
 def _membership_test(values: Any) -> Callable[[Any], bool]:
+    if isinstance(values, AccessibleIds):
+        ids = values.ids  # record ids are strings
+        return lambda x: type(x) is str and x in ids
     if not isinstance(values, (list, tuple, set, frozenset)):
         values = [values]
     scalars: dict[type, set] = {}
@@ -191,6 +194,8 @@ def compile_filters(filters: Iterable[Filter] | None, fields: Iterable[str] | No
 
 def freeze(value: Any) -> Any:
     """Return a hashable form of a JSON value that keeps its type (``1`` ≠ ``True``)."""
+    if isinstance(value, AccessibleIds):
+        return value  # hashable by its key, without loading the ids
     if isinstance(value, (list, tuple)):
         return (RANK_ARRAY, tuple(freeze(v) for v in value))
     if isinstance(value, dict):

@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-from cliquet.storage import COMPARISON, Filter, Sort
+from cliquet.storage import COMPARISON, AccessibleIds, Filter, Sort
 from cliquet.storage.query import MISSING, make_getter, sort_component
 from cliquet.testing.contract import BackendContract
 
@@ -143,6 +143,16 @@ class StorageQueryContract(BackendContract):
         wanted = [records[0]["id"], records[4]["id"], "unknown"]
         found, total = backend.get_all(collection, parent, filters=[Filter("id", wanted, IN)])
         assert sorted(r["n"] for r in found) == [0, 4] and total == 2
+
+    def test_filter_on_accessible_ids(self, backend, collection, parent):
+        records = [backend.create(collection, parent, {"n": i}) for i in range(5)]
+        chosen = {records[1]["id"], records[3]["id"], "not-a-record"}
+        accessible = AccessibleIds(["alice"], ["read"], "/x/", 1, lambda: chosen)
+        found, total = backend.get_all(collection, parent, filters=[Filter("id", accessible, COMPARISON.IN)],
+                                       sorting=[Sort("n", 1)])
+        assert [r["n"] for r in found] == [1, 3] and total == 2
+        empty = AccessibleIds(["bob"], ["read"], "/x/", 1, lambda: set())
+        assert backend.get_all(collection, parent, filters=[Filter("id", empty, COMPARISON.IN)]) == ([], 0)
 
     def test_unknown_collection_is_empty(self, backend, collection, parent):
         assert backend.get_all(collection, parent) == ([], 0)
