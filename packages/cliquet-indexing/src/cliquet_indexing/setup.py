@@ -63,6 +63,19 @@ def load_indexer(config) -> IndexerBase:
     return indexer
 
 
+def _warn_if_private(registry):
+    """Warn when the index lives in this process's memory but storage does not."""
+    from cliquet_indexing.embedded import EmbeddedIndexer
+
+    indexer = registry.indexer
+    storage = registry.settings.get("cliquet.storage_backend") or ""
+    if isinstance(indexer, EmbeddedIndexer) and indexer.database == ":memory:" and not storage.endswith(".memory"):
+        logger.warning("The embedded index is in this process's memory while storage (%s) is shared: records "
+                       "written before this process started, or by other processes, are not searchable here. "
+                       "Set cliquet.indexing_url = sqlite:////path/to/index.db and run "
+                       "`cliquet-indexing reindex`.", storage)
+
+
 def heartbeat_check(request) -> bool:
     """The ``indexer`` heartbeat."""
     indexer = getattr(request.registry, "indexer", None)
@@ -106,6 +119,7 @@ def includeme(config):
                                              interval=settings["cliquet.indexing_retry_interval"],
                                              max_queued=settings["cliquet.indexing_retry_max_queued"])
         logger.debug("Indexer: %s", type(registry.indexer).__module__)
+        _warn_if_private(registry)
 
     # Before the core's own actions that read the registry (order 0 is the default).
     config.action(("cliquet-indexing", "indexer"), build, order=-10)

@@ -232,12 +232,15 @@ class Compiler:
         holes = ", ".join("?" * len(principals))
         scope_probe = (f"EXISTS (SELECT 1 FROM {t['scope']} s INDEXED BY {t['scope_doc']} "
                        f"WHERE s.doc = d.id AND s.principal IN ({holes}))")
+        conditions, condition_params = [scope_probe], list(principals)
+        # Field codes belong to one resource, so FTS and value drivers only
+        # yield documents of this resource; the scope driver filters it.
         if texts:
             expressions = [self.fts_expr(c) for c in texts]
             if any(e is None for e in expressions):
                 return "", [], False
             rank = "" if sort_codes else ", rank AS score"  # BM25 costs: only when it orders
-            driver = f"(SELECT rowid AS doc{rank} FROM {t['fts']} WHERE {t['fts']} MATCH ?)"
+            driver = f"(SELECT rowid AS id{rank} FROM {t['fts']} WHERE {t['fts']} MATCH ?)"
             params.append(" AND ".join(expressions))
             rest = [c for c in conjuncts if c not in texts]
             scored = True
@@ -245,15 +248,20 @@ class Compiler:
             condition = self.value_condition(values[0])
             if condition is None:
                 return "", [], False
-            driver = f"(SELECT DISTINCT doc FROM {t['vals']} INDEXED BY {t['vals_value']} WHERE {condition.sql})"
+            driver = f"(SELECT DISTINCT doc AS id FROM {t['vals']} INDEXED BY {t['vals_value']} WHERE {condition.sql})"
             params += condition.params
             rest = [c for c in conjuncts if c is not values[0]]
         else:
-            driver = (f"(SELECT DISTINCT doc FROM {t['scope']} WHERE resource = ? AND principal IN ({holes}))")
+            driver = f"(SELECT DISTINCT doc AS id FROM {t['scope']} WHERE resource = ? AND principal IN ({holes}))"
             params += [resource, *principals]
             rest = conjuncts
+            conditions, condition_params = [], []  # the driver is the read scope
         remaining = self.probe(rebuild(rest))
-        columns = ["d.id AS id", "count(*) OVER () AS total", "d.record_id AS rid", "d.parent_id AS pid"]
+        if remaining.sql != "1":
+            conditions.append(f"({remaining.sql})")
+            condition_params += remaining.params
+        ordered = bool(sort_codes) or (scored and not sort_codes)
+        columns = ["d.id AS id", "count(*) OVER () AS total"]
         order = []
         for i, (code, direction) in enumerate(sort_codes):
             if code is None:
@@ -263,13 +271,17 @@ class Compiler:
                            f"WHERE doc = d.id AND field = {int(code)}) AS k{i}")
             order += [f"(k{i} IS NULL)", f"k{i} {direction.upper()}"]
         if scored and not sort_codes:
-            columns.append("c.score AS score")
-            order.append("score")
-        if order:
-            order += ["rid", "pid"]
-        sql = (f"SELECT {', '.join(columns)} FROM {driver} AS c CROSS JOIN {t['docs']} AS d ON d.id = c.doc "
-               f"WHERE d.resource = ? AND {scope_probe} AND ({remaining.sql})")
-        params += [resource, *principals, *remaining.params]
+            order.append("c.score")
+        if ordered:
+            # ties: by record id (the docs row is only read when there is an order)
+            order += ["d.record_id", "d.parent_id"]
+            source = f"{driver} AS c CROSS JOIN {t['docs']} AS d ON d.id = c.id"
+        else:
+            source = f"{driver} AS d"
+        sql = f"SELECT {', '.join(columns)} FROM {source}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        params += condition_params
         if order:
             sql += " ORDER BY " + ", ".join(order)
         return sql, params, scored
