@@ -47,8 +47,8 @@ from cliquet.cache import CacheBase
 from cliquet.testing.contract import BackendContract
 
 #: Short expiry used by the tests (seconds), and how long they wait past it.
-SHORT_TTL = 0.05
-WAIT = 0.15
+SHORT_TTL = 0.5  # long enough for a loaded CI machine to read the key back first
+WAIT = 0.8
 
 JSON_VALUES = {
     "object": {"a": 1, "b": "two"},
