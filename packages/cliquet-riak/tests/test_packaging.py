@@ -32,6 +32,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 REPO = PACKAGE.parents[1]
 CORE = REPO / "packages" / "cliquet"
 EXAMPLE = REPO / "docs" / "example"
+INDEXING = REPO / "packages" / "cliquet-indexing"  # the example app includes it
 
 
 def run(cmd, timeout=600, **kwargs):
@@ -92,8 +93,10 @@ def test_wheels_in_a_fresh_venv_serve_the_example_with_a_riak_cache(tmp_path):
     wheels = tmp_path / "wheels"
     core = installer.wheel(CORE, wheels)
     riak = installer.wheel(PACKAGE, wheels)
+    indexing = installer.wheel(INDEXING, wheels)
     example = installer.wheel(EXAMPLE, wheels)
-    python = installer.venv(tmp_path / "venv", [f"cliquet[serve] @ {core.as_uri()}", str(riak), str(example)])
+    python = installer.venv(tmp_path / "venv", [f"cliquet[serve] @ {core.as_uri()}", str(riak), str(indexing),
+                                                 str(example)])
 
     # The packages come from the venv, not from this checkout.
     where = run([python, "-c", "import cliquet, cliquet_riak, myproject; "
