@@ -11,6 +11,8 @@ import pytest
 from cliquet.testing.plugin import service_url
 
 ELASTICSEARCH_URL_VARIABLE = "CLIQUET_TEST_ELASTICSEARCH_URL"
+#: seconds a request may take in tests (roomy: CI machines are busy).
+TIMEOUT = 30
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +54,7 @@ def make_indexer(elasticsearch_url, _remove_test_indexes):
     made = []
 
     def make(prefix, **options):
+        options.setdefault("timeout", TIMEOUT)
         indexer = ElasticsearchIndexer(url=options.pop("url", elasticsearch_url), prefix=prefix, **options)
         made.append(indexer)
         return indexer

@@ -23,6 +23,7 @@ def example_app(monkeypatch, elasticsearch_url, es_prefix):
     monkeypatch.setenv("CLIQUET_INDEXING_URL", elasticsearch_url)
     monkeypatch.setenv("CLIQUET_INDEXING_PREFIX", es_prefix)
     monkeypatch.setenv("CLIQUET_INDEXING_RETRY_INTERVAL", "0")
+    monkeypatch.setenv("CLIQUET_ELASTICSEARCH_TIMEOUT", "30s")
     return webtest.TestApp(get_app(str(INI), "main"))
 
 

@@ -47,7 +47,7 @@ def indexed(app, resource="article"):
 
 def test_down_then_back(own_node, es_prefix):
     app = make_search_app(indexing_backend="cliquet_elasticsearch", indexing_url=own_node.url,
-                          indexing_prefix=es_prefix)
+                          indexing_prefix=es_prefix, elasticsearch_timeout="30s")
     registry = app.app.registry
     assert isinstance(registry.indexer, ElasticsearchIndexer)
     alice = basic_auth("alice")

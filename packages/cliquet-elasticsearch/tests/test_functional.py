@@ -23,7 +23,8 @@ def included_app(prefix, url, how, resources=(Article,)):
     """An app enabling cliquet_elasticsearch by ``pyramid.includes`` or by
     ``config.include`` after ``cliquet.initialize``."""
     settings = {"cliquet.userid_hmac_secret": TEST_SECRET, "cliquet.indexing_url": url,
-                "cliquet.indexing_prefix": prefix, "cliquet.indexing_retry_interval": "0"}
+                "cliquet.indexing_prefix": prefix, "cliquet.indexing_retry_interval": "0",
+                "cliquet.elasticsearch_timeout": "30s"}
     if how == "pyramid.includes":
         settings["pyramid.includes"] = "cliquet_elasticsearch"
     config = Configurator(settings=settings)
@@ -67,7 +68,7 @@ def userid(app, headers):
 def test_the_ways_to_enable_it(elasticsearch_url, es_prefix, alice, how):
     if how == "indexing_backend":
         app = make_search_app(indexing_backend="cliquet_elasticsearch", indexing_url=elasticsearch_url,
-                              indexing_prefix=es_prefix)
+                              indexing_prefix=es_prefix, elasticsearch_timeout="30s")
     else:
         app = included_app(es_prefix, elasticsearch_url, how)
     indexer = app.app.registry.indexer

@@ -110,7 +110,7 @@ def test_initialize_schema_updates_existing_indexes(make_indexer, es_prefix):
 
 
 def test_several_nodes_one_down(make_indexer, es_prefix, elasticsearch_url):
-    indexer = make_indexer(es_prefix, url=f"http://127.0.0.1:9,{elasticsearch_url}", timeout=5)
+    indexer = make_indexer(es_prefix, url=f"http://127.0.0.1:9,{elasticsearch_url}")
     for n in range(4):
         indexer.index_records("r", [IndexEntry("u", {"id": f"a{n}", "last_modified": 1}, ("u",))])
     assert indexer.search("r", EVERYTHING, ["u"]).total == 4
