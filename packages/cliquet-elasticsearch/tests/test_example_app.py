@@ -40,3 +40,26 @@ def test_environment_variables_switch_the_example_to_elasticsearch(example_app, 
     assert example_app.get("/v1/search/articles?q=notes", headers=alice).headers["Total-Records"] == "0"
     # The records really are in Elasticsearch, in the prefixed index.
     assert indexer.client.count(index=f"{es_prefix}article")["count"] == 2
+
+
+def test_cliquet_migrate_creates_the_indexes(monkeypatch, elasticsearch_url, es_prefix, capsys):
+    pytest.importorskip("myproject")
+    from elasticsearch import Elasticsearch
+
+    from cliquet.scripts.cliquet import main
+
+    monkeypatch.setenv("CLIQUET_INDEXING_BACKEND", "cliquet_elasticsearch")
+    monkeypatch.setenv("CLIQUET_INDEXING_URL", elasticsearch_url)
+    monkeypatch.setenv("CLIQUET_INDEXING_PREFIX", es_prefix)
+    client = Elasticsearch(elasticsearch_url, request_timeout=30)
+    try:
+        assert main(["migrate", "--ini", str(INI), "--dry-run"]) == 0
+        assert not client.indices.exists_alias(name=f"{es_prefix}article")
+        assert main(["migrate", "--ini", str(INI)]) == 0
+        assert client.indices.exists_alias(name=f"{es_prefix}article")
+        assert main(["migrate", "--ini", str(INI)]) == 0  # again: nothing to do
+        out = capsys.readouterr().out
+        assert f"would create index {es_prefix}article.v1" in out
+        assert out.count(f"created index {es_prefix}article.v1") == 1
+    finally:
+        client.close()

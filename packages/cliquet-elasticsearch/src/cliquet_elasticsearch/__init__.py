@@ -25,7 +25,7 @@ from cliquet.settings import Setting, as_duration, as_int, as_str
 
 from cliquet_elasticsearch.__about__ import __version__
 
-__all__ = ["__version__", "includeme", "load_from_config", "ELASTICSEARCH_SETTINGS", "DEFAULT_PREFIX"]
+__all__ = ["__version__", "includeme", "load_from_config", "migrate", "ELASTICSEARCH_SETTINGS", "DEFAULT_PREFIX"]
 
 BACKEND = "cliquet_elasticsearch"
 #: cliquet-indexing's own default backend, which including this package replaces.
@@ -85,6 +85,11 @@ def load_from_config(config):
 
     declare_settings(config, INDEXING_SETTINGS)
     declare_settings(config, ELASTICSEARCH_SETTINGS)
+    hooks = getattr(config.registry, "cliquet_migrate_hooks", None)
+    if hooks is None:
+        hooks = config.registry.cliquet_migrate_hooks = []
+    if migrate not in hooks:
+        hooks.append(migrate)
     settings = config.get_settings()
     return ElasticsearchIndexer(
         url=settings.get("cliquet.indexing_url"),
@@ -97,6 +102,23 @@ def load_from_config(config):
         replicas=settings["cliquet.elasticsearch_replicas"],
         max_retries=settings["cliquet.elasticsearch_max_retries"],
     )
+
+
+def migrate(registry, dry_run: bool = False) -> None:
+    """The ``cliquet migrate`` hook: check the cluster, update the mappings
+    of existing indexes and create the index of every indexed resource."""
+    from cliquet_indexing.listeners import is_indexed
+
+    from cliquet_elasticsearch.indexer import ElasticsearchIndexer
+
+    indexer = getattr(registry, "indexer", None)
+    if not isinstance(indexer, ElasticsearchIndexer):
+        return
+    print(f"indexer: initializing {BACKEND} at {indexer.url}{' (dry run)' if dry_run else ''}")
+    indexer.initialize_schema(dry_run=dry_run)
+    names = sorted(n for n in getattr(registry, "cliquet_resources", {}) if is_indexed(registry, n))
+    for name in indexer.create_indexes(names, dry_run=dry_run):
+        print(f"indexer: {'would create' if dry_run else 'created'} index {name}")
 
 
 def _project_names(settings) -> list[str]:

@@ -128,6 +128,22 @@ class ElasticsearchIndexer(IndexerBase):
                 self.client.indices.put_mapping(index=name, **body)
                 logger.info("Updated the mapping of Elasticsearch index %s", name)
 
+    def create_indexes(self, resource_names: Iterable[str], dry_run: bool = False) -> list:
+        """Create the indexes of ``resource_names`` that do not exist yet (what
+        ``cliquet migrate`` does for every indexed resource); return their names."""
+        created = []
+        with _driver_errors("create indexes"):
+            for resource_name in resource_names:
+                alias = self.alias(resource_name)
+                if self.client.indices.exists_alias(name=alias):
+                    continue
+                created.append(mapping.index_name(alias))
+                if dry_run:
+                    logger.info("Would create Elasticsearch index %s", created[-1])
+                else:
+                    self._create_index(resource_name)
+        return created
+
     def _create_index(self, resource_name: str) -> None:
         body = mapping.index_body(self.prefix, resource_name, self.shards, self.replicas)
         alias = self.alias(resource_name)
