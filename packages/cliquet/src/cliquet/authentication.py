@@ -143,4 +143,3 @@ def includeme(config):
     else:
         policy = factory(settings) if callable(factory) and isinstance(factory, type) else factory
     config.set_security_policy(policy)
-    config.add_request_method(request_principals, "principals", reify=True)

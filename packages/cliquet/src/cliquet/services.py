@@ -8,7 +8,11 @@ replacing Cornice means changing this file only.
 from __future__ import annotations
 
 from cornice import Service as _CorniceService
+from cornice.util import current_service as _current_service
 from pyramid import httpexceptions
+from pyramid.decorator import reify
+from pyramid.interfaces import IRequestExtensions
+from pyramid.request import Request
 
 from cliquet.errors import ERRORS, http_error
 
@@ -41,3 +45,39 @@ def make_service(name, path, description="", **kwargs):
 def add_service(config, service):
     """Register ``service`` and its views in ``config``."""
     config.add_cornice_service(service)
+
+
+class CliquetRequest(Request):
+    """The request class of Cliquet applications.
+
+    Its lazily computed attributes are class-level properties: attributes
+    added with ``config.add_request_method(..., reify=True)`` make Pyramid
+    build a new class for every request, which cost ~10 % of a GET.
+    """
+
+    @reify
+    def current_service(self):
+        """The Cornice service matched by this request (what Cornice adds)."""
+        return _current_service(self)
+
+    @reify
+    def principals(self):
+        """The caller's principals (see :func:`cliquet.authentication.request_principals`)."""
+        from cliquet.authentication import request_principals
+
+        return request_principals(self)
+
+
+def includeme(config):
+    """Include Cornice with Cliquet's request class."""
+    config.include("cornice")
+    config.set_request_factory(CliquetRequest)
+
+    def drop_per_request_properties():
+        extensions = config.registry.queryUtility(IRequestExtensions)
+        if extensions is not None:
+            for name in ("current_service", "principals"):
+                if name in extensions.descriptors and hasattr(CliquetRequest, name):
+                    del extensions.descriptors[name]
+
+    config.action(None, drop_per_request_properties, order=10_001)

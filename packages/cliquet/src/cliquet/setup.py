@@ -82,7 +82,7 @@ def setup_cliquet(config):
 
     config.add_directive("add_resource", add_resource)
 
-    config.include("cornice")
+    config.include("cliquet.services")
     config.include("cliquet.authentication")
     config.include("cliquet.listeners")
     config.include("cliquet.retention")

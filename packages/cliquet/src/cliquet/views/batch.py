@@ -19,7 +19,6 @@ import re
 from urllib.parse import quote
 
 import orjson
-from pyramid.request import Request
 
 from cliquet.errors import ERRORS, raise_invalid
 from cliquet.services import make_service
@@ -113,7 +112,7 @@ def _run(parent, item):
     if "body" in item:
         kwargs["body"] = orjson.dumps(item["body"])
         headers.setdefault("Content-Type", "application/json")
-    sub = Request.blank(item["path"], **kwargs)
+    sub = type(parent).blank(item["path"], **kwargs)  # the app's request class
     sub.registry = parent.registry
     sub.cliquet_batch_parent = parent
     response = parent.invoke_subrequest(sub, use_tweens=True)
