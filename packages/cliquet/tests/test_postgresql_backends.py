@@ -422,17 +422,23 @@ def test_declared_fields_get_indexes_that_sorted_pages_use(pg_storage_backend, c
                 return real(query, params, **kwargs)
 
             storage.client.execute = spy
+            sorting = [Sort(field, direction), Sort("id", direction)]
             try:
-                storage.get_all("indexed", "p", sorting=[Sort(field, direction), Sort("id", direction)], limit=10)
+                storage.get_all("indexed", "p", sorting=sorting, limit=10)
+                # A later page: its position must be an index condition.
+                storage.get_all("indexed", "p", sorting=sorting, limit=10, after=["x", "some-id"])
             finally:
                 storage.client.execute = real
-            query, params = captured[0]
-            with psycopg.connect(storage.client.url, autocommit=True) as conn:
-                conn.execute("SET enable_seqscan = off")
-                conn.execute("SET enable_sort = off")
-                conn.execute("SET enable_incremental_sort = off")
-                plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
-            assert "cliquet_records_field_" in plan and "Sort" not in plan, plan
+            for (query, params), keyset in zip(captured, (False, True)):
+                with psycopg.connect(storage.client.url, autocommit=True) as conn:
+                    conn.execute("SET enable_seqscan = off")
+                    conn.execute("SET enable_sort = off")
+                    conn.execute("SET enable_incremental_sort = off")
+                    plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
+                assert "cliquet_records_field_" in plan and "Sort" not in plan, plan
+                if keyset:
+                    cond = [line for line in plan.splitlines() if "Index Cond" in line and "cliquet_timestamps" not in line]
+                    assert any("ROW(" in line for line in cond), plan
 
 
 @pytest.mark.services

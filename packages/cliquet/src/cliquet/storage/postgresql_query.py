@@ -92,7 +92,7 @@ class Column:
 
     def param(self, value):
         """Adapt a value for a comparison with this column."""
-        if self.kind == "jsonb":
+        if self.kind in ("jsonb", "jsonbnn"):
             return jsonb(value)
         return value
 
@@ -108,7 +108,7 @@ class Column:
 
     @property
     def nullable(self) -> bool:
-        return self.kind in ("jsonb", "rank", "ctext")
+        return self.kind == "jsonb"
 
 
 def column(field: str, id_field: str = "id", modified_field: str = "last_modified", table: str = "") -> Column:
@@ -125,32 +125,54 @@ def column(field: str, id_field: str = "id", modified_field: str = "last_modifie
 
 
 _TYPE_RANKS = {"string": 1, "number": 2, "boolean": 3, "array": 4, "object": 5}
+_MISSING_RANK = 6
+
+
+def rank_sql(col: Column) -> str:
+    """The rank of a JSONB field's type, in the reference's order (6: missing)."""
+    return (f"(CASE jsonb_typeof({col.sql}) WHEN 'string' THEN 1 WHEN 'number' THEN 2 WHEN 'boolean' THEN 3 "
+            f"WHEN 'array' THEN 4 WHEN 'object' THEN 5 ELSE 6 END)")
+
+
+def text_sql(col: Column) -> str:
+    """A JSONB field's text if it is a string (``''`` otherwise), in code point order."""
+    return f"(COALESCE(CASE WHEN jsonb_typeof({col.sql}) = 'string' THEN {col.sql} #>> '{{}}' END, '') COLLATE \"C\")"
+
+
+def value_sql(col: Column) -> str:
+    """A JSONB field's value, JSON ``null`` when missing (never SQL ``NULL``)."""
+    return f"COALESCE({col.sql}, 'null'::jsonb)"
 
 
 def sort_keys(col: Column, direction: int, codepoint: bool) -> list[tuple[Column, int]]:
     """Return the ``ORDER BY`` keys of one sort field.
 
-    JSONB orders types as the reference does and, in a database whose
-    collation is code point order (``C``, ``C.UTF-8``), strings too: one key.
-    Elsewhere strings would follow the collation, so a JSONB field becomes
-    three keys: its type's rank, its text if a string (``COLLATE "C"``),
-    then the value itself.
+    A JSONB field sorts by the rank of its type (strings, numbers, booleans,
+    arrays, objects, then missing — the reference's order), then by its
+    value; where the database collation is not code point order, strings by
+    their text ``COLLATE "C"`` in between. No key is ever ``NULL``, so that
+    a keyset position is one row comparison that an index on the same keys
+    answers as a range scan: page *n* costs what page 1 costs.
     """
-    if col.kind != "jsonb" or codepoint:
+    if col.kind != "jsonb":
         return [(col, direction)]
-    rank = "(CASE jsonb_typeof({0}) WHEN 'string' THEN 1 WHEN 'number' THEN 2 WHEN 'boolean' THEN 3 " \
-           "WHEN 'array' THEN 4 WHEN 'object' THEN 5 END)".format(col.sql)
-    text = f"((CASE WHEN jsonb_typeof({col.sql}) = 'string' THEN {col.sql} #>> '{{}}' END) COLLATE \"C\")"
-    return [(Column(rank, "rank"), direction), (Column(text, "ctext"), direction), (col, direction)]
+    keys = [(Column(rank_sql(col), "rank"), direction)]
+    if not codepoint:
+        keys.append((Column(text_sql(col), "ctext"), direction))
+    keys.append((Column(value_sql(col), "jsonbnn"), direction))
+    return keys
 
 
 def sort_values(col: Column, value, codepoint: bool) -> list:
     """Return the ``after`` values matching :func:`sort_keys` for one field."""
-    if col.kind != "jsonb" or codepoint:
+    if col.kind != "jsonb":
         return [value]
-    if value is None:
-        return [None, None, None]
-    return [_TYPE_RANKS[json_type(value)], value if isinstance(value, str) else None, value]
+    rank = _MISSING_RANK if value is None else _TYPE_RANKS[json_type(value)]
+    values = [rank]
+    if not codepoint:
+        values.append(value if isinstance(value, str) else "")
+    values.append(value)
+    return values
 
 
 def _comparable(value) -> bool:
@@ -223,12 +245,12 @@ def keyset_sql(columns: Sequence[tuple[Column, int]], after: Sequence[Any], para
     ``None`` in ``after`` stands for a missing value (SQL ``NULL``).
     """
     if all(not col.nullable for col, _ in columns) and len({d >= 0 for _, d in columns}) == 1:
-        # Plain typed columns in one direction: a row comparison, which an
-        # index on these columns answers as a range scan.
+        # Keys that are never NULL, in one direction: a row comparison, which
+        # an index on these keys answers as a range scan.
         if any(not col.accepts(v) for (col, _), v in zip(columns, after)):
             return "FALSE"
         op = ">" if columns[0][1] >= 0 else "<"
-        params.extend(after)
+        params.extend(col.param(v) for (col, _), v in zip(columns, after))
         lhs = ", ".join(col.sql for col, _ in columns)
         rhs = ", ".join("%s" for _ in columns)
         return f"({lhs}) {op} ({rhs})"
