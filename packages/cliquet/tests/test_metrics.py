@@ -67,6 +67,23 @@ def test_statsd_client_formats(udp_server):
     client.close()
 
 
+def test_statsd_lines_of_one_request_share_datagrams(udp_server):
+    client = StatsDClient("127.0.0.1", udp_server.getsockname()[1])
+    assert client.start_batch() is True
+    assert client.start_batch() is False  # nested (batch sub-requests): same batch
+    for i in range(200):
+        client.timing(f"k{i:03d}", 1)
+    client.flush_batch()
+    datagrams = []
+    udp_server.settimeout(2)
+    while sum(len(d.splitlines()) for d in datagrams) < 200:
+        datagrams.append(udp_server.recvfrom(65535)[0].decode())
+    assert 1 < len(datagrams) < 200 and all(len(d) <= StatsDClient.MAX_DATAGRAM for d in datagrams)
+    assert [line for d in datagrams for line in d.splitlines()] == [f"k{i:03d}:1.000|ms" for i in range(200)]
+    client.timing("alone", 2)  # outside a batch: sent at once
+    assert udp_server.recvfrom(65535)[0] == b"alone:2.000|ms"
+
+
 def test_statsd_down_never_breaks_a_request():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))

@@ -6,7 +6,8 @@ nothing unless asked for.
 
 * ``cliquet.statsd_url = udp://host:8125`` — each request sends a timer
   ``<prefix>.request.<route>.<method>.<status>`` and each backend call a timer
-  ``<prefix>.backend.<kind>.<method>`` (milliseconds) over UDP. A StatsD
+  ``<prefix>.backend.<kind>.<method>`` (milliseconds) over UDP, gathered in
+  one datagram per request (newline-separated lines, as StatsD reads them). A StatsD
   server that is down loses the figures, never a request.
 * ``cliquet.prometheus_enabled = true`` — the same timings as the histograms
   ``cliquet_request_duration_seconds{endpoint, method, status}`` and
@@ -25,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 import socket
+import threading
 import time
 from urllib.parse import urlparse
 
@@ -78,19 +80,51 @@ class StatsDClient:
     :param prefix: prepended (with a dot) to every key.
     """
 
+    #: most bytes in one datagram when lines are batched (fits any MTU).
+    MAX_DATAGRAM = 1400
+
     def __init__(self, host: str, port: int = 8125, prefix: str = ""):
         info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
         self.address = info[4]
         self.prefix = prefix + "." if prefix else ""
         self._socket = socket.socket(info[0], socket.SOCK_DGRAM)
         self._socket.setblocking(False)
+        self._local = threading.local()
 
-    def send(self, line: str) -> None:
-        """Send one raw StatsD line; network errors are ignored."""
+    def _sendto(self, payload: str) -> None:
         try:
-            self._socket.sendto(line.encode(), self.address)
+            self._socket.sendto(payload.encode(), self.address)
         except OSError:
             pass
+
+    def send(self, line: str) -> None:
+        """Send one raw StatsD line (or keep it for the batch being gathered
+        in this thread); network errors are ignored."""
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:
+            batch.append(line)
+        else:
+            self._sendto(line)
+
+    def start_batch(self) -> bool:
+        """Gather this thread's lines until :meth:`flush_batch`; return
+        ``False`` (and do nothing) when a batch is already being gathered."""
+        if getattr(self._local, "batch", None) is not None:
+            return False
+        self._local.batch = []
+        return True
+
+    def flush_batch(self) -> None:
+        """Send the gathered lines, several per datagram (newline-separated)."""
+        batch, self._local.batch = self._local.batch, None
+        payload = ""
+        for line in batch or ():
+            if payload and len(payload) + len(line) + 1 > self.MAX_DATAGRAM:
+                self._sendto(payload)
+                payload = ""
+            payload = f"{payload}\n{line}" if payload else line
+        if payload:
+            self._sendto(payload)
 
     def timing(self, key: str, milliseconds: float) -> None:
         """Record a duration (``|ms``)."""
@@ -218,20 +252,30 @@ def instrument_backend(backend, kind: str, base: type, metrics: Metrics):
 
 
 def metrics_tween_factory(handler, registry):
-    """The tween timing every request per route, method and status."""
+    """The tween timing every request per route, method and status. With
+    StatsD, the lines of one request (its backend calls, its batch
+    sub-requests) leave in as few datagrams as fit, at the end."""
     metrics = registry.cliquet_metrics
+    statsd = metrics.statsd
     perf_counter = time.perf_counter
 
+    def observe(request, status, start):
+        route = getattr(getattr(request, "matched_route", None), "name", None) or UNMATCHED
+        metrics.observe_request(route, request.method, status, perf_counter() - start)
+
     def tween(request):
+        batching = statsd is not None and statsd.start_batch()
         start = perf_counter()
         try:
             response = handler(request)
         except Exception:
-            route = getattr(getattr(request, "matched_route", None), "name", None) or UNMATCHED
-            metrics.observe_request(route, request.method, 500, perf_counter() - start)
+            observe(request, 500, start)
             raise
-        route = getattr(getattr(request, "matched_route", None), "name", None) or UNMATCHED
-        metrics.observe_request(route, request.method, response.status_code, perf_counter() - start)
+        else:
+            observe(request, response.status_code, start)
+        finally:
+            if batching:
+                statsd.flush_batch()
         return response
 
     return tween
