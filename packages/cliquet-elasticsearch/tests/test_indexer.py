@@ -142,6 +142,7 @@ def test_aggregations_come_back_within_the_scope(make_indexer, es_prefix):
     {"aggs": {"a": {"terms": {"field": "t.keyword"}}}},
     {"query": {"match_all": {}}, "highlight": {"fields": {"t": {}}}},
     {"query": {"bool": {"must": [{"wildcard": {"t.keyword": "a*"}}]}}},
+    {"query": {"match": {"t": {"query": "x", "fuzziness": "AUTO"}}}},
 ], ids=repr)
 def test_other_dsl_passes_through(body):
     query = translate.validate(body, max_size=100)

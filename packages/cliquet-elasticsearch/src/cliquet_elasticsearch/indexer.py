@@ -39,6 +39,8 @@ REFRESH_POLICIES = ("true", "wait_for", "false")
 MAPPING_ERRORS = frozenset({"document_parsing_exception", "mapper_parsing_exception",
                             "illegal_argument_exception", "strict_dynamic_mapping_exception"})
 BUSY_RETRIES = 5
+#: key of the load time in a cached field-type map (not a field name).
+_LOADED_AT = " loaded at"
 
 
 def parse_hosts(url: str | None) -> list[str]:
@@ -75,6 +77,9 @@ class ElasticsearchIndexer(IndexerBase):
         connection error.
     :param client: an ``Elasticsearch`` client to use instead of building one.
     """
+
+    #: seconds the list of string fields (``multi_match`` on ``*``) is cached.
+    TEXT_FIELDS_MAX_AGE = 2.0
 
     def __init__(self, url: str | None = None, prefix: str = "cliquet_", max_size: int = DEFAULT_MAX_SIZE,
                  refresh: str = "true", timeout: float = 10.0, bulk_size: int = 1000, shards: int = 1,
@@ -227,6 +232,9 @@ class ElasticsearchIndexer(IndexerBase):
         if not entries:
             return
         alias = self.alias(resource_name)
+        cached = self._types.get(alias)
+        if cached is not None:
+            cached[_LOADED_AT] = 0.0  # new fields may appear: reload the string fields
         with _driver_errors("index records"):
             for start in range(0, len(entries), self.bulk_size):
                 chunk = entries[start:start + self.bulk_size]
@@ -319,23 +327,36 @@ class ElasticsearchIndexer(IndexerBase):
 
         for body in dict(found).values():
             walk(body.get("mappings", {}).get("properties", {}), "")
+        types[_LOADED_AT] = time.monotonic()
         self._types[alias] = types
         return types
 
     def _field_types(self, alias: str):
-        state = {"types": self._types.get(alias), "fresh": False}
-        if state["types"] is None:
-            state["types"], state["fresh"] = self._load_types(alias), True
+        """Return ``(lookup, text_fields)`` for a search: the field types of
+        the index, from a cache reloaded when a field is missing from it
+        (once per search), and for ``text_fields`` when older than
+        :attr:`TEXT_FIELDS_MAX_AGE` seconds or after a write of this indexer
+        to the resource."""
+        cached = self._types.get(alias)
+        state = {"fresh": cached is None}
+        if cached is None:
+            cached = self._load_types(alias)
+
+        def reload():
+            state["fresh"] = True
+            return self._load_types(alias)
 
         def lookup(field):
-            if field not in state["types"] and not state["fresh"]:
-                state["types"], state["fresh"] = self._load_types(alias), True
-            return state["types"].get(field)
+            nonlocal cached
+            if field not in cached and not state["fresh"]:
+                cached = reload()
+            return cached.get(field)
 
         def text_fields():
-            if not state["fresh"]:
-                state["types"], state["fresh"] = self._load_types(alias), True
-            return sorted(f for f, kind in state["types"].items() if kind == "text")
+            nonlocal cached
+            if not state["fresh"] and time.monotonic() - cached.get(_LOADED_AT, 0) > self.TEXT_FIELDS_MAX_AGE:
+                cached = reload()
+            return sorted(f for f, kind in cached.items() if kind == "text")
 
         return lookup, text_fields
 

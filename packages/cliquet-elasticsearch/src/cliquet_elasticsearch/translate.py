@@ -167,7 +167,15 @@ def validate(body: Any, max_size: int) -> dict:
     :raises InvalidQuery: with ``details``.
     """
     if is_portable(body):
-        normalized = portable.validate(body, max_size=max_size)
+        try:
+            normalized = portable.validate(body, max_size=max_size)
+        except InvalidQuery as exc:
+            # Portable clauses with Elasticsearch's other options (``boost``,
+            # ``fuzziness``…) are Elasticsearch DSL: let them through.
+            if isinstance(body, dict) and all(d["description"].startswith("unknown option")
+                                              for d in exc.details):
+                return _check_raw(body, max_size)
+            raise
         _check_reserved(normalized)
         return normalized
     return _check_raw(body, max_size)
