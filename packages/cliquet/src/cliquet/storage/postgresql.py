@@ -369,6 +369,7 @@ class PostgreSQLStorage(StorageBase):
         With ``tombstones``, filters on other fields than id and
         last_modified only apply to live records.
         """
+        codepoint = self._strings_by_codepoint() if filters else True
         live, meta = [], []
         for f in filters:
             operator = f.operator if isinstance(f.operator, COMPARISON) else COMPARISON(f.operator)
@@ -377,9 +378,9 @@ class PostgreSQLStorage(StorageBase):
             target.append((col, operator, f.value))
         parts = []
         for col, operator, value in meta:
-            parts.append(filter_sql(col, operator, value, params))
+            parts.append(filter_sql(col, operator, value, params, codepoint))
         if live:
-            live_sql = " AND ".join(filter_sql(c, o, v, params) for c, o, v in live)
+            live_sql = " AND ".join(filter_sql(c, o, v, params, codepoint) for c, o, v in live)
             parts.append(f"(deleted OR ({live_sql}))" if tombstones else live_sql)
         return "".join(" AND " + p for p in parts)
 

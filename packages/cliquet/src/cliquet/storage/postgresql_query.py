@@ -180,11 +180,13 @@ def _comparable(value) -> bool:
     return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
-def filter_sql(col: Column, operator: COMPARISON, value, params: list) -> str:
+def filter_sql(col: Column, operator: COMPARISON, value, params: list, codepoint: bool = True) -> str:
     """Return the SQL condition of one filter, appending its parameters.
 
     A JSON ``null`` is a missing field (the expression of a JSONB field is
-    ``NULL`` for both).
+    ``NULL`` for both). Equality and ordering on a JSONB field are written
+    on the field's sort keys (:func:`sort_keys`), so that the index of a
+    declared field answers them as a range.
     """
     if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
         values = list(value) if isinstance(value, (list, tuple, set, frozenset, AccessibleIds)) else [value]
@@ -208,6 +210,8 @@ def filter_sql(col: Column, operator: COMPARISON, value, params: list) -> str:
             cond = f"{col.sql} IS NULL" if col.nullable else "FALSE"
         elif not col.accepts(value):
             cond = "FALSE"
+        elif operator is COMPARISON.EQ and col.kind == "jsonb":
+            return _on_keys(col, "=", value, params, codepoint)
         else:
             params.append(col.param(value))
             cond = f"{col.sql} = %s"
@@ -225,12 +229,23 @@ def filter_sql(col: Column, operator: COMPARISON, value, params: list) -> str:
     if col.kind != "jsonb":
         params.append(value)
         return f"{col.sql} {op} %s"
-    if isinstance(value, str):
-        # Strings compare by code point, whatever the database's collation.
-        params.append(value)
-        return f"(jsonb_typeof({col.sql}) = 'string' AND ({col.sql} #>> '{{}}') COLLATE \"C\" {op} %s)"
+    return _on_keys(col, op, value, params, codepoint)
+
+
+def _on_keys(col: Column, op: str, value, params: list, codepoint: bool) -> str:
+    """``field op value`` on the sort keys of a JSONB field: same type rank,
+    then the text (strings, where the collation is not code point order) or
+    the value; strings always compare by code point."""
+    rank = _TYPE_RANKS[json_type(value)]
+    if not codepoint:
+        text = value if isinstance(value, str) else ""
+        params.append(text)
+        if isinstance(value, str) and op != "=":
+            return f"({rank_sql(col)} = {rank} AND {text_sql(col)} {op} %s)"
+        params.append(jsonb(value))
+        return f"({rank_sql(col)} = {rank} AND {text_sql(col)} = %s AND {value_sql(col)} {op} %s)"
     params.append(jsonb(value))
-    return f"(jsonb_typeof({col.sql}) = 'number' AND {col.sql} {op} %s)"
+    return f"({rank_sql(col)} = {rank} AND {value_sql(col)} {op} %s)"
 
 
 def order_sql(columns: Sequence[tuple[Column, int]]) -> str:
