@@ -5,8 +5,10 @@ articles) and the documentation's example service (shareable articles, as
 
 Checked on every response: no 5xx; a documented status code, content type,
 headers and body schema; schema-valid requests accepted and schema-violating
-ones rejected. Positive and negative examples, bounded so the run stays
-well under a minute.
+ones rejected. Positive and negative examples of each operation, then
+stateful sequences that follow the document's links (create a record, then
+read, replace, modify or delete it); bounded so the run stays under a
+minute.
 
 A 412 is a right answer to schema-valid and schema-violating requests
 alike (preconditions are checked before the body). Two answers are right
@@ -89,3 +91,37 @@ def test_test_app_conforms_to_its_openapi_description(case):
 @_SETTINGS
 def test_example_app_conforms_to_its_openapi_description(case):
     _call_and_validate(case, "fuzzer")
+
+
+# -- stateful: create a record, then read, change and delete it (OpenAPI links) --
+
+def _workflows(schema, user):
+    machine = schema.as_state_machine()
+
+    class Workflows(machine):
+        def get_call_kwargs(self, case):
+            return {"headers": basic_auth(user)}
+
+        def validate_response(self, response, case, **kwargs):
+            _validate_stateful(case, response)
+
+    Workflows.TestCase.settings = hypothesis.settings(
+        max_examples=15, stateful_step_count=8, deadline=None, derandomize=True, database=None,
+        suppress_health_check=list(hypothesis.HealthCheck))
+    return Workflows
+
+
+def _validate_stateful(case, response):
+    checks = [check for check in CHECKS if check is not positive_data_acceptance or
+              not (case.query and "_token" in case.query)]
+    case.validate_response(response, checks=checks)
+
+
+@pytest.mark.xdist_group("fuzz_openapi_test_app")
+class TestTestAppWorkflows(_workflows(test_app, "fuzzer").TestCase):
+    """Sequences of linked calls on the per-user articles."""
+
+
+@pytest.mark.xdist_group("fuzz_openapi_example")
+class TestExampleWorkflows(_workflows(example_app, "fuzzer").TestCase):
+    """Sequences of linked calls on the shareable articles."""

@@ -98,6 +98,15 @@ def test_operations_status_codes_and_error_body(document):
     assert "410" not in get["responses"]
 
 
+def test_created_records_link_to_their_record_operations(document):
+    links = document["paths"]["/v1/articles"]["post"]["responses"]["201"]["links"]
+    operation_ids = {op["operationId"] for item in document["paths"].values() for op in item.values()}
+    assert {link["operationId"] for link in links.values()} == {
+        "get_article_record", "put_article_record", "patch_article_record", "delete_article_record"}
+    assert {link["operationId"] for link in links.values()} <= operation_ids
+    assert all(link["parameters"] == {"id": "$response.body#/data/id"} for link in links.values())
+
+
 def test_list_parameters(document):
     params = {p["name"]: p for p in document["paths"]["/v1/articles"]["get"]["parameters"]}
     for name in ("_limit", "_sort", "_token", "_since", "_before", "_fields", "If-None-Match",

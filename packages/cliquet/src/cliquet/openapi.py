@@ -303,6 +303,12 @@ def resource_operations(resource_cls, registry, kind: str, common_errors) -> dic
     tagged = _headers("ETag", required=("ETag",))
     not_modified = {"304": {"description": "Not modified since If-None-Match", "headers": _headers("ETag")}}
     name = resource_cls.name
+    record_ops = {"Get": "get", "Replace": "put", "Modify": "patch", "Delete": "delete"}
+    links = {f"{label}{title}": {"operationId": f"{verb}_{name.replace('-', '_')}_record",
+                                 "parameters": {"id": "$response.body#/data/id"}}
+             for label, verb in record_ops.items()}
+    created = _json(one, "Created", tagged)
+    created["links"] = links
     if kind == "collection":
         params = list_parameters(resource_cls) + [token_parameter()]
         return {
@@ -311,7 +317,7 @@ def resource_operations(resource_cls, registry, kind: str, common_errors) -> dic
             "POST": {"summary": f"Create a {name} record", "parameters": _PRECONDITIONS,
                      "requestBody": body(f"{title}Data"),
                      "responses": {"200": _json(one, "Already existed (same id)", tagged),
-                                   "201": _json(one, "Created", tagged), **errors(writes=True)}},
+                                   "201": created, **errors(writes=True)}},
             "DELETE": {"summary": f"Delete the caller's {name} records", "parameters": params + _PRECONDITIONS,
                        "responses": {"200": _json(many, "The tombstones"), **errors(writes=True)}},
         }
@@ -326,7 +332,7 @@ def resource_operations(resource_cls, registry, kind: str, common_errors) -> dic
                               **not_modified, **errors("404")}},
         "PUT": {"summary": f"Replace or create a {name} record", "parameters": [record_id] + _PRECONDITIONS,
                 "requestBody": body(f"{title}Put"),
-                "responses": {"200": _json(one, "Replaced", tagged), "201": _json(one, "Created", tagged),
+                "responses": {"200": _json(one, "Replaced", tagged), "201": created,
                               **errors(writes=True)}},
         "PATCH": {"summary": f"Modify a {name} record", "parameters": [record_id, behavior] + _PRECONDITIONS,
                   "requestBody": body(f"{title}Patch", required=False),
