@@ -155,6 +155,7 @@ def test_other_dsl_passes_through(body):
     {"sort": ["_cliquet.rid"]},
     {"query": {"fuzzy": {"_cliquet.s": "u"}}},
     {"aggs": {"g": {"global": {}}}},
+    {"aggs": {"t": {"terms": {"field": "t.keyword", "min_doc_count": 0}}}},
     {"query": {"more_like_this": {"like": [{"_index": "other", "_id": "1"}]}}},
     {"query": {"percolate": {"field": "q", "document": {}}}},
     {"query": {"fuzzy": {"t": "x"}}, "size": -1},

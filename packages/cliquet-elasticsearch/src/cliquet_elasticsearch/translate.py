@@ -25,7 +25,8 @@ Elasticsearch DSL
     ``aggs``, ``highlight``, …) is passed through as it is, field names being
     the records' own (``title``, ``title.keyword``, ``author.age``). What
     could reach past the caller's read scope is refused with a 400: ``global``
-    and ``significant_*`` aggregations, suggesters, queries that read other
+    and ``significant_*`` aggregations, ``terms`` aggregations with
+    ``min_doc_count: 0``, suggesters, queries that read other
     documents or indexes (``terms`` lookups, ``more_like_this`` on stored
     documents, ``percolate``) and the reserved ``_cliquet`` fields.
 
@@ -118,6 +119,9 @@ def _check_aggregations(aggs: Any, path: str) -> None:
             if kind in FORBIDDEN_AGGREGATIONS:
                 raise _error(f"{path}.{name}.{kind}",
                              "this aggregation looks past the query and the read scope: not allowed")
+            if kind == "terms" and isinstance(body, dict) and body.get("min_doc_count") == 0:
+                raise _error(f"{path}.{name}.{kind}.min_doc_count",
+                             "0 would list values of records outside the read scope: not allowed")
             if kind in ("aggs", "aggregations"):
                 _check_aggregations(body, f"{path}.{name}.{kind}")
 
