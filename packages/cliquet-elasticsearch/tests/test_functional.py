@@ -198,6 +198,7 @@ BAD_BODIES = {
     "nested global aggregation": {"aggs": {"t": {"terms": {"field": "score"},
                                                  "aggs": {"g": {"global": {}}}}}},
     "significant terms": {"aggs": {"s": {"significant_terms": {"field": "title.keyword"}}}},
+    "terms of every record": {"aggs": {"t": {"terms": {"field": "title.keyword", "min_doc_count": 0}}}},
     "suggesters": {"suggest": {"s": {"text": "x", "term": {"field": "title"}}}},
     "terms lookup": {"query": {"terms": {"title": {"index": "other", "id": "1", "path": "x"}}}},
     "reserved fields": {"query": {"term": {"_cliquet.s": "system.Everyone"}}},
