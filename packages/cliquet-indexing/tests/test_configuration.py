@@ -111,3 +111,20 @@ def test_deep_nesting_is_refused():
 def test_tokens():
     assert query.tokens("Hello, WÖRLD! snake_case 42x") == ["hello", "wörld", "snake_case", "42x"]
     assert query.tokens("Straße") == ["strasse"]
+
+
+def test_default_index_beside_a_shared_storage(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shared = {"storage_backend": "cliquet.storage.postgresql", "storage_url": "postgresql://h/db"}
+    first = embedded.load_from_config(make_config(**shared))
+    again = embedded.load_from_config(make_config(**shared))
+    other = embedded.load_from_config(make_config(indexing_prefix="p2_", **shared))
+    assert first.database == again.database != other.database
+    assert first.database.startswith(str(tmp_path)) and first.database.endswith(".db")
+    assert embedded.load_from_config(make_config()).database == ":memory:"
+    explicit = embedded.load_from_config(make_config(indexing_url="memory", **shared))
+    assert explicit.database == ":memory:"
+    for indexer in (first, again, other):
+        indexer.close()

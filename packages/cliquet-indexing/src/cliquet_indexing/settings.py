@@ -23,8 +23,8 @@ INDEXING_SETTINGS = {
     "indexing_backend": Setting(DEFAULT_BACKEND, as_str,
                                 doc="Dotted name of the indexer module (a module with load_from_config)."),
     "indexing_url": Setting(None, as_str,
-                            doc="Where the indexer keeps its data: for the embedded indexer empty (in memory) "
-                                "or sqlite:///path/to/file.db; for a server, its URL."),
+                            doc="Where the indexer keeps its data: for the embedded indexer sqlite:///path/to/file.db, "
+                                "memory, or empty (see the indexing docs); for a server, its URL."),
     "indexing_prefix": Setting("", as_str, doc="Prefix of the indexer's tables or indexes."),
     "search_max_size": Setting(DEFAULT_MAX_SIZE, as_positive_int, public=True,
                                doc="Largest size a search may ask for."),

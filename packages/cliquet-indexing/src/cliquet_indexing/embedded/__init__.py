@@ -1,10 +1,10 @@
 """The embedded indexer: SQLite FTS5 through the standard library, no server.
 
-``cliquet.indexing_backend = cliquet_indexing.embedded`` (the default).
-``cliquet.indexing_url`` empty keeps the index in memory (one per process,
-gone at exit: run ``cliquet-indexing reindex`` or let the app re-index as it
-writes); ``sqlite:////abs/path/index.db`` (or ``sqlite:///relative.db``)
-keeps it in a file that several processes can share. ``?timeout=SECONDS``
+``cliquet.indexing_url = sqlite:////abs/path/index.db`` (or
+``sqlite:///relative.db``) keeps the index in a file that every process of
+the service shares; ``memory`` keeps it in the process's memory. Empty (the
+default) means memory beside the memory storage, and beside a shared storage
+a file chosen by :func:`default_url`. ``?timeout=SECONDS``
 sets how long a call waits for a file locked by another process before it
 fails (default 5).
 
@@ -34,9 +34,11 @@ See :mod:`cliquet_indexing.embedded.compiler` for how a query becomes SQL.
 
 from __future__ import annotations
 
+import os
+
 from cliquet_indexing.embedded.indexer import EmbeddedIndexer, parse_url
 
-__all__ = ["EmbeddedIndexer", "load_from_config", "parse_url"]
+__all__ = ["EmbeddedIndexer", "load_from_config", "parse_url", "default_url"]
 
 
 def load_from_config(config) -> EmbeddedIndexer:
@@ -48,6 +50,30 @@ def load_from_config(config) -> EmbeddedIndexer:
 
     declare_settings(config, INDEXING_SETTINGS)
     settings = config.get_settings()
-    return EmbeddedIndexer(url=settings.get("cliquet.indexing_url"),
-                           prefix=settings.get("cliquet.indexing_prefix") or "",
+    url = settings.get("cliquet.indexing_url") or default_url(settings)
+    return EmbeddedIndexer(url=url, prefix=settings.get("cliquet.indexing_prefix") or "",
                            max_size=settings.get("cliquet.search_max_size"))
+
+
+def default_url(settings) -> str | None:
+    """The index when ``cliquet.indexing_url`` is empty: in memory beside a
+    memory storage (both live and die with the process); beside a shared
+    storage, a file in a private directory of the system's temporary
+    directory named after the storage URL and the prefix, so that every
+    process of the service — workers, ``cliquet-indexing reindex`` — uses
+    the same index."""
+    import hashlib
+    import logging
+    import tempfile
+
+    backend = str(settings.get("cliquet.storage_backend") or "cliquet.storage.memory")
+    if backend.endswith(".memory"):
+        return None
+    key = "\n".join([backend, str(settings.get("cliquet.storage_url") or ""),
+                     str(settings.get("cliquet.indexing_prefix") or "")])
+    directory = os.path.join(tempfile.gettempdir(), f"cliquet-indexing-{os.getuid()}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, hashlib.sha256(key.encode()).hexdigest()[:20] + ".db")
+    logging.getLogger("cliquet_indexing").info(
+        "Embedded index in %s (shared by this service's processes; cliquet.indexing_url chooses another)", path)
+    return "sqlite:///" + path
