@@ -52,10 +52,6 @@ def unreachable(backend):
 @pytest.mark.services
 class TestRedisStorage(StorageContract):
     @pytest.fixture
-    def capabilities(self):
-        return set()  # no rollback on Redis
-
-    @pytest.fixture
     def backend(self, redis_url, cliquet_worker_prefix):
         storage = redis_storage.load_from_config(
             make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}s:"))
@@ -287,5 +283,29 @@ def test_since_reads_only_changes_even_many(redis_url, cliquet_worker_prefix):
         assert records[-1] == {"id": created[0]["id"], "deleted": True,
                                "last_modified": storage.collection_timestamp("c", "p")}
         assert [r["n"] for r in records[:-1]] == list(range(1, 2500))
+    finally:
+        storage.flush()
+
+
+@pytest.mark.services
+def test_an_undo_never_clobbers_a_later_write_and_restores_tombstones(redis_url, cliquet_worker_prefix):
+    config = make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}undo:")
+    storage = redis_storage.load_from_config(config)
+    other = redis_storage.load_from_config(config)  # another app server
+    try:
+        gone = storage.create("c", "p", {"id": "gone"})
+        tombstone = storage.delete("c", "p", gone["id"])
+        shared = storage.create("c", "p", {"id": "shared", "v": 0})
+        with pytest.raises(ZeroDivisionError):
+            with storage.transaction():
+                storage.create("c", "p", {"id": "gone", "v": "back"})  # over the tombstone
+                storage.update("c", "p", "shared", {"v": 1})
+                other.update("c", "p", "shared", {"v": "theirs"})  # after ours
+                1 / 0
+        records, total = storage.get_all("c", "p", include_deleted=True)
+        assert total == 1
+        assert {r["id"]: r for r in records}["gone"] == tombstone
+        assert storage.get("c", "p", "shared")["v"] == "theirs"
+        assert shared["v"] == 0
     finally:
         storage.flush()

@@ -28,10 +28,10 @@ parsed collection while its version is unchanged: a repeated list or
 Collections are read whole, so the cost of a *changed* collection grows with
 its size; PostgreSQL is the backend for large collections.
 
-No rollback (the ``transactions`` capability is not declared): each write
-stands alone. :meth:`~RedisStorage.transaction` only remembers what its block
-read, so that a write over a concurrent change of it is refused
-(:class:`~cliquet.storage.exceptions.ConflictError`) rather than lost.
+Transactions (:meth:`~RedisStorage.transaction`) undo their writes when they
+fail — compensation, not isolation: see the method — and refuse a write over
+a concurrent change of what they read
+(:class:`~cliquet.storage.exceptions.ConflictError`) rather than lose it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import logging
 import threading
 
 import orjson
@@ -48,6 +49,9 @@ from cliquet.storage import query as q
 from cliquet.storage.exceptions import ConflictError
 from cliquet.storage import redis_scripts as lua
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
+
+logger = logging.getLogger(__name__)
+
 
 class _Snapshot:
     """A parsed collection: live records sorted by timestamp, and tombstones."""
@@ -82,9 +86,12 @@ class RedisStorage(StorageBase):
         self._lock = threading.Lock()
         self._reads: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_reads_{id(self):x}",
                                                                     default=None)
+        self._journal: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_journal_{id(self):x}",
+                                                                      default=None)
         self._scripts = {name: client.register_script(lua) for name, lua in (
             ("create", lua.CREATE), ("update", lua.UPDATE), ("delete", lua.DELETE), ("purge", lua.PURGE),
-            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE))}
+            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE),
+            ("restore", lua.RESTORE))}
 
     # -- keys ---------------------------------------------------------------------
 
@@ -147,26 +154,67 @@ class RedisStorage(StorageBase):
             object_id = id_generator() if id_generator is not None else _uuid4()
         data, payload, given = self._payload(record)
         scope, keys = self._keys(collection_id, parent_id)
-        created, value = self._run("create", keys, [scope, object_id, payload, given])
+        created, value, *tomb = self._run("create", keys, [scope, object_id, payload, given])
         if not created:
             stamp, _, body = value.partition(b"|")
             raise UnicityError(self.id_field, self._full(orjson.loads(body), object_id, int(stamp)))
+        self._journal_write(scope, keys, object_id, value + b"|" + payload, b"", None, tomb[0] if tomb else None)
         return self._full(data, object_id, int(value))
 
     @contextlib.contextmanager
     def transaction(self):
-        """No rollback on Redis, but what the block reads is remembered: an
-        :meth:`update` or :meth:`delete` of a record read in the block raises
+        """Undo the block's writes if it raises (nested blocks: only theirs).
+
+        Redis has no rollback across commands: each write is applied at once
+        (atomically, by its script) and noted; an exception undoes the noted
+        writes in reverse order, each only if the record is still as written
+        (a later write by someone else is never clobbered). Until then,
+        other clients may see the writes: unlike PostgreSQL's, this is not
+        isolation, only "a failed request leaves nothing behind".
+
+        What the block reads is remembered too: an :meth:`update` or
+        :meth:`delete` of a record read in the block raises
         :class:`~cliquet.storage.exceptions.ConflictError` if another writer
-        changed it in between (checked atomically in the write's script)."""
-        if self._reads.get() is not None:
-            yield
-            return
-        token = self._reads.set({})
+        changed it in between (checked atomically in the write's script).
+        """
+        stack = self._journal.get()
+        outer = stack is None
+        if outer:
+            stack = []
+            tokens = (self._reads.set({}), self._journal.set(stack))
+        stack.append([])
         try:
             yield
+        except BaseException:
+            self._undo(stack.pop())
+            raise
+        else:
+            entries = stack.pop()
+            if stack:
+                stack[-1].extend(entries)
         finally:
-            self._reads.reset(token)
+            if outer:
+                self._reads.reset(tokens[0])
+                self._journal.reset(tokens[1])
+
+    def _journal_write(self, scope, keys, object_id, wrote, wrote_tomb, before, before_tomb) -> None:
+        """Note a write of the current transaction (if any), for :meth:`_undo`."""
+        stack = self._journal.get()
+        if stack:
+            stack[-1].append((scope, keys, object_id, wrote, wrote_tomb, before or b"", before_tomb or b""))
+
+    def _undo(self, entries) -> None:
+        reads = self._reads.get()
+        for scope, keys, object_id, wrote, wrote_tomb, before, before_tomb in reversed(entries):
+            if reads is not None:
+                reads.pop((scope, object_id), None)
+            try:
+                restored = self._run("restore", keys, [scope, object_id, wrote, wrote_tomb, before, before_tomb])
+            except Exception:
+                logger.warning("could not undo the write of %s in %s", object_id, scope, exc_info=True)
+                continue
+            if not restored:
+                logger.warning("not undoing the write of %s in %s: changed since", object_id, scope)
 
     def _expected(self, scope, object_id) -> str:
         reads = self._reads.get()
@@ -196,9 +244,11 @@ class RedisStorage(StorageBase):
         """Replace (or create) the record with a new timestamp."""
         data, payload, given = self._payload(record)
         scope, keys = self._keys(collection_id, parent_id)
-        stamp = self._run("update", keys, [scope, object_id, payload, given, self._expected(scope, object_id)])
-        if stamp == b"conflict":
+        out = self._run("update", keys, [scope, object_id, payload, given, self._expected(scope, object_id)])
+        if out == b"conflict":
             raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
+        stamp, before, before_tomb = out
+        self._journal_write(scope, keys, object_id, stamp + b"|" + payload, b"", before, before_tomb)
         self._remember(scope, object_id, int(stamp))
         return self._full(data, object_id, int(stamp))
 
@@ -216,7 +266,16 @@ class RedisStorage(StorageBase):
         if not out:
             raise RecordNotFoundError(object_id)
         self._remember(scope, object_id, None)
-        return self._tombstone(out[0].decode(), int(out[1]))
+        return self._deleted(scope, keys, out, with_deleted)[0]
+
+    def _deleted(self, scope, keys, out, with_deleted) -> list[dict]:
+        """Journal the deletions a delete script reports; return their tombstones."""
+        tombstones = []
+        for i in range(0, len(out), 4):
+            object_id, stamp, before, before_tomb = out[i].decode(), out[i + 1], out[i + 2], out[i + 3]
+            self._journal_write(scope, keys, object_id, b"", stamp if with_deleted else b"", before, before_tomb)
+            tombstones.append(self._tombstone(object_id, int(stamp)))
+        return tombstones
 
     def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
         """Delete the matching records (each tombstone its own timestamp)."""
@@ -227,7 +286,7 @@ class RedisStorage(StorageBase):
         if not ids:
             return []
         out = self._run("delete", keys, [scope, "1" if with_deleted else "0", "", ""] + ids)
-        return [self._tombstone(out[i].decode(), int(out[i + 1])) for i in range(0, len(out), 2)]
+        return self._deleted(scope, keys, out, with_deleted)
 
     def purge_deleted(self, collection_id, parent_id, before=None):
         """Remove tombstones (older than ``before``); return how many."""

@@ -33,12 +33,13 @@ end
 CREATE = LUA_COMMON + """
 local existing = redis.call('HGET', KEYS[1], ARGV[2])
 if existing then return {0, existing} end
+local tomb = redis.call('HGET', KEYS[2], ARGV[2])
 local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
 redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], s, ARGV[2])
 touch()
-return {1, s}
+return {1, s, tomb}
 """
 
 CHECK = """
@@ -53,12 +54,14 @@ end
 # ARGV: scope, id, fields, given, expected ("" unchecked, "none" absent, or a timestamp)
 UPDATE = LUA_COMMON + CHECK + """
 if not unchanged(ARGV[2], ARGV[5]) then return 'conflict' end
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+local tomb = redis.call('HGET', KEYS[2], ARGV[2])
 local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
 redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], s, ARGV[2])
 touch()
-return s
+return {s, old, tomb}
 """
 
 # ARGV: scope, with_deleted ("1"/"0"), given, expected (one id only), ids...
@@ -77,6 +80,8 @@ local last = bump(KEYS[4], given, #ids)
 local out = {}
 for i, id in ipairs(ids) do
   local s = string.format('%.0f', last - #ids + i)
+  local old = redis.call('HGET', KEYS[1], id)
+  local tomb = redis.call('HGET', KEYS[2], id)
   redis.call('HDEL', KEYS[1], id)
   if ARGV[2] == '1' then
     redis.call('HSET', KEYS[2], id, s)
@@ -87,6 +92,8 @@ for i, id in ipairs(ids) do
   end
   table.insert(out, id)
   table.insert(out, s)
+  table.insert(out, old)
+  table.insert(out, tomb)
 end
 touch()
 return out
@@ -149,4 +156,30 @@ for i = 1, #ids, 1000 do
   end
 end
 return {ids, live, dead}
+"""
+
+
+# Undo one write of a rolled-back transaction, if nobody changed the record
+# since. ARGV: scope, id, what was written (record, tombstone), what was
+# there before (record, tombstone); "" for absent.
+RESTORE = LUA_COMMON + """
+local current = redis.call('HGET', KEYS[1], ARGV[2]) or ''
+local tomb = redis.call('HGET', KEYS[2], ARGV[2]) or ''
+if current ~= ARGV[3] or tomb ~= ARGV[4] then return 0 end
+local stamp = nil
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
+  stamp = string.match(ARGV[5], '^(%d+)|')
+else
+  redis.call('HDEL', KEYS[1], ARGV[2])
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[6])
+  stamp = ARGV[6]
+else
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+if stamp then redis.call('ZADD', KEYS[3], stamp, ARGV[2]) else redis.call('ZREM', KEYS[3], ARGV[2]) end
+touch()
+return 1
 """
