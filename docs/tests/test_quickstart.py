@@ -45,7 +45,7 @@ from pyramid.paster import get_app
 DOCS = Path(__file__).resolve().parent.parent
 INI = DOCS / "example" / "myproject.ini"
 #: the pages whose examples are run, and how many each has at least
-PAGES = {"quickstart.rst": 20, "protocol.rst": 5}
+PAGES = {"quickstart.rst": 20, "protocol.rst": 5, "sharing.rst": 7}
 HOST = "127.0.0.1:8888"
 BASE_URL = "http://" + HOST
 
