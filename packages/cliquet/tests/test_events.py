@@ -93,3 +93,25 @@ def test_listener_failing_after_commit_does_not_fail_the_write(received):
     app = make(received, fail_on=AfterResourceChanged)
     app.post_json(URL, {"data": {"title": "a"}}, headers=basic_auth(), status=201)
     assert len(app.get(URL, headers=basic_auth()).json["data"]) == 1
+
+
+def test_write_conflicts_run_the_request_again(received):
+    from cliquet.storage.exceptions import ConflictError
+
+    app = make(received)
+    storage = app.app.registry.storage
+    original, calls = storage.create, []
+
+    def create_conflicting_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConflictError(None, "concurrent change")
+        return original(*args, **kwargs)
+
+    storage.create = create_conflicting_once
+    record = app.post_json(URL, {"data": {"title": "a"}}, headers=basic_auth(), status=201).json["data"]
+    assert len(calls) == 2
+    assert [e.impacted_records[0]["new"] for e in received if type(e) is AfterResourceChanged] == [record]
+    storage.create = lambda *a, **k: (_ for _ in ()).throw(ConflictError(None, "always"))
+    resp = app.post_json(URL, {"data": {"title": "b"}}, headers=basic_auth(), status=503)
+    assert resp.json["errno"] == 201

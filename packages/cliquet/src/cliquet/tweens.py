@@ -159,6 +159,10 @@ def protocol_tween_factory(handler, registry):
     return tween
 
 
+#: how many times a request is run again after a write conflict.
+CONFLICT_RETRIES = 3
+
+
 def _in_transaction(request, handler):
     """Run the request in a storage transaction, undone on any error status.
 
@@ -166,12 +170,28 @@ def _in_transaction(request, handler):
     is sent before the commit, ``AfterResourceChanged`` after it. A batch
     sub-request hands its events to the batch request instead, which sends
     them grouped, once.
+
+    When the backend refuses a write because a concurrent transaction changed
+    what this one read (:class:`~cliquet.storage.exceptions.ConflictError`),
+    the whole request runs again: it then sees the new state (and, say,
+    answers 412 to a stale ``If-Match``) instead of losing an update.
     """
     storage = getattr(request.registry, "storage", None)
-    events = request.cliquet_events = EventCollector()
-    parent = getattr(request, "cliquet_batch_parent", None)
     if storage is None:  # pragma: no cover - cliquet always sets one
         return handler(request)
+    for attempt in range(CONFLICT_RETRIES + 1):
+        response, events = _attempt(request, handler, storage)
+        if not getattr(response, "cliquet_conflict", False) or attempt == CONFLICT_RETRIES:
+            break
+    if events is not None and getattr(request, "cliquet_batch_parent", None) is None:
+        events.notify(request, AfterResourceChanged, swallow=True)
+    return response
+
+
+def _attempt(request, handler, storage):
+    """One run of the request; returns ``(response, events or None if undone)``."""
+    events = request.cliquet_events = EventCollector()
+    parent = getattr(request, "cliquet_batch_parent", None)
     try:
         with storage.transaction():
             response = handler(request)
@@ -187,9 +207,7 @@ def _in_transaction(request, handler):
                 except Exception as exc:
                     raise _Rollback(internal_error(exc, request))
     except _Rollback as rollback:
-        return rollback.response
+        return rollback.response, None
     except BackendError as exc:  # the commit itself failed
-        return backend_error_response(request, exc)
-    if parent is None:
-        events.notify(request, AfterResourceChanged, swallow=True)
-    return response
+        return backend_error_response(request, exc), None
+    return response, events

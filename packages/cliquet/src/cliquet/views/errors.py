@@ -8,7 +8,7 @@ from pyramid import httpexceptions
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from cliquet.errors import ERRORS, http_error, json_error_from_exception
-from cliquet.storage.exceptions import BackendError
+from cliquet.storage.exceptions import BackendError, ConflictError
 
 logger = logging.getLogger("cliquet")
 
@@ -61,6 +61,7 @@ def backend_error_response(request, exc):
                           message="Service temporary unavailable due to overloading or maintenance, "
                                   "please retry later.")
     response.headers["Retry-After"] = str(request.registry.settings["cliquet.retry_after_seconds"])
+    response.cliquet_conflict = isinstance(exc, ConflictError)  # the protocol tween runs the request again
     return response
 
 
