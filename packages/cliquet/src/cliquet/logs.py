@@ -189,7 +189,11 @@ def request_log_tween_factory(handler, registry):
             errno = response_errno(response) if response is not None else 999
             if errno is not None:
                 fields["errno"] = errno
-        logger.log(level, render(fields), extra={"cliquet_request": fields})
+        # makeRecord + handle: what Logger.log does, without looking for the
+        # caller's frame (always this function)
+        record = logger.makeRecord(LOGGER_NAME, level, "", 0, render(fields), None, None,
+                                   "log_line", {"cliquet_request": fields})
+        logger.handle(record)
 
     def tween(request):
         environ = request.environ
@@ -204,7 +208,7 @@ def request_log_tween_factory(handler, registry):
             log_line(request, 500, perf_counter() - start)
             raise
         log_line(request, response.status_code, perf_counter() - start, response)
-        response.headers[REQUEST_ID_HEADER] = rid
+        response.headerlist.append((REQUEST_ID_HEADER, rid))  # cheaper than headers[...] = rid
         return response
 
     return tween
