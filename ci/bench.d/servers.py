@@ -145,6 +145,9 @@ EXAMPLE_INI = "docs/example/myproject.ini"
 #: Kinto runs without any logging configured (its request summaries are
 #: dropped before they are formatted), so ours runs without its request log.
 QUIET = {"CLIQUET_LOGGING_RENDERER": "off"}
+#: The core alone: the example app without its search plugin indexing writes
+#: (Kinto indexes nothing), for the like-for-like ratios.
+CORE = {**QUIET, "CLIQUET_INDEXING_RESOURCES": ""}
 
 
 def _cliquet_backends(kind, url):
@@ -162,7 +165,8 @@ def _kinto_backends(url):
 #: Server groups, selected with ``BENCH_CONFIG`` (comma-separated names).
 CONFIGS = {
     "memory": [
-        Server("cliquet memory", CLIQUET, EXAMPLE_INI, 1, 1, env=QUIET, profile=True),
+        Server("cliquet memory", CLIQUET, EXAMPLE_INI, 1, 1, env=CORE, profile=True),
+        Server("cliquet memory +indexing", CLIQUET, EXAMPLE_INI, 1, 1, env=QUIET),
         Server("kinto memory", KINTO, "ci/bench.d/kinto-memory.ini", 1, 1),
     ],
     # Issue 3: the production backends, 2 workers x 2 threads each.
