@@ -151,7 +151,7 @@ CORE = {**QUIET, "CLIQUET_INDEXING_RESOURCES": ""}
 
 
 def _cliquet_backends(kind, url):
-    env = dict(QUIET)
+    env = dict(CORE)
     for what in ("STORAGE", "CACHE", "PERMISSION"):
         env[f"CLIQUET_{what}_BACKEND"] = f"cliquet.{what.lower()}.{kind}"
         env[f"CLIQUET_{what}_URL"] = url
