@@ -154,3 +154,38 @@ def test_a_handler_configured_on_the_logger_is_respected(capsys):
     finally:
         logger.handlers[:], level, logger.propagate = saved
         logger.setLevel(level)
+
+
+def test_response_errno_reads_error_bodies():
+    from pyramid.response import Response
+
+    from cliquet.logs import response_errno
+
+    error = Response(body=b'{"code": 409, "errno": 122, "error": "Conflict"}', status=409,
+                     content_type="application/json", charset=None)
+    assert response_errno(error) == 122
+    assert response_errno(Response(body=b"nope", status=400, content_type="text/plain")) is None
+    assert response_errno(Response(body=b"[1]", status=400, content_type="application/json", charset=None)) is None
+    assert response_errno(Response(body=b"{", status=400, content_type="application/json", charset=None)) is None
+    assert response_errno(Response(body=b'{"errno": 1}', status=200, content_type="application/json",
+                                   charset=None)) is None
+
+
+def test_an_exception_escaping_the_application_is_logged_as_a_500(capsys):
+    from pyramid.request import Request
+
+    from cliquet.logs import request_log_tween_factory
+
+    registry = make_app().app.registry
+    capsys.readouterr()
+
+    def handler(request):
+        raise RuntimeError("escaped")
+
+    tween = request_log_tween_factory(handler, registry)
+    request = Request.blank("/v1/somewhere")
+    request.registry = registry
+    with pytest.raises(RuntimeError):
+        tween(request)
+    [line] = json_lines(capsys)
+    assert (line["status"], line["level"], line["errno"], line["path"]) == (500, "ERROR", 999, "/v1/somewhere")
