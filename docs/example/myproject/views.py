@@ -22,3 +22,6 @@ class Article(resource.ShareableResource):
     """Articles belong to their creator, who may share them (``permissions``)."""
 
     schema = ArticleSchema
+    #: Lists filter and sort on these: backends that can index them do
+    #: (``cliquet migrate`` creates the indexes on PostgreSQL).
+    indexed_fields = ("published", "score", "title")

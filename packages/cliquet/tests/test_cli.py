@@ -65,3 +65,29 @@ def test_serve_picks_one_worker_on_memory_backends(ini, monkeypatch):
 def test_purge_deleted_needs_a_duration(ini, capsys):
     assert cli.main(["purge-deleted", "--ini", ini]) == 2
     assert "tombstones_retention" in capsys.readouterr().err
+
+
+@pytest.mark.services
+def test_migrate_creates_indexes_for_declared_fields(tmp_path, postgresql_url, cliquet_worker_prefix, capsys):
+    import urllib.parse
+
+    import psycopg
+
+    schema = f"{cliquet_worker_prefix}cli"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+    path = tmp_path / "pg.ini"
+    path.write_text(INI.replace("app_factory", "indexed_app_factory")
+                    + f"cliquet.storage_backend = cliquet.storage.postgresql\ncliquet.storage_url = {url}\n")
+    try:
+        assert cli.main(["migrate", "--ini", str(path)]) == 0
+        assert "storage: indexes for article: score, published" in capsys.readouterr().out
+        with psycopg.connect(url) as conn:
+            indexes = [r[0] for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = %s", (schema,)).fetchall()]
+        assert any("score" in i for i in indexes) and any("published" in i for i in indexes)
+    finally:
+        with psycopg.connect(postgresql_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -165,7 +165,9 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
     if sorting is None:
         sorting = list(default_sort)
     if not any(s.field in (types.id_field, types.modified_field) for s in sorting):
-        sorting.append(Sort(types.id_field, 1))  # a total order, for keyset pagination
+        # A total order for keyset pagination; the same direction as the last
+        # key, so that an index on (field, id) serves the whole range.
+        sorting.append(Sort(types.id_field, sorting[-1].direction if sorting else 1))
     canonical_parts.sort()
     return ListQuery(filters, sorting, limit, token, include_deleted, fields, "&".join(canonical_parts), since)
 

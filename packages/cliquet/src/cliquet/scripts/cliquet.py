@@ -35,6 +35,13 @@ def cmd_migrate(args):
             backend = getattr(registry, kind)
             print(f"{kind}: initializing {type(backend).__module__}{' (dry run)' if args.dry_run else ''}")
             backend.initialize_schema(dry_run=args.dry_run)
+        storage = registry.storage
+        if hasattr(storage, "create_field_indexes"):
+            for name, resource_cls in sorted(getattr(registry, "cliquet_resources", {}).items()):
+                if resource_cls.indexed_fields:
+                    created = storage.create_field_indexes(resource_cls.indexed_fields, dry_run=args.dry_run)
+                    print(f"storage: indexes for {name}: {', '.join(resource_cls.indexed_fields)}"
+                          f"{' (' + str(len(created)) + ' created)' if created else ''}")
         for hook in getattr(registry, "cliquet_migrate_hooks", []):
             hook(registry, dry_run=args.dry_run)
     finally:

@@ -78,3 +78,29 @@ def app_factory(global_config, **settings):
     cliquet.initialize(config, "0.0.1", project_name="testapp")
     config.add_resource(Article)
     return config.make_wsgi_app()
+
+
+def shared_app_factory(global_config, **settings):
+    """A PasteDeploy factory (``use = call:cliquet.testing.app:shared_app_factory``)
+    serving the shareable :class:`SharedArticle` at ``/articles``, as the
+    example app does: the variant that exercises the permission backend on
+    every write. Used by the served load and fault tests."""
+    config = Configurator(settings=settings)
+    cliquet.initialize(config, "0.0.1", project_name="testapp")
+    config.add_resource(SharedArticle)
+    return config.make_wsgi_app()
+
+
+class IndexedArticle(Article):
+    """Per-user articles whose lists filter and sort on ``score`` and ``published``."""
+
+    name = "article"
+    indexed_fields = ("score", "published")
+
+
+def indexed_app_factory(global_config, **settings):
+    """Like :func:`app_factory`, with :class:`IndexedArticle` (for ``cliquet migrate`` tests)."""
+    config = Configurator(settings=settings)
+    cliquet.initialize(config, "0.0.1", project_name="testapp")
+    config.add_resource(IndexedArticle)
+    return config.make_wsgi_app()
