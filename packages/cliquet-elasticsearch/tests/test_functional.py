@@ -214,8 +214,6 @@ def test_bad_queries_are_400_107(app, alice, case):
     assert resp.json["details"] and all(d["location"] == "body" for d in resp.json["details"])
 
 
-@pytest.mark.xfail(strict=True, reason="cliquet-indexing's search view turns InvalidQuery into a 400 only when "
-                   "validate_query raises it, not when search() does (reported); remove this mark once it does")
 def test_a_query_elasticsearch_refuses_is_400_107(app, alice):
     create(app, alice, title="x")
     resp = search(app, alice, {"query": {"match_all": {}}, "sort": [{"title": "asc"}], "aggs": {}}, status=400)

@@ -97,6 +97,14 @@ def _register(config, kind, name, value):
     config.action(discriminator, lambda: registry.__dict__.setdefault(kind, {}).__setitem__(name, value))
 
 
+def migrate_indexer(registry, dry_run: bool = False) -> None:
+    """The ``cliquet migrate`` hook: initialise the indexer's schema."""
+    indexer = getattr(registry, "indexer", None)
+    if indexer is not None:
+        print(f"indexer: initializing {type(indexer).__module__}{' (dry run)' if dry_run else ''}")
+        indexer.initialize_schema(dry_run=dry_run)
+
+
 def includeme(config):
     """Declare the settings, subscribe the listener, add the search service,
     the ``search`` capability and the ``indexer`` heartbeat check; build the
@@ -120,6 +128,10 @@ def includeme(config):
                                              max_queued=settings["cliquet.indexing_retry_max_queued"])
         logger.debug("Indexer: %s", type(registry.indexer).__module__)
         _warn_if_private(registry)
+
+    hooks = registry.__dict__.setdefault("cliquet_migrate_hooks", [])
+    if migrate_indexer not in hooks:
+        hooks.append(migrate_indexer)
 
     # Before the core's own actions that read the registry (order 0 is the default).
     config.action(("cliquet-indexing", "indexer"), build, order=-10)

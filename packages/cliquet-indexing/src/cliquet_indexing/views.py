@@ -65,11 +65,13 @@ def search(request):
     indexer = request.registry.indexer
     try:
         query = indexer.validate_query(body)
+        # A backend may refuse what the portable check let through (say, a
+        # sort on an Elasticsearch text field): that is a 400 too.
+        result = indexer.search(resource_name, query, request.principals)
     except InvalidQuery as exc:
         location = "body" if request.method == "POST" else "querystring"
         raise_invalid(details=[dict(d, location=location) if location != "body" else d for d in exc.details],
                       message=f"Invalid search query: {exc}")
-    result = indexer.search(resource_name, query, request.principals)
     payload = {"data": result.records}
     payload.update(result.extra)
     return json_response(request, payload, headers={"Total-Records": str(result.total)})
