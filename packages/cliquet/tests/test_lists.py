@@ -208,3 +208,15 @@ def test_user_ids_differ_per_credentials():
            for u, p in [("a", "x"), ("a", "y"), ("b", "x")]}
     assert len(ids) == 3 and all(i.startswith("basicauth:") for i in ids)
     assert uuid  # noqa
+
+
+def test_semicolons_do_not_split_the_querystring(app, headers):
+    create(app, headers, title="a;published=true")
+    create(app, headers, title="b", published=True)
+    resp = app.get(f"{URL}?title=a;published=true", headers=headers)
+    assert titles(resp) == ["a;published=true"]
+
+
+def test_huge_limit_is_capped(app, headers, populated):
+    resp = app.get(f"{URL}?_limit=100000000000000000000", headers=headers)
+    assert len(resp.json["data"]) == 4

@@ -23,7 +23,7 @@ from cliquet.events import ACTIONS, notify_read
 from cliquet.resource import http
 from cliquet.resource.model import Model
 from cliquet.resource.pagination import InvalidToken
-from cliquet.resource.querystring import FieldTypes, parse_list_query, project_fields
+from cliquet.resource.querystring import FieldTypes, parse_list_query, project_fields, request_params
 from cliquet.resource.schema import ResourceSchema, invalid_details, validate
 from cliquet.storage import Sort
 from cliquet.storage.exceptions import HistoryPurgedError, RecordNotFoundError, UnicityError
@@ -217,7 +217,7 @@ class UserResource:
 
     def _list_query(self):
         settings = self.registry.settings
-        return parse_list_query(self.request.GET, self.field_types(), self.default_sort,
+        return parse_list_query(request_params(self.request), self.field_types(), self.default_sort,
                                 settings["cliquet.paginate_by"])
 
     def _token_scope(self, query):
@@ -242,7 +242,8 @@ class UserResource:
                 raise_invalid("querystring", "_token", f"Invalid pagination token: {exc}")
             if len(after) != len(query.sorting):
                 raise_invalid("querystring", "_token", "Invalid pagination token: wrong shape")
-        limit = query.limit or self.registry.settings["cliquet.storage_max_fetch_size"]
+        max_fetch = self.registry.settings["cliquet.storage_max_fetch_size"]
+        limit = min(query.limit or max_fetch, max_fetch)
         try:
             if query.since is not None:
                 horizon = self.registry.storage.purged_before(self.model.collection_id, self.model.parent_id)
@@ -264,7 +265,7 @@ class UserResource:
             from cliquet.storage import resolve_field
 
             token = signer.encode([resolve_field(last, s.field) for s in query.sorting], scope)
-            params = [(k, v) for k, v in self.request.GET.items() if k != "_token"]
+            params = [(k, v) for k, v in request_params(self.request).items() if k != "_token"]
             params.append(("_token", token))
             from urllib.parse import urlencode
 
@@ -327,7 +328,7 @@ class UserResource:
         timestamp = record[self.model.modified_field]
         http.check_preconditions(self.request, timestamp, current=record)
         notify_read(self.request, self.name, self.collection_uri(), self.model.parent_id, timestamp, [record])
-        fields = self.request.GET.get("_fields")
+        fields = request_params(self.request).get("_fields")
         if fields:
             record = {**project_fields(record, [f for f in fields.split(",") if f])}
         response = self._record_response(record)

@@ -36,6 +36,24 @@ class ListQuery:
     since: int | None = None
 
 
+def request_params(request):
+    """The querystring as a multidict, split on ``&`` only.
+
+    WebOb's ``request.GET`` also splits on ``;`` (the parameter cloaking of
+    CVE-2021-23336): a proxy and this server would then disagree on what a
+    URL asks for.
+    """
+    params = request.environ.get("cliquet.params")
+    if params is None:
+        from urllib.parse import parse_qsl
+
+        from webob.multidict import MultiDict
+
+        params = MultiDict(parse_qsl(request.environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        request.environ["cliquet.params"] = params
+    return params
+
+
 def native_value(text: str):
     """Guess the JSON value of a querystring value whose field type is unknown."""
     lowered = text.lower()
