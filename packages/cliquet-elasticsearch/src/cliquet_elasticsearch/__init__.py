@@ -19,9 +19,8 @@ See :mod:`cliquet_elasticsearch.indexer` and ``docs/elasticsearch.rst``.
 
 from __future__ import annotations
 
-import os
 
-from cliquet.settings import Setting, as_duration, as_int, as_str
+from cliquet.settings import Setting, as_duration, as_int, as_str, explicit_setting
 
 from cliquet_elasticsearch.__about__ import __version__
 
@@ -29,7 +28,6 @@ __all__ = ["__version__", "includeme", "load_from_config", "migrate", "ELASTICSE
 
 BACKEND = "cliquet_elasticsearch"
 #: cliquet-indexing's own default backend, which including this package replaces.
-INDEXING_DEFAULT_BACKEND = "cliquet_indexing.embedded"
 #: the prefix of indexes when ``cliquet.indexing_prefix`` is empty.
 DEFAULT_PREFIX = "cliquet_"
 
@@ -121,36 +119,6 @@ def migrate(registry, dry_run: bool = False) -> None:
         print(f"indexer: {'would create' if dry_run else 'created'} index {name}")
 
 
-def _project_names(settings) -> list[str]:
-    names = ["cliquet"]
-    project = settings.get("cliquet.project_name") or settings.get("project_name")
-    if isinstance(project, str) and project:
-        names.append(project.strip().lower().replace("-", "_"))
-    return names
-
-
-def _explicit_backend(registry, environ) -> str | None:
-    """The indexing backend the application chose itself, if any."""
-    settings = registry.settings
-    names = _project_names(settings)
-    for name in names:
-        value = environ.get(f"{name.upper()}_INDEXING_BACKEND")
-        if value:
-            return value
-    for key in ["indexing_backend"] + [f"{name}.indexing_backend" for name in names[1:]]:
-        if settings.get(key):
-            return str(settings[key])
-    value = settings.get("cliquet.indexing_backend")
-    if not value:
-        return None
-    loaded = "indexing_backend" in getattr(registry, "cliquet_loaded_settings", ())
-    if loaded and value == INDEXING_DEFAULT_BACKEND:
-        # Once cliquet-indexing loaded its settings, its default can't be told
-        # apart from the same value written in the INI file: it is a default.
-        return None
-    return value
-
-
 def includeme(config):
     """Make Elasticsearch the indexing backend (unless the application set
     one) and include ``cliquet_indexing``. Including it twice is harmless.
@@ -166,7 +134,7 @@ def includeme(config):
     registry.cliquet_elasticsearch_included = True
     declare_settings(config, ELASTICSEARCH_SETTINGS)
     settings = config.get_settings()
-    if _explicit_backend(registry, os.environ) is None:
+    if explicit_setting(registry, "indexing_backend") is None:
         settings["cliquet.indexing_backend"] = BACKEND
         if getattr(registry, "indexer", None) is not None:
             # The configuration was committed with cliquet-indexing's default

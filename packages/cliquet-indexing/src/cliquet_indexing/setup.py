@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-from pyramid.exceptions import ConfigurationError
 from pyramid.interfaces import PHASE0_CONFIG
 
 from cliquet.settings import declare_settings
@@ -38,29 +37,11 @@ def api_prefix(settings, environ=None) -> str:
 
 
 def load_indexer(config) -> IndexerBase:
-    """Build the indexer named by ``cliquet.indexing_backend``.
+    """Build the indexer named by ``cliquet.indexing_backend`` (errors name
+    the setting, see :func:`cliquet.setup.load_backend`)."""
+    from cliquet.setup import load_backend
 
-    :raises ConfigurationError: naming the setting, when the module can't be
-        imported, has no ``load_from_config`` or returns something that is not
-        an :class:`~cliquet_indexing.indexer.IndexerBase`.
-    """
-    setting = "cliquet.indexing_backend"
-    dotted = config.get_settings()[setting]
-    try:
-        module = config.maybe_dotted(dotted)
-    except ImportError as exc:
-        raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: {exc}") from exc
-    loader = getattr(module, "load_from_config", None)
-    if loader is None:
-        raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: no load_from_config() in it")
-    try:
-        indexer = loader(config)
-    except ValueError as exc:
-        raise ConfigurationError(f"Invalid indexing settings ({setting} = {dotted!r}): {exc}") from exc
-    if not isinstance(indexer, IndexerBase):
-        raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: load_from_config() returned "
-                                 f"{type(indexer).__name__}, not an IndexerBase")
-    return indexer
+    return load_backend(config, "indexing", IndexerBase)
 
 
 def _warn_if_private(registry):
@@ -83,18 +64,13 @@ def heartbeat_check(request) -> bool:
 
 
 def _register(config, kind, name, value):
-    """Add a heartbeat check or a capability, with or without the core's
-    directives (they exist only once ``cliquet`` is included)."""
-    registry = config.registry
-    directive = {"heartbeats": "add_heartbeat_check", "api_capabilities": "add_api_capability"}[kind]
-    if hasattr(config, directive):
-        if kind == "heartbeats":
-            config.add_heartbeat_check(name, value)
-        else:
-            config.add_api_capability(name, **value)
-        return
-    discriminator = ("cliquet-heartbeat" if kind == "heartbeats" else "cliquet-capability", name)
-    config.action(discriminator, lambda: registry.__dict__.setdefault(kind, {}).__setitem__(name, value))
+    """Add a heartbeat check or a capability (before or after the core is included)."""
+    from cliquet.setup import add_api_capability, add_heartbeat_check
+
+    if kind == "heartbeats":
+        add_heartbeat_check(config, name, value)
+    else:
+        add_api_capability(config, name, **value)
 
 
 def migrate_indexer(registry, dry_run: bool = False) -> None:

@@ -13,7 +13,6 @@ explicitly, and adds a ``riak`` check to ``/__heartbeat__``::
 
 from __future__ import annotations
 
-import os
 
 from cliquet_riak.__about__ import __version__
 
@@ -21,7 +20,6 @@ __all__ = ["__version__", "includeme", "load_from_config", "RiakCache", "heartbe
 
 BACKEND = "cliquet_riak.cache"
 #: The core's own default, which including this package replaces.
-CORE_DEFAULT_BACKEND = "cliquet.cache.memory"
 
 
 def __getattr__(name):
@@ -42,36 +40,6 @@ def heartbeat_check(request) -> bool:
     return isinstance(cache, RiakCache) and cache.heartbeat()
 
 
-def _project_names(settings) -> list[str]:
-    names = ["cliquet"]
-    project = settings.get("cliquet.project_name") or settings.get("project_name")
-    if isinstance(project, str) and project:
-        names.append(project.strip().lower().replace("-", "_"))
-    return names
-
-
-def _explicit_backend(registry, environ) -> str | None:
-    """The cache backend the application chose itself, if any."""
-    settings = registry.settings
-    names = _project_names(settings)
-    for name in names:
-        value = environ.get(f"{name.upper()}_CACHE_BACKEND")
-        if value:
-            return value
-    for key in ["cache_backend"] + [f"{name}.cache_backend" for name in names[1:]]:
-        if settings.get(key):
-            return str(settings[key])
-    value = settings.get("cliquet.cache_backend")
-    if not value:
-        return None
-    core_loaded = "cache_backend" in getattr(registry, "cliquet_loaded_settings", ())
-    if core_loaded and value == CORE_DEFAULT_BACKEND:
-        # Once the core loaded its settings, its default can't be told apart
-        # from the same value written in the INI file: it counts as a default.
-        return None
-    return value
-
-
 def _is_riak(backend) -> bool:
     name = backend if isinstance(backend, str) else getattr(backend, "__name__", "")
     return name in (BACKEND, "cliquet_riak")
@@ -86,7 +54,7 @@ def includeme(config):
     memory cache the core already built is replaced, unless the application
     chose a cache backend itself.
     """
-    from cliquet.settings import declare_settings
+    from cliquet.settings import declare_settings, explicit_setting
 
     from cliquet_riak.cache import RIAK_SETTINGS, load_from_config
 
@@ -96,7 +64,7 @@ def includeme(config):
     registry.cliquet_riak_included = True
     declare_settings(config, RIAK_SETTINGS)
     settings = config.get_settings()
-    chosen = _explicit_backend(registry, os.environ)
+    chosen = explicit_setting(registry, "cache_backend")
     if chosen is None:
         settings["cliquet.cache_backend"] = BACKEND
         if getattr(registry, "cache", None) is not None:
@@ -105,12 +73,6 @@ def includeme(config):
         chosen = BACKEND
     if not _is_riak(chosen):
         return
-    if hasattr(config, "add_heartbeat_check"):
-        config.add_heartbeat_check("riak", heartbeat_check)
-    else:
-        # Included before cliquet (pyramid.includes): register it the way the
-        # directive does, when the configuration is committed.
-        def register():
-            registry.__dict__.setdefault("heartbeats", {})["riak"] = heartbeat_check
+    from cliquet.setup import add_heartbeat_check
 
-        config.action(("cliquet-heartbeat", "riak"), register)
+    add_heartbeat_check(config, "riak", heartbeat_check)  # works before and after cliquet is included

@@ -157,6 +157,8 @@ def declare_settings(config, specs: dict[str, Setting], environ=None) -> None:
         if name in loaded:
             continue
         found, raw = _raw_value(settings, name, prefixes, environ)
+        if found:
+            registry.__dict__.setdefault("cliquet_explicit_settings", set()).add(name)
         value = raw if found else spec.default
         try:
             converted = spec.convert(value) if value is not None else None
@@ -174,6 +176,23 @@ def _schedule_validation(config):
     registry.cliquet_settings_validation_scheduled = True
     config.action(("cliquet", "validate-settings"), lambda: check_unknown_settings(registry),
                   order=VALIDATION_ORDER)
+
+
+def explicit_setting(registry, name: str, environ=None):
+    """Return the value the application itself gave to setting ``name`` (in
+    its INI file, with any prefix, or in the environment), or ``None`` when it
+    only has its default — whether or not the setting was declared yet.
+
+    Plugins use it to take over a default (``cliquet_riak`` becomes the cache
+    backend unless the application picked one).
+    """
+    settings = registry.settings or {}
+    if name in getattr(registry, "cliquet_loaded_settings", ()):
+        explicit = name in getattr(registry, "cliquet_explicit_settings", ())
+        return settings.get(PREFIX + name) if explicit else None
+    environ = os.environ if environ is None else environ
+    found, raw = _raw_value(settings, name, _project_prefixes(settings), environ)
+    return raw if found and raw not in (None, "") else None
 
 
 def declare_settings_namespace(config, namespace: str) -> None:

@@ -24,10 +24,12 @@ BACKENDS = (
 
 
 def load_backend(config, kind, base_class):
-    """Load the backend named by ``cliquet.<kind>_backend``.
+    """Load the backend named by ``cliquet.<kind>_backend`` (``storage``,
+    ``cache``, ``permission``, or a plugin's kind such as ``indexing``).
 
     :raises ConfigurationError: naming the setting, when the module can't be
-        imported, has no ``load_from_config`` or returns the wrong type.
+        imported, has no ``load_from_config``, refuses its settings
+        (``ValueError``) or returns something that is not a ``base_class``.
     """
     setting = f"cliquet.{kind}_backend"
     dotted = config.get_settings()[setting]
@@ -38,22 +40,34 @@ def load_backend(config, kind, base_class):
     loader = getattr(module, "load_from_config", None)
     if loader is None:
         raise ConfigurationError(f"Invalid setting {setting} = {dotted!r}: no load_from_config() in it")
-    backend = loader(config)
+    try:
+        backend = loader(config)
+    except ValueError as exc:
+        raise ConfigurationError(f"Invalid {kind} settings ({setting} = {dotted!r}): {exc}") from exc
     if not isinstance(backend, base_class):
         raise ConfigurationError(
             f"Invalid setting {setting} = {dotted!r}: load_from_config() returned "
-            f"{type(backend).__name__}, not a {base_class.__name__}")
+            f"{type(backend).__name__}, not {'an' if base_class.__name__[0] in 'AEIOU' else 'a'} "
+            f"{base_class.__name__}")
     return backend
 
 
 def add_heartbeat_check(config, name, check):
-    """Directive: add ``check(request) -> bool`` to ``/__heartbeat__`` under ``name``."""
+    """Add ``check(request) -> bool`` to ``/__heartbeat__`` under ``name``.
+
+    A directive (``config.add_heartbeat_check``) once Cliquet is included; a
+    plugin included earlier (from ``pyramid.includes``) calls this function.
+    """
     heartbeats = config.registry.__dict__.setdefault("heartbeats", {})
     config.action(("cliquet-heartbeat", name), lambda: heartbeats.__setitem__(name, check))
 
 
 def add_api_capability(config, identifier, description="", url="", **kwargs):
-    """Directive: declare a capability shown in the hello view's ``capabilities``."""
+    """Declare a capability shown in the hello view's ``capabilities``.
+
+    A directive (``config.add_api_capability``) once Cliquet is included; a
+    plugin included earlier calls this function.
+    """
     capabilities = config.registry.__dict__.setdefault("api_capabilities", {})
     entry = {"description": description, "url": url, **kwargs}
     config.action(("cliquet-capability", identifier), lambda: capabilities.__setitem__(identifier, entry))
