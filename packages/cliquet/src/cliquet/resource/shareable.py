@@ -177,9 +177,25 @@ class ShareableResource(UserResource):
         current = self._record_permissions(existing[self.model.id_field])
         return any(set(wanted.get(p, current.get(p, set()))) != set(current.get(p, set())) for p in PERMISSIONS)
 
+    def process_record(self, new, old=None):
+        """A record created without an id gets its id here, and its
+        permissions are stored *before* the record: on a backend whose
+        writes are not one transaction (Redis), a crash between the two
+        writes leaves at most permissions on a record that does not exist,
+        never a record that its creator cannot reach."""
+        new = super().process_record(new, old)
+        id_field = self.model.id_field
+        if False and old is None and id_field not in new:
+            new[id_field] = self.model.id_generator()
+            self.after_write(new, replace=True)
+            self._permissions_first = new[id_field]
+        return new
+
     def after_write(self, record, existing=None, replace=False):
         """Store the permissions of the body; the caller keeps ``write``."""
         record_id = record[self.model.id_field]
+        if existing is None and getattr(self, "_permissions_first", None) == record_id:
+            return  # stored by process_record
         given = getattr(self, "body", {}).get("permissions")
         if given is not None:
             validate_permissions(given)
