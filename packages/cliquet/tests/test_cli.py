@@ -80,7 +80,8 @@ def test_migrate_creates_indexes_for_declared_fields(tmp_path, postgresql_url, c
     url = f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
     path = tmp_path / "pg.ini"
     path.write_text(INI.replace("app_factory", "indexed_app_factory")
-                    + f"cliquet.storage_backend = cliquet.storage.postgresql\ncliquet.storage_url = {url}\n")
+                    + "cliquet.storage_backend = cliquet.storage.postgresql\n"
+                    + f"cliquet.storage_url = {url.replace('%', '%%')}\n")  # INI interpolation
     try:
         assert cli.main(["migrate", "--ini", str(path)]) == 0
         assert "storage: indexes for article: score, published" in capsys.readouterr().out

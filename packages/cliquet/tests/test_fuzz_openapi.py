@@ -52,8 +52,20 @@ CONFIG = schemathesis.Config.from_dict({
     },
 })
 
-test_app = schemathesis.openapi.from_wsgi("/v1/__api__", make_wsgi_app(batch_max_requests=5), config=CONFIG)
-example_app = schemathesis.openapi.from_wsgi("/v1/__api__", get_app(str(EXAMPLE_INI)), config=CONFIG)
+_test_wsgi = make_wsgi_app(batch_max_requests=5)
+_example_wsgi = get_app(str(EXAMPLE_INI))
+test_app = schemathesis.openapi.from_wsgi("/v1/__api__", _test_wsgi, config=CONFIG)
+example_app = schemathesis.openapi.from_wsgi("/v1/__api__", _example_wsgi, config=CONFIG)
+
+
+def _flush(wsgi_app):
+    """Empty the app's backends: each stateful run starts from the same state,
+    so that Hypothesis can replay a run and get the same answers."""
+    registry = wsgi_app.registry
+    for name in ("storage", "cache", "permission", "indexer"):
+        backend = getattr(registry, name, None)
+        if backend is not None:
+            backend.flush()
 
 
 def filter_query(context, query):
@@ -95,10 +107,14 @@ def test_example_app_conforms_to_its_openapi_description(case):
 
 # -- stateful: create a record, then read, change and delete it (OpenAPI links) --
 
-def _workflows(schema, user):
+def _workflows(schema, user, wsgi_app):
     machine = schema.as_state_machine()
 
     class Workflows(machine):
+        def setup(self):
+            _flush(wsgi_app)
+            super().setup()
+
         def get_call_kwargs(self, case):
             return {"headers": basic_auth(user)}
 
@@ -118,10 +134,10 @@ def _validate_stateful(case, response):
 
 
 @pytest.mark.xdist_group("fuzz_openapi_test_app")
-class TestTestAppWorkflows(_workflows(test_app, "fuzzer").TestCase):
+class TestTestAppWorkflows(_workflows(test_app, "fuzzer", _test_wsgi).TestCase):
     """Sequences of linked calls on the per-user articles."""
 
 
 @pytest.mark.xdist_group("fuzz_openapi_example")
-class TestExampleWorkflows(_workflows(example_app, "fuzzer").TestCase):
+class TestExampleWorkflows(_workflows(example_app, "fuzzer", _example_wsgi).TestCase):
     """Sequences of linked calls on the shareable articles."""
