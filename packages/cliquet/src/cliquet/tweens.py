@@ -146,7 +146,15 @@ def protocol_tween_factory(handler, registry):
             return response
         response = check_request(request)
         if response is None:
-            response = _in_transaction(request, handler)
+            path = request.path_info
+            if path.startswith(prefix + "/"):
+                path = path[len(prefix):]
+            if path.startswith(ROOT_PATHS):
+                # Never write, and must answer (the heartbeat saying which
+                # backend fails) while the storage is unreachable.
+                response = handler(request)
+            else:
+                response = _in_transaction(request, handler)
         if "HTTP_ORIGIN" in environ:
             cors_headers(request, response)
         if backoff:
