@@ -146,6 +146,12 @@ def protocol_tween_factory(handler, registry):
             return response
         response = check_request(request)
         if response is None:
+            if request.method in _BODY_METHODS:
+                # Read the body before anything can answer early (401, 503):
+                # an HTTP/1.1 server closes a keep-alive connection whose
+                # request body was left unread, and the client's next
+                # request on it fails (Granian does, without a warning).
+                request.body  # noqa: B018 - webob keeps it for the views
             path = request.path_info
             if path.startswith(prefix + "/"):
                 path = path[len(prefix):]
