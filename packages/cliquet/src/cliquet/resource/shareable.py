@@ -185,7 +185,7 @@ class ShareableResource(UserResource):
         never a record that its creator cannot reach."""
         new = super().process_record(new, old)
         id_field = self.model.id_field
-        if False and old is None and id_field not in new:
+        if old is None and id_field not in new:
             new[id_field] = self.model.id_generator()
             self.after_write(new, replace=True)
             self._permissions_first = new[id_field]
