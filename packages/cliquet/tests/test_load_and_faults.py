@@ -492,6 +492,7 @@ def test_backend_down_gives_503_and_the_app_recovers_by_itself(ini, backend):
             assert elapsed < 30, f"{len(answers)} requests took {elapsed:.1f} s while the database was down"
             heartbeat = client.request("GET", "/__heartbeat__")
             assert heartbeat.status == 503 and heartbeat.body == dict.fromkeys(KINDS, False), heartbeat.body
+            assert client.request("GET", "/__lbheartbeat__").status == 200  # the process is alive
 
             database.up()
             pid = server.pid
