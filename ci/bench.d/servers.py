@@ -167,6 +167,7 @@ CONFIGS = {
     "memory": [
         Server("cliquet memory", CLIQUET, EXAMPLE_INI, 1, 1, env=CORE, profile=True),
         Server("cliquet memory +indexing", CLIQUET, EXAMPLE_INI, 1, 1, env=QUIET),
+        Server("cliquet memory per-user", CLIQUET, "ci/bench.d/cliquet-peruser.ini", 1, 1, env=QUIET),
         Server("kinto memory", KINTO, "ci/bench.d/kinto-memory.ini", 1, 1),
     ],
     # Issue 3: the production backends, 2 workers x 2 threads each.
