@@ -163,7 +163,7 @@ class ShareableResource(UserResource):
                     ids.update(uri[len(prefix):] for uri in uris)
                 return ids
 
-            accessible = AccessibleIds(principals, wanted, prefix, version, load)
+            accessible = AccessibleIds(principals, wanted, prefix, version, load, source=permission_backend)
             if len(cache) >= 256:
                 cache.pop(next(iter(cache)))
             cache[key] = accessible

@@ -84,9 +84,12 @@ class AccessibleIds(collections.abc.Set):
     :param prefix: object ids are ``prefix + record id``.
     :param version: e.g. the collection timestamp.
     :param loader: returns the accessible record ids.
+    :param source: the permission backend the ids come from (a backend that
+        shares its database may query it directly instead of loading them).
     """
 
-    def __init__(self, principals, permissions, prefix, version, loader):
+    def __init__(self, principals, permissions, prefix, version, loader, source=None):
+        self.source = source
         self.principals = tuple(principals)
         self.permissions = tuple(permissions)
         self.prefix = prefix

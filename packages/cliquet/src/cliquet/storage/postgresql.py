@@ -37,6 +37,7 @@ from psycopg.types.json import Jsonb
 
 from cliquet.storage import (
     COMPARISON,
+    AccessibleIds,
     Filter,
     RecordNotFoundError,
     Sort,
@@ -378,11 +379,22 @@ class PostgreSQLStorage(StorageBase):
             target.append((col, operator, f.value))
         parts = []
         for col, operator, value in meta:
-            parts.append(filter_sql(col, operator, value, params, codepoint))
+            joined = self._accessible_sql(col, operator, value, params)
+            parts.append(joined or filter_sql(col, operator, value, params, codepoint))
         if live:
             live_sql = " AND ".join(filter_sql(c, o, v, params, codepoint) for c, o, v in live)
             parts.append(f"(deleted OR ({live_sql}))" if tombstones else live_sql)
         return "".join(" AND " + p for p in parts)
+
+    def _accessible_sql(self, col, operator, value, params) -> str | None:
+        """The read scope as a sub-query on the ACE table, when the ids come
+        from a PostgreSQL permission backend on this very database."""
+        source = getattr(value, "source", None)
+        if (operator is not COMPARISON.IN or not isinstance(value, AccessibleIds)
+                or col.sql.rsplit(".", 1)[-1] != "id" or not hasattr(source, "accessible_ids_sql")
+                or getattr(getattr(source, "client", None), "url", None) != self.client.url):
+            return None
+        return f"{col.sql} IN ({source.accessible_ids_sql(value.principals, value.permissions, value.prefix, params)})"
 
     def parent_ids(self, collection_id):
         """Return the distinct parents of ``collection_id``'s rows."""

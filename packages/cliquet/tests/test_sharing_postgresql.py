@@ -1,0 +1,46 @@
+"""Shareable records on PostgreSQL: the read check inside the record query."""
+
+import urllib.parse
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
+
+from cliquet.storage import AccessibleIds  # noqa: E402
+from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+
+URL = "/v1/articles"
+
+
+@pytest.fixture
+def pg_url(postgresql_url, cliquet_worker_prefix):
+    schema = f"{cliquet_worker_prefix}share"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.mark.services
+@pytest.mark.xdist_group("postgresql-sharing")
+def test_lists_check_permissions_inside_the_record_query(pg_url, monkeypatch):
+    app = make_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql", storage_url=pg_url,
+                   permission_backend="cliquet.permission.postgresql", permission_url=pg_url)
+    registry = app.app.registry
+    registry.storage.initialize_schema()
+    registry.permission.initialize_schema()
+    bob = app.get("/v1/", headers=basic_auth("bob")).json["user"]["id"]
+    for i in range(6):
+        perms = {"read": [bob]} if i % 2 else {}
+        app.post_json(URL, {"data": {"title": f"t{i}", "score": i}, "permissions": perms}, headers=basic_auth())
+    loaded = []
+    monkeypatch.setattr(AccessibleIds, "ids", property(lambda self: loaded.append(1) or frozenset()))
+    resp = app.get(f"{URL}?_sort=score&_limit=2", headers=basic_auth("bob"))
+    assert resp.headers["Total-Records"] == "3"
+    seen = [r["title"] for r in resp.json["data"]]
+    seen += [r["title"] for r in app.get(resp.headers["Next-Page"], headers=basic_auth("bob")).json["data"]]
+    assert seen == ["t1", "t3", "t5"]
+    assert loaded == []  # the ids were never fetched: the join did the work
+    assert app.get(URL, headers=basic_auth("carol")).json["data"] == []
