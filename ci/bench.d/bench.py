@@ -199,6 +199,7 @@ def prepare_stage(running, size):
         if total != size:
             raise CheckFailed(f"{running.server.label}: {total} records in the collection "
                               f"after preloading {size}")
+        backends.analyze(running.server.label)
         print(f"  {running.server.label}: {size - have} records preloaded in "
               f"{time.monotonic() - started:.1f}s", file=sys.stderr)
     running.marker = since_marker(running.base_url, running.read)

@@ -164,14 +164,15 @@ class PostgreSQLPermission(PermissionBase):
         )
         return bool(row[0])
 
-    def accessible_ids_sql(self, principals, permissions, prefix: str, params: list) -> str:
-        """A sub-query of the record ids (object ids minus ``prefix``) on which
-        any of ``principals`` holds any of ``permissions``: storage on the same
-        database puts it inside the record query, so the read check costs no
-        separate round trip."""
-        params.extend([len(prefix) + 1, list(permissions), list(principals), _like_prefix(prefix)])
-        return (f"SELECT substr(object_id, %s) FROM {_ACES} WHERE permission = ANY(%s) "
-                "AND principal = ANY(%s) AND object_id LIKE %s")
+    def accessible_ids_sql(self, id_sql: str, principals, permissions, prefix: str, params: list) -> str:
+        """A condition on the record id expression ``id_sql``: any of
+        ``principals`` holds any of ``permissions`` on ``prefix + id``.
+        Storage on the same database puts it inside the record query: a page
+        sorted by an indexed field probes the ACE primary key for the rows it
+        returns only (and the count, cached per collection timestamp, joins)."""
+        params.extend([prefix, list(permissions), list(principals)])
+        return (f"EXISTS (SELECT 1 FROM {_ACES} AS a WHERE a.object_id = %s || {id_sql} "
+                "AND a.permission = ANY(%s) AND a.principal = ANY(%s))")
 
     def get_accessible_objects(self, principals: Iterable[str], permission: str, prefix: str = "") -> set[str]:
         """Return the ids of the objects (starting with ``prefix``) on which

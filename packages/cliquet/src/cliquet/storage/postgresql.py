@@ -394,7 +394,7 @@ class PostgreSQLStorage(StorageBase):
                 or col.sql.rsplit(".", 1)[-1] != "id" or not hasattr(source, "accessible_ids_sql")
                 or getattr(getattr(source, "client", None), "url", None) != self.client.url):
             return None
-        return f"{col.sql} IN ({source.accessible_ids_sql(value.principals, value.permissions, value.prefix, params)})"
+        return source.accessible_ids_sql(col.sql, value.principals, value.permissions, value.prefix, params)
 
     def parent_ids(self, collection_id):
         """Return the distinct parents of ``collection_id``'s rows."""
