@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+_ABSENT = object()  # a required option that was not given
+
 __all__ = ["InvalidQuery", "validate", "simple_query", "tokens", "DEFAULT_SIZE", "DEFAULT_MAX_SIZE",
            "MAX_WINDOW", "CLAUSES"]
 
@@ -165,19 +167,23 @@ class _Checker:
             return None
         return {"match": {name: {"query": value, "operator": operator}}}
 
+    def _long_form(self, where, value, key):
+        """``{field: value}`` or ``{field: {key: value}}``: return ``(value,
+        where)``, or ``(_ABSENT, where)`` after reporting a missing ``key``."""
+        if not isinstance(value, dict):
+            return value, where
+        self.options(where, value, (key,))
+        if key not in value:
+            self.error(f"{where}.{key}", "is required")
+            return _ABSENT, where
+        return value[key], f"{where}.{key}"
+
     def c_match_phrase(self, path, body, depth):
         name, value = self._field_body(path, body, "match_phrase")
         if name is None:
             return None
-        where = f"{path}.{name}"
-        if isinstance(value, dict):
-            self.options(where, value, ("query",))
-            if "query" not in value:
-                self.error(f"{where}.query", "is required")
-                return None
-            value = value["query"]
-            where += ".query"
-        if not self.text(where, value):
+        value, where = self._long_form(f"{path}.{name}", value, "query")
+        if value is _ABSENT or not self.text(where, value):
             return None
         return {"match_phrase": {name: {"query": value}}}
 
@@ -263,15 +269,8 @@ class _Checker:
         name, value = self._field_body(path, body, "prefix")
         if name is None:
             return None
-        where = f"{path}.{name}"
-        if isinstance(value, dict):
-            self.options(where, value, ("value",))
-            if "value" not in value:
-                self.error(f"{where}.value", "is required")
-                return None
-            value = value["value"]
-            where += ".value"
-        if not self.text(where, value):
+        value, where = self._long_form(f"{path}.{name}", value, "value")
+        if value is _ABSENT or not self.text(where, value):
             return None
         return {"prefix": {name: {"value": value}}}
 
