@@ -163,21 +163,24 @@ class PostgreSQLStorage(StorageBase):
         data[self.modified_field] = last_modified
         return data
 
+    def _write_params(self, collection_id, parent_id, object_id, record):
+        """The record's data (without id/timestamp) and the parameters of a write."""
+        data, payload = self._split(record)
+        return data, {
+            "parent_id": parent_id,
+            "collection_id": collection_id,
+            "id": object_id,
+            "data": payload,
+            "given": _given(record.get(self.modified_field)),
+            "count": 1,
+        }
+
     def create(self, collection_id, parent_id, record, id_generator=None):
         """Store a new record; :class:`UnicityError` if its id is taken."""
         object_id = record.get(self.id_field)
         if object_id is None:
             object_id = id_generator() if id_generator is not None else _uuid4()
-        data, payload = self._split(record)
-        given = _given(record.get(self.modified_field))
-        params = {
-            "parent_id": parent_id,
-            "collection_id": collection_id,
-            "id": object_id,
-            "data": payload,
-            "given": given,
-            "count": 1,
-        }
+        data, params = self._write_params(collection_id, parent_id, object_id, record)
         row = self.client.execute(CREATE, params, fetch="one")
         if row is None:
             existing = self.get(collection_id, parent_id, object_id)
@@ -208,16 +211,7 @@ class PostgreSQLStorage(StorageBase):
 
     def update(self, collection_id, parent_id, object_id, record):
         """Replace (or create) the record with a new timestamp."""
-        data, payload = self._split(record)
-        given = _given(record.get(self.modified_field))
-        params = {
-            "parent_id": parent_id,
-            "collection_id": collection_id,
-            "id": object_id,
-            "data": payload,
-            "given": given,
-            "count": 1,
-        }
+        data, params = self._write_params(collection_id, parent_id, object_id, record)
         key = ("read", parent_id, collection_id, object_id)
         if self.client.recall(key, _NOT_READ) is _NOT_READ:
             row = self.client.execute(UPDATE, params, fetch="one")
