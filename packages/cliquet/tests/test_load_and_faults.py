@@ -24,10 +24,8 @@ import collections
 import concurrent.futures
 import contextlib
 import http.client
-import importlib.util
 import json
 import os
-import pathlib
 import random
 import threading
 import time
@@ -146,15 +144,6 @@ def payload(record) -> dict:
 
 
 # -- per-test backends and servers ----------------------------------------------------------
-
-
-def _sibling_module(name):
-    """A sibling test module (for its private-server helpers)."""
-    path = pathlib.Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"_cliquet_load_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _env_for(backend, url, prefix=""):
@@ -426,36 +415,17 @@ def test_killing_the_server_mid_load_loses_no_acknowledged_write(ini, backend_en
 
 
 def _private_server(backend):
-    """A started private server of ``backend`` (helpers of the backend tests)."""
+    """A started private server of ``backend`` (:mod:`cliquet.testing.servers`)."""
+    from cliquet.testing import servers
+
     if backend == "postgresql":
         pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
-        module = _sibling_module("test_postgresql_backends.py")
-        bindir = module._postgres_bindir()
-        if bindir is None:
-            _missing("no PostgreSQL server binaries (pg_ctl): run ./ci/services")
-        server = module.PrivateServer(bindir)
-        server.init()
-        server.start()
-        server.down, server.up = server.stop, server.start
-        return server
-    pytest.importorskip("redis", reason="the `redis` extra is not installed")
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        _missing("no redis-server: run ./ci/services")
-    module = _sibling_module("test_redis_backends.py")
-    server = module.PrivateRedis()
-    server.start()
-    server.down, server.up = server.shutdown, server.start
+        server = servers.private_postgresql()
+    else:
+        pytest.importorskip("redis", reason="the `redis` extra is not installed")
+        server = servers.private_redis()
+    server.down, server.up = server.stop, server.start
     return server
-
-
-def _missing(reason):
-    from cliquet.testing.plugin import running_in_ci
-
-    if running_in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _wait_for(predicate, timeout):

@@ -9,11 +9,8 @@ URL), dropped at the end of the session.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.parse
 
@@ -30,7 +27,7 @@ from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, SchemaVersionE
 from cliquet.testing import make_config  # noqa: E402
 from cliquet.testing.cache import CacheContract  # noqa: E402
 from cliquet.testing.permission import PermissionContract  # noqa: E402
-from cliquet.testing.plugin import running_in_ci  # noqa: E402
+from cliquet.testing.servers import private_postgresql  # noqa: E402
 from cliquet.testing.storage import StorageContract  # noqa: E402
 
 
@@ -144,68 +141,10 @@ def test_migrations_are_recorded_and_a_newer_schema_is_refused(postgresql_url, c
 # -- fault drill on a private server ------------------------------------------------
 
 
-def _postgres_bindir() -> str | None:
-    for candidate in sorted(
-        (os.path.join("/usr/lib/postgresql", v, "bin") for v in os.listdir("/usr/lib/postgresql")),
-        reverse=True,
-    ) if os.path.isdir("/usr/lib/postgresql") else []:
-        if os.path.exists(os.path.join(candidate, "pg_ctl")):
-            return candidate
-    found = shutil.which("pg_ctl")
-    return os.path.dirname(found) if found else None
-
-
-class PrivateServer:
-    """A throw-away PostgreSQL cluster on a free loopback port (run as the
-    ``postgres`` user when the tests run as root, as PostgreSQL requires)."""
-
-    def __init__(self, bindir: str):
-        self.bindir = bindir
-        self.root = tempfile.mkdtemp(prefix="cliquet-pg-")
-        self.datadir = os.path.join(self.root, "data")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.prefix: list[str] = []
-        if os.geteuid() == 0:
-            self.prefix = ["runuser", "-u", "postgres", "--"]
-            shutil.chown(self.root, "postgres")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args):
-        subprocess.run(self.prefix + list(args), check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, cwd="/")
-
-    def init(self):
-        self._run(os.path.join(self.bindir, "initdb"), "-D", self.datadir, "-U", "postgres",
-                  "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
-
-    def start(self):
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
-        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-l",
-                  os.path.join(self.root, "log"), "-o", options, "-w", "-t", "30", "start")
-
-    def stop(self, mode="fast"):
-        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", mode, "-w", "stop")
-
-    def cleanup(self):
-        with contextlib.suppress(Exception):
-            self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture
 def private_server():
-    bindir = _postgres_bindir()
-    if bindir is None:
-        reason = "no PostgreSQL server binaries (pg_ctl) for the fault drill: run ./ci/services"
-        if running_in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = PrivateServer(bindir)
+    server = private_postgresql()
     try:
-        server.init()
-        server.start()
         yield server
     finally:
         server.cleanup()

@@ -8,10 +8,6 @@ Each pytest-xdist worker (and each run) has its own key prefix.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 
 import pytest
@@ -26,14 +22,9 @@ from cliquet.storage.redis_client import close_client, get_client  # noqa: E402
 from cliquet.testing import make_config  # noqa: E402
 from cliquet.testing.cache import CacheContract  # noqa: E402
 from cliquet.testing.permission import PermissionContract  # noqa: E402
-from cliquet.testing.plugin import running_in_ci  # noqa: E402
+from cliquet.testing.servers import free_port as _free_port  # noqa: E402
+from cliquet.testing.servers import private_redis as start_private_redis  # noqa: E402
 from cliquet.testing.storage import StorageContract  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -113,53 +104,10 @@ def test_flushes_keep_other_backends_keys(redis_url, cliquet_worker_prefix):
 # -- fault drill on a private server ------------------------------------------------
 
 
-class PrivateRedis:
-    """A throw-away ``redis-server`` on a free loopback port, persisting to an
-    append-only file so that data survives the restart."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="cliquet-redis-")
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self):
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "yes",
-                        "--dir", self.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                        "--logfile", f"{self.dir}/log", "--pidfile", f"{self.dir}/pid"], check=True,
-                       stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            if self._cli("ping").strip() == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def _cli(self, *args) -> str:
-        done = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True)
-        return done.stdout
-
-    def shutdown(self):
-        self._cli("shutdown", "nosave")
-        for _ in range(100):
-            if self._cli("ping").strip() != "PONG":
-                return
-            time.sleep(0.05)
-
-    def cleanup(self):
-        with contextlib.suppress(Exception):
-            self.shutdown()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def private_redis():
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        reason = "no redis-server/redis-cli for the fault drill: run ./ci/services"
-        if running_in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = PrivateRedis()
+    server = start_private_redis()
     try:
-        server.start()
         yield server
     finally:
         server.cleanup()

@@ -1,0 +1,159 @@
+"""Private, throw-away PostgreSQL and Redis servers for fault drills: tests
+that stop and restart a server start their own on a free loopback port, so
+the shared servers of ``ci/services`` (used by every other test worker) are
+never touched.
+
+Each server has ``url``, ``start()``, ``stop()`` and ``cleanup()``;
+:func:`private_postgresql` and :func:`private_redis` build and start one, or
+skip the test (fail it when ``CI=true``) when the server binaries are missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bindir() -> str | None:
+    """The newest PostgreSQL server ``bin`` directory (with ``pg_ctl``), if any."""
+    candidates = []
+    if os.path.isdir("/usr/lib/postgresql"):
+        candidates = sorted((os.path.join("/usr/lib/postgresql", v, "bin")
+                             for v in os.listdir("/usr/lib/postgresql")), reverse=True)
+    for candidate in candidates:
+        if os.path.exists(os.path.join(candidate, "pg_ctl")):
+            return candidate
+    found = shutil.which("pg_ctl")
+    return os.path.dirname(found) if found else None
+
+
+class PrivatePostgreSQL:
+    """A throw-away PostgreSQL cluster (run as the ``postgres`` user when the
+    tests run as root, as PostgreSQL requires)."""
+
+    def __init__(self, bindir: str):
+        self.bindir = bindir
+        self.root = tempfile.mkdtemp(prefix="cliquet-pg-")
+        self.datadir = os.path.join(self.root, "data")
+        self.port = free_port()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args):
+        subprocess.run(self.prefix + list(args), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, cwd="/")
+
+    def init(self):
+        """Create the cluster."""
+        self._run(os.path.join(self.bindir, "initdb"), "-D", self.datadir, "-U", "postgres",
+                  "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+
+    def start(self):
+        """Start (or restart) the server and wait until it accepts connections."""
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-l",
+                  os.path.join(self.root, "log"), "-o", options, "-w", "-t", "30", "start")
+
+    def stop(self, mode="fast"):
+        """Stop the server."""
+        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", mode, "-w", "stop")
+
+    def cleanup(self):
+        """Stop it and remove its files."""
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A throw-away ``redis-server``, persisting to an append-only file so
+    that data survives a restart."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="cliquet-redis-")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        """Start (or restart) the server and wait for its PONG."""
+        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "yes",
+                        "--dir", self.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                        "--logfile", f"{self.dir}/log", "--pidfile", f"{self.dir}/pid"], check=True,
+                       stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if self._cli("ping").strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def _cli(self, *args) -> str:
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True).stdout
+
+    def stop(self):
+        """Shut it down (without saving) and wait until it is gone."""
+        self._cli("shutdown", "nosave")
+        for _ in range(100):
+            if self._cli("ping").strip() != "PONG":
+                return
+            time.sleep(0.05)
+
+    shutdown = stop
+
+    def cleanup(self):
+        """Stop it and remove its files."""
+        with contextlib.suppress(Exception):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _unavailable(reason):
+    import pytest
+
+    from cliquet.testing.plugin import running_in_ci
+
+    if running_in_ci():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def private_postgresql() -> PrivatePostgreSQL:
+    """A started private PostgreSQL (call ``cleanup()`` when done)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        _unavailable("no PostgreSQL server binaries (pg_ctl) for the fault drill: run ./ci/services")
+    server = PrivatePostgreSQL(bindir)
+    try:
+        server.init()
+        server.start()
+    except BaseException:
+        server.cleanup()
+        raise
+    return server
+
+
+def private_redis() -> PrivateRedis:
+    """A started private Redis (call ``cleanup()`` when done)."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        _unavailable("no redis-server/redis-cli for the fault drill: run ./ci/services")
+    server = PrivateRedis()
+    try:
+        server.start()
+    except BaseException:
+        server.cleanup()
+        raise
+    return server
