@@ -105,6 +105,8 @@ def setup_cliquet(config):
         backend = load_backend(config, kind, base)
         setattr(registry, kind, backend)
         config.add_heartbeat_check(kind, _backend_heartbeat(kind))
+    # Whether a request's permission writes commit or roll back with its records.
+    registry.cliquet_atomic_permissions = registry.permission.join_transactions(registry.storage)
 
     id_generator = config.maybe_dotted(settings["cliquet.id_generator"])
     registry.cliquet_id_generator = id_generator() if isinstance(id_generator, type) else id_generator

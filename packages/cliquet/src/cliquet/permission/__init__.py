@@ -29,6 +29,19 @@ class PermissionBase:
         """Create whatever the backend needs. Idempotent."""
         raise NotImplementedError
 
+    def join_transactions(self, storage) -> bool:
+        """Make this backend's writes part of ``storage``'s transactions.
+
+        Called once at start-up with the storage backend. A backend that can
+        write in the same atomic unit as ``storage`` (same engine, same
+        database) arranges it and returns ``True``: from then on, the writes
+        made inside ``storage.transaction()`` are committed or undone with
+        the records, and are seen by other requests only once committed.
+        Otherwise it returns ``False`` and its writes apply immediately (see
+        ``docs/consistency.rst``). The default cannot join anything.
+        """
+        return False
+
     def flush(self) -> None:
         """Remove every ACE and user principal. For tests."""
         raise NotImplementedError
