@@ -40,6 +40,7 @@ class PermissionContract(BackendContract):
     """Tests every :class:`~cliquet.permission.PermissionBase` must pass."""
 
     base_class = PermissionBase
+    inherited_allowed = frozenset({"join_transactions"})
 
     @pytest.fixture
     def root(self):
