@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from cliquet.testing.plugin import require_module
 import webtest
 
 from cliquet.testing.app import basic_auth
@@ -16,7 +18,7 @@ INI = Path(__file__).resolve().parents[3] / "docs" / "example" / "myproject.ini"
 
 @pytest.fixture
 def example_app(monkeypatch, elasticsearch_url, es_prefix):
-    pytest.importorskip("myproject")
+    require_module("myproject")
     from pyramid.paster import get_app
 
     monkeypatch.setenv("CLIQUET_INDEXING_BACKEND", "cliquet_elasticsearch")
@@ -43,7 +45,7 @@ def test_environment_variables_switch_the_example_to_elasticsearch(example_app, 
 
 
 def test_cliquet_migrate_creates_the_indexes(monkeypatch, elasticsearch_url, es_prefix, capsys):
-    pytest.importorskip("myproject")
+    require_module("myproject")
     from elasticsearch import Elasticsearch
 
     from cliquet.scripts.cliquet import main

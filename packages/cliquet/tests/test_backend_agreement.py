@@ -14,6 +14,8 @@ import uuid
 
 import pytest
 
+from cliquet.testing.plugin import require_module
+
 from cliquet.storage import COMPARISON, Filter, Sort
 from cliquet.storage import memory as memory_storage
 from cliquet.testing import make_config
@@ -116,7 +118,7 @@ def _agree(storage, seed, queries=120):
 def test_postgresql_agrees_with_the_reference(postgresql_url, cliquet_worker_prefix, seed, codepoint):
     """``codepoint=False`` forces the sort keys used on databases whose
     collation is not code point order (en_US.UTF-8…)."""
-    psycopg = pytest.importorskip("psycopg")
+    psycopg = require_module("psycopg")
     from cliquet.storage import postgresql as pg_storage
 
     schema = f"{cliquet_worker_prefix}agree{seed}{codepoint}".lower()
@@ -138,7 +140,7 @@ def test_postgresql_agrees_with_the_reference(postgresql_url, cliquet_worker_pre
 @pytest.mark.services
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_redis_agrees_with_the_reference(redis_url, cliquet_worker_prefix, seed):
-    pytest.importorskip("redis")
+    require_module("redis")
     from cliquet.storage import redis as redis_storage
 
     storage = redis_storage.load_from_config(

@@ -34,6 +34,8 @@ import uuid
 
 import pytest
 
+from cliquet.testing.plugin import require_module
+
 from cliquet.testing.server import serve
 
 LOAD_SECONDS = float(os.environ.get("CLIQUET_LOAD_SECONDS", "20"))
@@ -169,7 +171,7 @@ def backend_env(request, cliquet_worker_prefix):
     or key prefix (Redis) of the shared test server."""
     tag = f"{cliquet_worker_prefix}lf{uuid.uuid4().hex[:8]}"
     if request.param == "postgresql":
-        psycopg = pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
+        psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
         base = request.getfixturevalue("postgresql_url")
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{tag}"')
@@ -178,7 +180,7 @@ def backend_env(request, cliquet_worker_prefix):
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
     else:
-        pytest.importorskip("redis", reason="the `redis` extra is not installed")
+        require_module("redis", reason="the `redis` extra is not installed")
         from cliquet.storage.redis_client import close_client, delete_prefix, get_client
 
         base = request.getfixturevalue("redis_url")
@@ -419,10 +421,10 @@ def _private_server(backend):
     from cliquet.testing import servers
 
     if backend == "postgresql":
-        pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
+        require_module("psycopg", reason="the `postgresql` extra is not installed")
         server = servers.private_postgresql()
     else:
-        pytest.importorskip("redis", reason="the `redis` extra is not installed")
+        require_module("redis", reason="the `redis` extra is not installed")
         server = servers.private_redis()
     server.down, server.up = server.stop, server.start
     return server

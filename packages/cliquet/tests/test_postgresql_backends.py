@@ -16,7 +16,9 @@ import urllib.parse
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
+from cliquet.testing.plugin import require_module
+
+psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
 
 from cliquet.cache import postgresql as pg_cache  # noqa: E402
 from cliquet.permission import postgresql as pg_permission  # noqa: E402

@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-pytest.importorskip("redis", reason="the `redis` extra is not installed")
+from cliquet.testing.plugin import require_module
+
+require_module("redis", reason="the `redis` extra is not installed")
 
 from cliquet.cache import redis as redis_cache  # noqa: E402
 from cliquet.permission import redis as redis_permission  # noqa: E402

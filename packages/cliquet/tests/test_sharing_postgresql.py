@@ -4,7 +4,9 @@ import urllib.parse
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg", reason="the `postgresql` extra is not installed")
+from cliquet.testing.plugin import require_module
+
+psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
 
 from cliquet.storage import AccessibleIds  # noqa: E402
 from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402

@@ -57,6 +57,26 @@ def service_url(variable: str, environ=None) -> str:
     pytest.skip(reason)
 
 
+def require_module(name: str, reason: str = "", environ=None):
+    """Import and return the module ``name`` a test needs (a driver, an extra).
+
+    When it cannot be imported, the calling test — or the whole module, when
+    called at module level — is skipped with ``reason``, or fails when
+    ``CI=true``: in CI a missing driver is an error, like a missing service,
+    never a silent skip (``pytest.importorskip`` would hide a whole backend
+    suite).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        why = f"{reason or f'{name} is not installed'} ({exc})"
+        if running_in_ci(environ):
+            pytest.fail(f"{why}; it is required when {CI_VARIABLE}=true", pytrace=False)
+        pytest.skip(why, allow_module_level=True)
+
+
 def worker_prefix(worker: str, run: str) -> str:
     """Return the prefix for an xdist ``worker`` id (``gw0``, ``master``) and a run id."""
     clean = re.sub(r"[^a-z0-9]", "", f"{run}".lower())[:8] or "run"
