@@ -54,6 +54,11 @@ class TestMemoryStorage(StorageContract):
         return memory_storage.load_from_config(make_config())
 
     @pytest.fixture
+    def capabilities(self):
+        # One process's memory: nothing for another process to share.
+        return {"transactions", "isolation"}
+
+    @pytest.fixture
     def backend_error(self, backend):
         return lambda: _down(backend)
 

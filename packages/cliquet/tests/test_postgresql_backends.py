@@ -81,6 +81,10 @@ class TestPostgreSQLStorage(StorageContract):
         return storage
 
     @pytest.fixture
+    def backend_spec(self, pg_schema_url):
+        return "cliquet.storage.postgresql", {"storage_url": pg_schema_url, "storage_pool_size": 2}
+
+    @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
 
@@ -383,39 +387,6 @@ def test_declared_fields_get_indexes_that_sorted_pages_use(pg_storage_backend, c
 
 
 @pytest.mark.services
-def test_a_write_over_a_concurrent_change_of_what_was_read_is_refused(pg_storage_backend):
-    from cliquet.storage.exceptions import ConflictError
-
-    storage = pg_storage_backend
-    c = f"conflict-{time.time_ns()}"
-    record = storage.create(c, "p", {"v": 0})
-    other = storage.create(c, "p", {"v": 0})
-    with pytest.raises(ConflictError):
-        with storage.transaction():
-            read = storage.get(c, "p", record["id"])  # e.g. to check If-Match
-            concurrent = pg_storage.load_from_config(make_config(storage_url=storage.client.url,
-                                                                 storage_pool_size=2))
-            concurrent.update(c, "p", record["id"], {"v": "concurrent"})  # another app server
-            storage.update(c, "p", record["id"], dict(read, v="lost"))
-    assert storage.get(c, "p", record["id"])["v"] == "concurrent"
-    with pytest.raises(ConflictError):
-        with storage.transaction():
-            storage.get(c, "p", other["id"])
-            concurrent.update(c, "p", other["id"], {"v": 1})
-            storage.delete(c, "p", other["id"])
-    assert storage.get(c, "p", other["id"])["v"] == 1
-    # What was not read, or was read again, or was written by this same
-    # transaction, is not a conflict.
-    with storage.transaction():
-        storage.update(c, "p", other["id"], {"v": 2})
-        concurrent_stamp = storage.get(c, "p", other["id"])["last_modified"]
-        storage.update(c, "p", other["id"], {"v": 3})
-        storage.delete(c, "p", other["id"])
-    assert concurrent_stamp > 0
-    concurrent.client.close()
-
-
-@pytest.mark.services
 def test_begin_waits_for_the_first_write(pg_storage_backend):
     storage = pg_storage_backend
     c = f"lazy-{time.time_ns()}"
@@ -431,3 +402,94 @@ def test_begin_waits_for_the_first_write(pg_storage_backend):
                 1 / 0
         storage.create(c, "p", {"id": "outer"})
     assert {r["id"] for r in storage.get_all(c, "p")[0]} == {record["id"], "outer"}
+
+
+# -- one database, one client, one transaction ------------------------------------------
+
+
+@pytest.mark.services
+def test_backends_on_one_database_share_one_client_whatever_their_pool_settings(pg_schema_url):
+    config = make_config(storage_url=pg_schema_url, permission_url=pg_schema_url, cache_url=pg_schema_url,
+                         storage_pool_size=3, cache_pool_size=12, permission_pool_timeout=45.0)
+    storage = pg_storage.load_from_config(config)
+    permission = pg_permission.load_from_config(config)
+    cache = pg_cache.load_from_config(config)
+    assert storage.client is permission.client is cache.client
+    assert storage.client.pool_size >= 12 and storage.client.pool.max_size >= 12  # the largest asked
+    assert storage.client.pool_timeout >= 45.0 and storage.client.pool.timeout >= 45.0
+    assert permission.join_transactions(storage) is True
+    # Another spelling of the same database is the same database.
+    respelled = pg_schema_url.replace("postgresql://", "postgres://", 1) + "&connect_timeout=7"
+    assert pg_permission.load_from_config(make_config(permission_url=respelled)).client is storage.client
+
+
+@pytest.mark.services
+def test_another_schema_is_another_database_and_cannot_join(pg_schema_url, postgresql_url, cliquet_worker_prefix):
+    storage = pg_storage.load_from_config(make_config(storage_url=pg_schema_url))
+    other = pg_permission.load_from_config(make_config(permission_url=with_schema(postgresql_url,
+                                                                                   f"{cliquet_worker_prefix}else")))
+    assert other.client is not storage.client
+    assert other.join_transactions(storage) is False
+    from cliquet.storage import memory as memory_storage
+
+    assert pg_permission.load_from_config(make_config(permission_url=pg_schema_url)).join_transactions(
+        memory_storage.load_from_config(make_config())) is False
+
+
+@pytest.mark.services
+def test_a_failed_transaction_undoes_permissions_with_records_when_only_storage_pool_size_is_set(pg_schema_url):
+    config = make_config(storage_url=pg_schema_url, permission_url=pg_schema_url, storage_pool_size=4)
+    storage = pg_storage.load_from_config(config)
+    permission = pg_permission.load_from_config(config)
+    for backend in (storage, permission):
+        backend.initialize_schema()
+    c = f"joined-{time.time_ns()}"
+    with pytest.raises(ZeroDivisionError):
+        with storage.transaction():
+            record = storage.create(c, "p", {"v": 1})
+            permission.replace_object_permissions(f"/{c}/{record['id']}", {"read": ["bob"]})
+            permission.add_principal_to_ace(f"/{c}/{record['id']}", "write", "bob")
+            1 / 0
+    assert storage.get_all(c, "p", include_deleted=True) == ([], 0)
+    assert permission.get_object_permissions(f"/{c}/{record['id']}") == {}
+
+
+@pytest.mark.services
+def test_startup_reports_atomic_permissions_on_one_database(pg_schema_url):
+    from cliquet.testing.app import make_app
+
+    app = make_app(storage_backend="cliquet.storage.postgresql", storage_url=pg_schema_url, storage_pool_size=3,
+                   permission_backend="cliquet.permission.postgresql", permission_url=pg_schema_url)
+    assert app.app.registry.cliquet_atomic_permissions is True
+    mixed = make_app(storage_backend="cliquet.storage.postgresql", storage_url=pg_schema_url)
+    assert mixed.app.registry.cliquet_atomic_permissions in (False, True)  # memory permission: its own answer
+    assert mixed.app.registry.permission.join_transactions(mixed.app.registry.storage) is False
+
+
+# -- field names whatever standard_conforming_strings says ------------------------------------
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_field_names_with_backslashes_and_quotes_whatever_standard_conforming_strings(
+        pg_schema_url, conforming):
+    from cliquet.storage import COMPARISON, Filter, Sort
+
+    url = pg_schema_url + "%20" + urllib.parse.quote(f"-cstandard_conforming_strings={conforming}")
+    storage = pg_storage.PostgreSQLStorage(PostgreSQLClient(url, pool_size=2))
+    try:
+        assert storage.client.execute("SHOW standard_conforming_strings", fetch="one")[0] == conforming
+        storage.initialize_schema()
+        c = f"scs-{conforming}-{time.time_ns()}"
+        odd = ["a\\", "b\\'", "c'\\", "d\\' OR TRUE) --", "e\\\\"]
+        for n, field in enumerate(odd):
+            storage.create(c, "p", {"id": f"r{n}", field: n, "x": {field: n}})
+        for n, field in enumerate(odd):
+            for name in (field, f"x.{field}"):
+                records, total = storage.get_all(c, "p", filters=[Filter(name, n, COMPARISON.EQ)])
+                assert ([r["id"] for r in records], total) == ([f"r{n}"], 1), name
+            ordered, _ = storage.get_all(c, "p", sorting=[Sort(field, 1), Sort("id", 1)])  # missing last
+            assert ordered[0]["id"] == f"r{n}"
+        assert len(storage.create_field_indexes(odd)) == len(odd)
+    finally:
+        storage.client.close()

@@ -52,6 +52,16 @@ class TestRedisStorage(StorageContract):
         return storage
 
     @pytest.fixture
+    def concurrent_backend(self, redis_url, cliquet_worker_prefix):
+        """Another app server's storage on the same keys."""
+        return redis_storage.load_from_config(
+            make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}s:"))
+
+    @pytest.fixture
+    def backend_spec(self, redis_url, cliquet_worker_prefix):
+        return "cliquet.storage.redis", {"storage_url": redis_url, "storage_prefix": f"{cliquet_worker_prefix}s:"}
+
+    @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
 
@@ -175,43 +185,6 @@ def test_purge_remembers_its_horizon(redis_url, cliquet_worker_prefix):
         assert storage.purged_before("c", "p") == tombstones[1]["last_modified"]
         assert storage.purge_deleted(None, None) == 2
         assert storage.purged_before("c", "p") == storage.collection_timestamp("c", "p") + 1
-    finally:
-        storage.flush()
-
-
-@pytest.mark.services
-def test_a_write_over_a_concurrent_change_of_what_was_read_is_refused(redis_url, cliquet_worker_prefix):
-    from cliquet.storage.exceptions import ConflictError
-
-    config = make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}cf:")
-    storage = redis_storage.load_from_config(config)
-    concurrent = redis_storage.load_from_config(config)  # another app server
-    try:
-        record = storage.create("c", "p", {"v": 0})
-        other = storage.create("c", "p", {"v": 0})
-        with pytest.raises(ConflictError):
-            with storage.transaction():
-                read = storage.get("c", "p", record["id"])
-                concurrent.update("c", "p", record["id"], {"v": "concurrent"})
-                storage.update("c", "p", record["id"], dict(read, v="lost"))
-        assert storage.get("c", "p", record["id"])["v"] == "concurrent"
-        with pytest.raises(ConflictError):
-            with storage.transaction():
-                storage.get("c", "p", other["id"])
-                concurrent.update("c", "p", other["id"], {"v": 1})
-                storage.delete("c", "p", other["id"])
-        assert storage.get("c", "p", other["id"])["v"] == 1
-        with pytest.raises(ConflictError):
-            with storage.transaction():
-                with pytest.raises(Exception):
-                    storage.get("c", "p", "absent")
-                concurrent.create("c", "p", {"id": "absent"})
-                storage.update("c", "p", "absent", {"v": "mine"})
-        with storage.transaction():  # own writes and fresh reads are no conflict
-            storage.update("c", "p", other["id"], {"v": 2})
-            storage.get("c", "p", other["id"])
-            storage.update("c", "p", other["id"], {"v": 3})
-            storage.delete("c", "p", other["id"])
     finally:
         storage.flush()
 

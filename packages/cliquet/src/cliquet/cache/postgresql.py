@@ -5,7 +5,9 @@ Enable with::
     cliquet.cache_backend = cliquet.cache.postgresql
     cliquet.cache_url = postgresql://user:password@host:5432/dbname
 
-With the same URL as the storage, both share one connection pool.
+On the same database as the storage (whatever the pool settings), both share
+one client: the cache writes a request makes are part of its transaction,
+committed or undone with its records.
 ``cliquet migrate`` creates the table. Expiry times come from the server's
 clock, so every app server agrees on them; expired rows are never returned
 and are swept from time to time by writers.
@@ -119,7 +121,12 @@ class PostgreSQLCache(CacheBase):
 def load_from_config(config) -> PostgreSQLCache:
     """Return a :class:`PostgreSQLCache` for ``cliquet.cache_url``, with
     ``cliquet.cache_prefix``, ``cliquet.cache_pool_size`` and
-    ``cliquet.cache_pool_timeout``."""
+    ``cliquet.cache_pool_timeout``.
+
+    Backends on one database share one client and pool, as large and patient
+    as the largest of their ``*_pool_size`` and ``*_pool_timeout``: see
+    :func:`~cliquet.storage.postgresql_client.get_client`.
+    """
     settings = config.get_settings()
     url = settings.get("cliquet.cache_url")
     if not url:

@@ -5,9 +5,11 @@ Enable with::
     cliquet.permission_backend = cliquet.permission.postgresql
     cliquet.permission_url = postgresql://user:password@host:5432/dbname
 
-With the same URL as the storage, both share one connection pool and one
-transaction per request: a request that fails leaves neither records nor
-permissions behind. ``cliquet migrate`` creates the tables.
+On the same database as the storage (any spelling of its URL, any pool
+settings), both share one connection pool and one transaction per request
+(:meth:`PostgreSQLPermission.join_transactions` says so at start-up): a
+request that fails leaves neither records nor permissions behind. On another
+database they cannot. ``cliquet migrate`` creates the tables.
 
 Two tables: ``cliquet_user_principals (user_id, principal)`` and
 ``cliquet_access_control_entries (object_id, permission, principal)``, the
@@ -39,6 +41,14 @@ class PostgreSQLPermission(PermissionBase):
 
     def __init__(self, client):
         self.client = client
+
+    def join_transactions(self, storage) -> bool:
+        """Return whether this backend's writes are part of ``storage``'s
+        transactions: true exactly when ``storage`` works through this same
+        client (a PostgreSQL storage on the same database), whose transaction
+        is bound to the request's context. Nothing else can be joined (a
+        transaction never spans two databases)."""
+        return getattr(storage, "client", None) is self.client and callable(getattr(storage, "transaction", None))
 
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Create or upgrade the permission tables (idempotent)."""
@@ -199,7 +209,12 @@ class PostgreSQLPermission(PermissionBase):
 def load_from_config(config) -> PostgreSQLPermission:
     """Return a :class:`PostgreSQLPermission` for ``cliquet.permission_url``
     (pool from ``cliquet.permission_pool_size`` and
-    ``cliquet.permission_pool_timeout``)."""
+    ``cliquet.permission_pool_timeout``).
+
+    Backends on one database share one client and pool, as large and patient
+    as the largest of their ``*_pool_size`` and ``*_pool_timeout``: see
+    :func:`~cliquet.storage.postgresql_client.get_client`.
+    """
     settings = config.get_settings()
     url = settings.get("cliquet.permission_url")
     if not url:

@@ -24,7 +24,9 @@ How it meets the rules of :mod:`cliquet.storage`:
   collection's timestamp, which changes on every write: a cached count is
   exact, and a list page costs one indexed query while nothing changed.
 * One request is one transaction (:meth:`~PostgreSQLStorage.transaction`);
-  nested ones are savepoints.
+  nested ones are savepoints. Backends on the same database (storage,
+  permission, cache) share one client, so that transaction holds their
+  writes too, whatever their pool settings.
 """
 
 from __future__ import annotations
@@ -382,11 +384,14 @@ class PostgreSQLStorage(StorageBase):
 
     def _accessible_sql(self, col, operator, value, params) -> str | None:
         """The read scope as a sub-query on the ACE table, when the ids come
-        from a PostgreSQL permission backend on this very database."""
+        from a PostgreSQL permission backend on this very database — hence
+        on this very client and transaction (see
+        :func:`~cliquet.storage.postgresql_client.get_client`), so the read
+        scope is the one of the request's own snapshot and writes."""
         source = getattr(value, "source", None)
         if (operator is not COMPARISON.IN or not isinstance(value, AccessibleIds)
                 or col.sql.rsplit(".", 1)[-1] != "id" or not hasattr(source, "accessible_ids_sql")
-                or getattr(getattr(source, "client", None), "url", None) != self.client.url):
+                or getattr(source, "client", None) is not self.client):
             return None
         return source.accessible_ids_sql(col.sql, value.principals, value.permissions, value.prefix, params)
 
@@ -489,7 +494,12 @@ def _uuid4() -> str:
 def load_from_config(config) -> PostgreSQLStorage:
     """Return a :class:`PostgreSQLStorage` for ``cliquet.storage_url`` (pool
     size and timeout from ``cliquet.storage_pool_size`` and
-    ``cliquet.storage_pool_timeout``)."""
+    ``cliquet.storage_pool_timeout``).
+
+    Backends on one database share one client and pool, as large and patient
+    as the largest of their ``*_pool_size`` and ``*_pool_timeout``: see
+    :func:`~cliquet.storage.postgresql_client.get_client`.
+    """
     settings = config.get_settings()
     url = settings.get("cliquet.storage_url")
     if not url:

@@ -1,9 +1,13 @@
 """A PostgreSQL connection pool shared by the storage, cache and permission
 backends, with transactions bound to the current context.
 
-One :class:`PostgreSQLClient` exists per (URL, pool size): backends configured
-with the same URL share its pool *and* its current transaction, so a request
-that writes records and permissions commits (or rolls back) both at once.
+One :class:`PostgreSQLClient` exists per *database* (see
+:func:`database_key`: the URL's host, port, database, user and options, not
+its spelling nor the pool settings): backends configured on the same database
+share its pool *and* its current transaction, so a request that writes
+records, permissions and cache entries commits (or rolls back) all of them at
+once. The shared pool is as large and as patient as the largest
+``*_pool_size`` and ``*_pool_timeout`` of the backends on it.
 
 Connections are in autocommit mode: a lone read is one round trip, with no
 ``BEGIN``/``COMMIT``. :meth:`PostgreSQLClient.transaction` binds one
@@ -29,6 +33,7 @@ import threading
 import orjson
 import psycopg
 import psycopg_pool
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import set_json_loads
 
 from cliquet.storage.exceptions import BackendError
@@ -101,6 +106,18 @@ class PostgreSQLClient:
             reconnect_timeout=max(self.pool_timeout, 5.0),
             name=f"cliquet-{id(self):x}",
         )
+
+    def widen(self, pool_size: int, pool_timeout: float) -> None:
+        """Grow the pool to ``pool_size`` connections and its timeout to
+        ``pool_timeout`` seconds, if they are larger (one more backend now
+        shares this client)."""
+        if pool_size > self.pool_size:
+            logger.info("PostgreSQL pool of %s grows from %s to %s connections (shared by several backends)",
+                        self.pool.name, self.pool_size, pool_size)
+            self.pool_size = pool_size
+            self.pool.resize(min_size=1, max_size=pool_size)
+        if pool_timeout > self.pool_timeout:
+            self.pool_timeout = self.pool.timeout = pool_timeout
 
     def _open(self) -> None:
         if self._opened:
@@ -366,14 +383,44 @@ class PostgreSQLClient:
             return False
 
 
+#: connection parameters that do not change which database a URL reaches.
+_NOT_IDENTITY = frozenset({"connect_timeout", "application_name", "fallback_application_name",
+                           "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                           "tcp_user_timeout", "target_session_attrs"})
+
+
+def database_key(url: str) -> tuple:
+    """Return what identifies the database ``url`` reaches: its parsed
+    connection parameters (host, port, database name, user, password,
+    options such as ``search_path``…), whatever the URL's spelling
+    (``postgres://`` or ``postgresql://``, parameter order, a key/value DSN)
+    and without the parameters that change nothing about the data
+    (``connect_timeout``, ``application_name``…). Two URLs with the same key
+    are one database: their backends share one client."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        return ("unparsed", url)
+    params.setdefault("port", "5432")
+    return tuple(sorted((k, str(v)) for k, v in params.items() if k not in _NOT_IDENTITY))
+
+
 def get_client(url: str, pool_size: int = 10, pool_timeout: float = 30.0) -> PostgreSQLClient:
-    """Return the shared :class:`PostgreSQLClient` for this URL and pool
-    settings, creating it on first use."""
-    key = (url, pool_size, pool_timeout)
+    """Return the shared :class:`PostgreSQLClient` of the database ``url``
+    reaches (see :func:`database_key`), creating it on first use.
+
+    Every backend on one database gets the same client, hence one pool and
+    one transaction per request, whatever pool settings each asked for: the
+    pool grows to the largest ``pool_size`` asked and waits the longest
+    ``pool_timeout`` asked.
+    """
+    key = database_key(url)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
             client = _CLIENTS[key] = PostgreSQLClient(url, pool_size, pool_timeout)
+        else:
+            client.widen(pool_size, pool_timeout)
         return client
 
 

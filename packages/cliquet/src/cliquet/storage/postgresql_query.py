@@ -1,6 +1,7 @@
 """SQL for filters, sorting and keyset pagination over JSONB records.
 
-Field names go into the SQL text as quoted literals (never as parameters) so
+Field names go into the SQL text as escape-string literals (never as
+parameters; see :func:`quote_literal`) so
 that the planner can match expression indexes such as
 ``((data -> 'title'))``; values always travel as parameters. The text of a
 query depends only on the *shape* of the request (fields, operators, value
@@ -58,11 +59,23 @@ def jsonb(value: Any) -> Jsonb:
 
 
 def quote_literal(text: str) -> str:
-    """Quote ``text`` as an SQL string literal (standard_conforming_strings),
-    with ``%`` doubled for psycopg's placeholders."""
+    """Quote ``text`` as an SQL string literal, with ``%`` doubled for
+    psycopg's placeholders.
+
+    The literal means the same text whatever the server's
+    ``standard_conforming_strings`` (a server, database or role may turn it
+    ``off``, and then a backslash in a plain ``'...'`` literal is an escape:
+    a syntax error at best, SQL injection at worst). Text with a backslash
+    becomes an escape string (``E'...'``, backslashes doubled), which reads
+    the same in both modes; text without one stays a plain literal, which
+    also does — and keeps the SQL, hence the names of the field indexes,
+    unchanged."""
     if "\x00" in text:
         raise ValueError("field names cannot contain NUL characters")
-    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
+    quoted = text.replace("'", "''").replace("%", "%%")
+    if "\\" in text:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"
 
 
 class Column:

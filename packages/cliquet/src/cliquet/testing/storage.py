@@ -18,7 +18,10 @@ give each pytest-xdist worker its own database or schema.
 
 Capabilities (the ``capabilities`` fixture): ``"transactions"`` — nested
 :meth:`~cliquet.storage.StorageBase.transaction` blocks undo their writes on
-an exception.
+an exception; ``"isolation"`` and ``"shared"`` — no lost update, one winner
+per race, between threads and between processes (see
+:mod:`cliquet.testing.storage_races`, which also lists the optional fixtures
+of those tests).
 
 Semantics encoded here, beyond the docstrings of
 :class:`~cliquet.storage.StorageBase` (the query rules — filters, sorting,
@@ -50,6 +53,7 @@ import pytest
 from cliquet.storage import COMPARISON, Filter, StorageBase
 from cliquet.storage.exceptions import RecordNotFoundError, UnicityError
 from cliquet.testing.storage_queries import StorageQueryContract
+from cliquet.testing.storage_races import StorageRaceContract
 
 
 class _Rollback(Exception):
@@ -60,11 +64,11 @@ def _ids(records):
     return sorted(r["id"] for r in records)
 
 
-class StorageContract(StorageQueryContract):
+class StorageContract(StorageQueryContract, StorageRaceContract):
     """Tests every :class:`~cliquet.storage.StorageBase` must pass."""
 
     base_class = StorageBase
-    all_capabilities = frozenset({"transactions"})
+    all_capabilities = frozenset({"transactions", "isolation", "shared"})
     inherited_allowed = frozenset({"transaction"})
 
     def failing_calls(self):
