@@ -7,15 +7,23 @@ checks and listings, and per principal (``principal → permission →
 objects``) so that :meth:`Permission.get_accessible_objects` costs the size
 of its answer, not the size of the store. Thread-safe (one lock); every
 returned set is a copy.
+
+With the memory storage, :meth:`Permission.join_transactions` makes this
+backend part of the storage's transactions: it shares the storage's
+:class:`~cliquet.storage.memory.Isolation` (its lock and its undo journal),
+so the ACEs and user principals written inside ``storage.transaction()``
+are seen by no other thread before the transaction ends, and are undone
+with the records when it fails. With any other storage its writes apply at
+once.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Iterable
 
 from cliquet.permission import PermissionBase
+from cliquet.storage.memory import Isolation, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +32,47 @@ class Permission(PermissionBase):
     """A :class:`~cliquet.permission.PermissionBase` in dicts of sets."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        #: replaced by the storage's when joined (:meth:`join_transactions`).
+        self.isolation = Isolation()
+        self._lock = self.isolation.lock
+        self._generation = 0
         self._objects: dict[str, dict[str, set[str]]] = {}
         self._by_principal: dict[str, dict[str, set[str]]] = {}
         self._user_principals: dict[str, set[str]] = {}
+
+    @property
+    def generation(self) -> int:
+        """A number that changes with every change of an ACE (a grant, a
+        revocation, their undoing, a flush) and is never reused: what the
+        memory storage keys its cached read checks on."""
+        return self._generation
+
+    def join_transactions(self, storage) -> bool:
+        """Join the transactions of a memory :class:`~cliquet.storage.memory.Storage`
+        (share its lock and journal) and return ``True``; ``False`` for any
+        other storage. See :meth:`PermissionBase.join_transactions`."""
+        if not isinstance(storage, Storage):
+            return False
+        with self._lock:
+            self.isolation = storage.isolation
+            self._lock = storage.isolation.lock
+        return True
+
+    def undo(self, changes: list) -> None:
+        """Undo journaled changes (given oldest first), newest first."""
+        with self._lock:
+            for kind, key, permission, value in reversed(changes):
+                if kind == "grant":
+                    self._revoke(key, permission, value, None)
+                elif kind == "revoke":
+                    self._grant(key, permission, value, None)
+                elif kind == "add_user":
+                    principals = self._user_principals[key]
+                    principals.discard(value)
+                    if not principals:
+                        del self._user_principals[key]
+                else:  # remove_user
+                    self._user_principals.setdefault(key, set()).add(value)
 
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Nothing to create in memory."""
@@ -41,6 +86,7 @@ class Permission(PermissionBase):
             self._objects = {}
             self._by_principal = {}
             self._user_principals = {}
+            self._generation += 1
 
     def heartbeat(self) -> bool:
         """Return ``True`` when the lock can be taken."""
@@ -54,17 +100,25 @@ class Permission(PermissionBase):
 
     def add_user_principal(self, user_id: str, principal: str) -> None:
         """See :meth:`PermissionBase.add_user_principal`."""
+        journal = self.isolation.journal()
         with self._lock:
-            self._user_principals.setdefault(user_id, set()).add(principal)
+            principals = self._user_principals.setdefault(user_id, set())
+            if principal not in principals:
+                principals.add(principal)
+                if journal is not None:
+                    journal.append((self, ("add_user", user_id, None, principal)))
 
     def remove_user_principal(self, user_id: str, principal: str) -> None:
         """See :meth:`PermissionBase.remove_user_principal`."""
+        journal = self.isolation.journal()
         with self._lock:
             principals = self._user_principals.get(user_id)
-            if principals is not None:
+            if principals is not None and principal in principals:
                 principals.discard(principal)
                 if not principals:
                     del self._user_principals[user_id]
+                if journal is not None:
+                    journal.append((self, ("remove_user", user_id, None, principal)))
 
     def get_user_principals(self, user_id: str) -> set[str]:
         """See :meth:`PermissionBase.get_user_principals`."""
@@ -73,15 +127,24 @@ class Permission(PermissionBase):
 
     # -- ACEs (helpers called with the lock held) -------------------------------
 
-    def _grant(self, object_id, permission, principal):
-        self._objects.setdefault(object_id, {}).setdefault(permission, set()).add(principal)
+    def _grant(self, object_id, permission, principal, journal):
+        principals = self._objects.setdefault(object_id, {}).setdefault(permission, set())
+        if principal in principals:
+            return
+        principals.add(principal)
         self._by_principal.setdefault(principal, {}).setdefault(permission, set()).add(object_id)
+        self._generation += 1
+        if journal is not None:
+            journal.append((self, ("grant", object_id, permission, principal)))
 
-    def _revoke(self, object_id, permission, principal):
+    def _revoke(self, object_id, permission, principal, journal):
         aces = self._objects.get(object_id)
         principals = aces.get(permission) if aces else None
         if principals is None or principal not in principals:
             return
+        self._generation += 1
+        if journal is not None:
+            journal.append((self, ("revoke", object_id, permission, principal)))
         principals.discard(principal)
         if not principals:
             del aces[permission]
@@ -104,13 +167,15 @@ class Permission(PermissionBase):
 
     def add_principal_to_ace(self, object_id: str, permission: str, principal: str) -> None:
         """See :meth:`PermissionBase.add_principal_to_ace`."""
+        journal = self.isolation.journal()
         with self._lock:
-            self._grant(object_id, permission, principal)
+            self._grant(object_id, permission, principal, journal)
 
     def remove_principal_from_ace(self, object_id: str, permission: str, principal: str) -> None:
         """See :meth:`PermissionBase.remove_principal_from_ace`."""
+        journal = self.isolation.journal()
         with self._lock:
-            self._revoke(object_id, permission, principal)
+            self._revoke(object_id, permission, principal, journal)
 
     def get_object_permission_principals(self, object_id: str, permission: str) -> set[str]:
         """See :meth:`PermissionBase.get_object_permission_principals`."""
@@ -127,22 +192,24 @@ class Permission(PermissionBase):
     def replace_object_permissions(self, object_id: str, permissions):
         """See :meth:`PermissionBase.replace_object_permissions`."""
         wanted = {permission: set(principals) for permission, principals in permissions.items()}
+        journal = self.isolation.journal()
         with self._lock:
             for permission, principals in wanted.items():
                 current = set(self._objects.get(object_id, {}).get(permission, ()))
                 for principal in current - principals:
-                    self._revoke(object_id, permission, principal)
+                    self._revoke(object_id, permission, principal, journal)
                 for principal in principals - current:
-                    self._grant(object_id, permission, principal)
+                    self._grant(object_id, permission, principal, journal)
             return self._permissions_of(object_id)
 
     def delete_object_permissions(self, *object_ids: str) -> None:
         """See :meth:`PermissionBase.delete_object_permissions`."""
+        journal = self.isolation.journal()
         with self._lock:
             for object_id in object_ids:
                 for permission, principals in list(self._objects.get(object_id, {}).items()):
                     for principal in list(principals):
-                        self._revoke(object_id, permission, principal)
+                        self._revoke(object_id, permission, principal, journal)
 
     def check_permission(self, object_id: str, permission: str, principals: Iterable[str]) -> bool:
         """See :meth:`PermissionBase.check_permission`."""

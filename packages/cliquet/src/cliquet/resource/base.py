@@ -361,6 +361,7 @@ class UserResource:
         with ``Content-Type: application/merge-patch+json``)."""
         self._check_writable()
         http.check_accept(self.request)
+        behavior = self._response_behavior()  # refused before anything is written
         record_id = self._record_id()
         data = self._body_data(required=False)
         existing = self._get_or_none(record_id)
@@ -386,9 +387,6 @@ class UserResource:
             stored = self.model.update_record(record_id, record)
             self.after_write(stored, existing, replace=False)
             self._changed(ACTIONS.UPDATE, stored, old=existing)
-        behavior = self.request.headers.get("Response-Behavior", "full").lower()
-        if behavior not in _RESPONSE_BEHAVIORS:
-            raise_invalid("header", "Response-Behavior", f"Must be one of {', '.join(_RESPONSE_BEHAVIORS)}")
         body = self.record_body(stored)
         if behavior == "light":
             light = {k: stored[k] for k in data if k in stored}
@@ -398,6 +396,13 @@ class UserResource:
             body["data"] = {k: v for k, v in stored.items() if existing.get(k, _MISSING) != v}
         return json_response(self.request, body,
                              headers={"ETag": f'"{stored[self.model.modified_field]}"'})
+
+    def _response_behavior(self):
+        """The ``Response-Behavior`` header, lowercased (400 if unknown)."""
+        behavior = self.request.headers.get("Response-Behavior", "full").lower()
+        if behavior not in _RESPONSE_BEHAVIORS:
+            raise_invalid("header", "Response-Behavior", f"Must be one of {', '.join(_RESPONSE_BEHAVIORS)}")
+        return behavior
 
     def delete(self):
         """Delete the record and return its tombstone."""

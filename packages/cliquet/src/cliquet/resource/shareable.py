@@ -140,33 +140,31 @@ class ShareableResource(UserResource):
 
     def list_filters(self, permission="read"):
         """Restrict to the records the caller may read (or write): an ``IN``
-        filter whose value is an :class:`~cliquet.storage.AccessibleIds`,
-        keyed by the collection timestamp (every permission change is a
-        record write), so that it is computed once per change and backends
-        may turn it into a join."""
+        filter whose value is an :class:`~cliquet.storage.AccessibleIds`, so
+        that backends may turn it into a join.
+
+        Nothing is cached across requests here: a per-process cache keyed
+        by the collection timestamp served revoked readers (the record
+        write moves the timestamp before the permissions change, and a
+        rolled-back write may leave a timestamp that is used again). The
+        ids are loaded at most once per list, when the storage needs them;
+        the memory storage caches its read checks on a version the memory
+        permission backend keeps itself."""
         if self._has_collection(permission) or (permission == "read" and self._has_collection("write")):
             return []
         wanted = ("read", "write") if permission == "read" else ("write",)
         prefix = f"{self.collection_path}/"
         principals = self._principals()
-        version = (self.model.collection_id, self.model.timestamp())
-        cache = self.registry.__dict__.setdefault("cliquet_accessible_ids", {})
-        key = (tuple(principals), wanted, prefix, version)
-        accessible = cache.get(key)
-        if accessible is None:
-            permission_backend = self.registry.permission
+        permission_backend = self.registry.permission
 
-            def load():
-                ids = set()
-                for perm in wanted:
-                    uris = permission_backend.get_accessible_objects(principals, perm, prefix=prefix)
-                    ids.update(uri[len(prefix):] for uri in uris)
-                return ids
+        def load():
+            ids = set()
+            for perm in wanted:
+                uris = permission_backend.get_accessible_objects(principals, perm, prefix=prefix)
+                ids.update(uri[len(prefix):] for uri in uris)
+            return ids
 
-            accessible = AccessibleIds(principals, wanted, prefix, version, load, source=permission_backend)
-            if len(cache) >= 256:
-                cache.pop(next(iter(cache)))
-            cache[key] = accessible
+        accessible = AccessibleIds(principals, wanted, prefix, loader=load, source=permission_backend)
         return [Filter(self.model.id_field, accessible, COMPARISON.IN)]
 
     def permissions_changed(self, existing):

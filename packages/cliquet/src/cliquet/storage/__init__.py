@@ -76,24 +76,34 @@ class AccessibleIds(collections.abc.Set):
     ``loader``), or translate it into their own query when they keep the
     permissions themselves (PostgreSQL joins its ACE table: the read check
     then happens inside the record query). It is hashable by ``key`` —
-    principals, permissions, object id prefix and a version that changes
-    whenever the permissions may have — so query caches can key on it cheaply.
+    principals, permissions, object id prefix and ``version`` — so query
+    caches can key on it cheaply.
+
+    Only a caller that knows a version which changes with *every* change of
+    the permissions it reads (committed or undone, never reused) should
+    give one: a collection timestamp is not one (it moves before the
+    permissions written with a record, and a permission may change without
+    a record write). Without a version (``None``, the default) two instances
+    are never equal, so no cache can serve a stale read check; a backend
+    that can version the permissions itself (the memory storage with the
+    memory permission backend joined to it) keys its caches on that
+    instead.
 
     :param principals: the caller's principals.
     :param permissions: any of these grants access (``("read", "write")``).
     :param prefix: object ids are ``prefix + record id``.
-    :param version: e.g. the collection timestamp.
+    :param version: see above; ``None`` for "unique to this instance".
     :param loader: returns the accessible record ids.
     :param source: the permission backend the ids come from (a backend that
         shares its database may query it directly instead of loading them).
     """
 
-    def __init__(self, principals, permissions, prefix, version, loader, source=None):
+    def __init__(self, principals, permissions, prefix, version=None, loader=None, source=None):
         self.source = source
         self.principals = tuple(principals)
         self.permissions = tuple(permissions)
         self.prefix = prefix
-        self.key = (self.principals, self.permissions, prefix, version)
+        self.key = (self.principals, self.permissions, prefix, object() if version is None else version)
         self._loader = loader
         self._ids = None
 

@@ -13,20 +13,36 @@ How it stays fast at any size:
   kept the same way.
 * A small LRU *query cache* keeps, per collection version, filters, sorting
   and ``include_deleted``, the sorted list of matching records and their
-  count. Every write gives the collection a new version, so an entry is
-  never stale; repeated pages, counts and polls cost O(page size), and
-  ``after`` positions are found by binary search.
+  count. Every write (and every undo) gives the collection a new version, so
+  an entry is never stale; repeated pages, counts and polls cost O(page
+  size), and ``after`` positions are found by binary search. A read check
+  (an :class:`~cliquet.storage.AccessibleIds` filter) is cached only when it
+  comes from the memory permission backend joined to this storage, keyed by
+  that backend's :attr:`~cliquet.permission.memory.Permission.generation`.
 * Stored records are never mutated in place; callers get deep copies (and
   their input is copied), so they may modify what they pass or receive.
 
-One lock guards every structure: the backend is thread-safe.
+**Transactions are isolated**: the outermost :meth:`Storage.transaction`
+of a thread holds one re-entrant lock, the :class:`Isolation` of the
+backend, until it ends; every call made outside a transaction takes the
+same lock for its own duration. So a transaction never sees another one's
+writes before they commit, nor is seen before it commits: transactions are
+serializable (they run one after the other), ``If-Match`` checked inside a
+request's transaction holds until its write, and no update can be lost —
+which is why this backend never needs to raise
+:class:`~cliquet.storage.exceptions.ConflictError`. The memory permission
+backend joins the same :class:`Isolation`
+(:meth:`~cliquet.permission.memory.Permission.join_transactions`): its
+writes are journaled with the records and undone with them.
 
-**Transactions**: :meth:`Storage.transaction` keeps an undo journal per
-thread. An exception leaving a (nested) transaction block undoes the writes
-made inside it by that thread; a successful inner block hands its journal
-to the enclosing one. There is no isolation: other threads see the writes
-immediately (and a rollback restores the records this thread touched, even
-if another thread wrote them in between).
+Inside, an undo journal per thread records every write. An exception
+leaving a (nested) transaction block undoes the writes made inside it; a
+successful inner block hands its journal to the enclosing one.
+
+The cost: requests that use the memory backends run one at a time in the
+process (the interpreter's lock already runs their Python code one thread at
+a time), and a thread must not wait, while it is inside a transaction, for
+another thread that uses these backends (that would deadlock).
 """
 
 from __future__ import annotations
@@ -41,7 +57,7 @@ from collections import OrderedDict
 
 import orjson
 
-from cliquet.storage import COMPARISON, Sort, StorageBase
+from cliquet.storage import COMPARISON, AccessibleIds, Sort, StorageBase
 from cliquet.storage import query as q
 from cliquet.storage.exceptions import RecordNotFoundError, UnicityError
 
@@ -57,6 +73,65 @@ def _clone(value):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class Isolation:
+    """What memory backends share to form one atomic, isolated unit.
+
+    :attr lock: a re-entrant lock. The outermost transaction of a thread
+        holds it from start to end; a backend call takes it for its own
+        duration (re-entering it inside a transaction).
+
+    Each thread has a stack of undo journals, one per open transaction
+    block. A journal entry is ``(owner, change)``: undoing a journal calls
+    ``owner.undo(changes)`` once per owner (with the changes oldest first),
+    so that a storage and the permission backend joined to it undo together.
+    """
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self._local = threading.local()
+
+    def _stack(self) -> list:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def journal(self) -> list | None:
+        """The journal of this thread's innermost transaction block (``None`` outside one)."""
+        stack = getattr(self._local, "stack", None)
+        return stack[-1] if stack else None
+
+    def active(self) -> bool:
+        """Whether this thread is inside a transaction."""
+        return bool(getattr(self._local, "stack", None))
+
+    @contextlib.contextmanager
+    def block(self):
+        """One transaction block (the caller holds :attr:`lock`): undone if
+        it raises, else handed to the enclosing block."""
+        stack = self._stack()
+        journal: list = []
+        stack.append(journal)
+        try:
+            yield
+        except BaseException:
+            stack.pop()
+            self.undo(journal)
+            raise
+        stack.pop()
+        if stack:
+            stack[-1].extend(journal)
+
+    @staticmethod
+    def undo(journal: list) -> None:
+        """Undo the changes of ``journal``, owner by owner."""
+        by_owner: dict = {}
+        for owner, change in journal:
+            by_owner.setdefault(id(owner), (owner, []))[1].append(change)
+        for owner, changes in by_owner.values():
+            owner.undo(changes)
 
 
 class _Bucket:
@@ -87,7 +162,9 @@ class Storage(StorageBase):
         self._cache_records = 0
         self._cache_size = query_cache_size
         self._cache_max_records = query_cache_records
-        self._local = threading.local()
+        #: shared with the memory permission backend that joins this storage.
+        self.isolation = Isolation()
+        self._lock = self.isolation.lock
 
     # -- administration ----------------------------------------------------
 
@@ -115,31 +192,28 @@ class Storage(StorageBase):
     # -- transactions ------------------------------------------------------
 
     def _journal(self):
-        stack = getattr(self._local, "stack", None)
-        return stack[-1] if stack else None
+        return self.isolation.journal()
 
     @contextlib.contextmanager
     def transaction(self):
-        """Undo this thread's writes of the block if it raises (see module doc)."""
-        stack = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        journal: list = []
-        stack.append(journal)
-        try:
-            yield
-        except BaseException:
-            stack.pop()
-            self._rollback(journal)
-            raise
-        stack.pop()
-        if stack:
-            stack[-1].extend(journal)
+        """Run the block as one isolated unit, undone if it raises (see module doc).
 
-    def _rollback(self, journal: list) -> None:
+        The outermost block of a thread holds the lock of :attr:`isolation`
+        until it ends; nested blocks are savepoints.
+        """
+        if self.isolation.active():
+            with self.isolation.block():
+                yield
+            return
+        with self._lock:
+            with self.isolation.block():
+                yield
+
+    def undo(self, changes: list) -> None:
+        """Undo journaled record, tombstone and timestamp changes (newest last)."""
         with self._lock:
             touched = {}
-            for bucket, kind, object_id, old in reversed(journal):
+            for bucket, kind, object_id, old in reversed(changes):
                 touched[id(bucket)] = bucket
                 if kind == "ts":
                     bucket.timestamp = old
@@ -175,7 +249,7 @@ class Storage(StorageBase):
         """Give the bucket a new timestamp and version; return the timestamp."""
         previous = bucket.timestamp
         if journal is not None:
-            journal.append((bucket, "ts", None, previous))
+            journal.append((self, (bucket, "ts", None, previous)))
         if type(specified) is int and (previous is None or specified > previous):
             current = specified
         else:
@@ -197,8 +271,8 @@ class Storage(StorageBase):
         if with_deleted:
             bucket.tombstones[object_id] = tombstone
         if journal is not None:
-            journal.append((bucket, "r", object_id, old))
-            journal.append((bucket, "t", object_id, previous_tombstone))
+            journal.append((self, (bucket, "r", object_id, old)))
+            journal.append((self, (bucket, "t", object_id, previous_tombstone)))
         return tombstone
 
     # -- records -------------------------------------------------------------
@@ -228,8 +302,8 @@ class Storage(StorageBase):
             tombstone = bucket.tombstones.pop(object_id, None)
             bucket.records[object_id] = stored
             if journal is not None:
-                journal.append((bucket, "r", object_id, None))
-                journal.append((bucket, "t", object_id, tombstone))
+                journal.append((self, (bucket, "r", object_id, None)))
+                journal.append((self, (bucket, "t", object_id, tombstone)))
         return _clone(stored)
 
     def get(self, collection_id, parent_id, object_id) -> dict:
@@ -253,8 +327,8 @@ class Storage(StorageBase):
             tombstone = bucket.tombstones.pop(object_id, None)
             bucket.records[object_id] = stored
             if journal is not None:
-                journal.append((bucket, "r", object_id, old))
-                journal.append((bucket, "t", object_id, tombstone))
+                journal.append((self, (bucket, "r", object_id, old)))
+                journal.append((self, (bucket, "t", object_id, tombstone)))
         return _clone(stored)
 
     def delete(self, collection_id, parent_id, object_id, with_deleted=True, last_modified=None) -> dict:
@@ -303,7 +377,7 @@ class Storage(StorageBase):
                 for object_id in doomed:
                     old = bucket.tombstones.pop(object_id)
                     if journal is not None:
-                        journal.append((bucket, "t", object_id, old))
+                        journal.append((self, (bucket, "t", object_id, old)))
                 if doomed:
                     bucket.version = next(self._versions)
                     removed += len(doomed)
@@ -334,7 +408,7 @@ class Storage(StorageBase):
                 return [], 0
             try:
                 key = (collection_id, parent_id, bucket.version, include_deleted,
-                       tuple((f.field, f.operator, q.freeze(f.value)) for f in filters),
+                       tuple((f.field, f.operator, self._frozen_value(f.value)) for f in filters),
                        tuple((s.field, s.direction) for s in sorting))
                 hash(key)
             except TypeError:
@@ -352,6 +426,21 @@ class Storage(StorageBase):
                 start = q.position_after(records, position, sorting)
             page = records[start:] if limit is None else records[start:start + max(limit, 0)]
         return _clone(page), total
+
+    def _frozen_value(self, value):
+        """The query-cache key of a filter value (``TypeError``: not cacheable).
+
+        A read check is cacheable only when it comes from the permission
+        backend joined to this storage: its generation then changes with
+        every ACE change, committed or undone (a record write does not
+        always come with one, and the caller's ``version`` is not trusted).
+        """
+        if isinstance(value, AccessibleIds):
+            source = value.source
+            if getattr(source, "isolation", None) is not self.isolation:
+                raise TypeError("a read check from an unjoined permission backend")
+            return ("acl", value.principals, value.permissions, value.prefix, source.generation)
+        return q.freeze(value)
 
     def _remember(self, key, entry) -> None:
         self._cache[key] = entry

@@ -1,0 +1,301 @@
+"""One atomic, isolated boundary per request, through the WSGI app.
+
+A request's writes — records, permissions, timestamps — all happen or none
+do, and concurrent requests never see or undo each other's partial work.
+Every test runs on the memory backends and, with the same assertions, on
+Redis and PostgreSQL against their real servers.
+"""
+
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+import pytest
+import webtest
+
+from cliquet.storage.exceptions import BackendError
+from cliquet.testing.app import SharedArticle, basic_auth, make_app
+from cliquet.testing.plugin import require_module
+
+URL = "/v1/articles"
+ALICE, BOB = basic_auth("alice"), basic_auth("bob")
+STORAGE_WRITES = ("create", "update", "delete", "delete_all")
+PERMISSION_WRITES = ("add_principal_to_ace", "remove_principal_from_ace", "replace_object_permissions",
+                     "delete_object_permissions", "add_user_principal", "remove_user_principal")
+
+
+def _redis_settings(request, prefix):
+    url = request.getfixturevalue("redis_url")
+    yield {"storage_backend": "cliquet.storage.redis", "storage_url": url, "storage_prefix": f"{prefix}s:",
+           "permission_backend": "cliquet.permission.redis", "permission_url": url,
+           "permission_prefix": f"{prefix}p:"}
+
+
+def _postgresql_settings(request, prefix):
+    psycopg = require_module("psycopg", "the `postgresql` extra is not installed")
+    url = request.getfixturevalue("postgresql_url")
+    schema = prefix.rstrip("_:")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    scoped = f"{url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+    try:
+        yield {"storage_backend": "cliquet.storage.postgresql", "storage_url": scoped,
+               "permission_backend": "cliquet.permission.postgresql", "permission_url": scoped}
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=[
+    "memory",
+    pytest.param("redis", marks=pytest.mark.services),
+    pytest.param("postgresql", marks=pytest.mark.services),
+])
+def app(request, cliquet_worker_prefix):
+    """A shareable-articles app on the backends of the parameter (each test
+    gets its own keys or schema)."""
+    prefix = f"{cliquet_worker_prefix}atom{uuid.uuid4().hex[:8]}_"
+    if request.param == "memory":
+        settings = iter([{}])
+    elif request.param == "redis":
+        settings = _redis_settings(request, prefix)
+    else:
+        settings = _postgresql_settings(request, prefix)
+    app = make_app(next(settings), resources=(SharedArticle,))
+    registry = app.app.registry
+    registry.storage.initialize_schema()
+    registry.permission.initialize_schema()
+    try:
+        yield app
+    finally:
+        if request.param == "redis":
+            registry.storage.flush()
+            registry.permission.flush()
+        next(settings, None)
+
+
+def userid(app, headers):
+    return app.get("/v1/", headers=headers).json["user"]["id"]
+
+
+def record_url(record_id):
+    return f"{URL}/{record_id}"
+
+
+def snapshot(app, record_id):
+    """Everything a request on the record may have changed: the record, its
+    ACL, the collection's ETag and what bob may do."""
+    registry = app.app.registry
+    uri = f"/articles/{record_id}"
+    resp = app.get(record_url(record_id), headers=ALICE, expect_errors=True)
+    return {
+        "record": (resp.status_int, resp.json.get("data")),
+        "acl": registry.permission.get_object_permissions(uri),
+        "etag": app.get(URL, headers=ALICE).headers["ETag"],
+        "bob reads": app.get(record_url(record_id), headers=BOB, expect_errors=True).status_int,
+    }
+
+
+def test_an_invalid_response_behavior_writes_nothing(app):
+    record = app.post_json(URL, {"data": {"title": "mine"}}, headers=ALICE).json["data"]
+    before = snapshot(app, record["id"])
+    resp = app.patch_json(record_url(record["id"]),
+                          {"data": {"title": "shared"}, "permissions": {"write": [userid(app, BOB)]}},
+                          headers={**ALICE, "Response-Behavior": "everything"}, status=400)
+    assert resp.json["errno"] == 107
+    assert resp.json["details"][0]["name"] == "Response-Behavior"
+    assert snapshot(app, record["id"]) == before
+    app.patch_json(record_url(record["id"]), {"data": {"title": "bob's"}}, headers=BOB, status=403)
+
+
+class _InjectedFailure(BackendError):
+    """Raised by the wrapped backend right after the write it was told to fail after."""
+
+
+def _fail_after_write(monkeypatch, registry, k):
+    """Make the k-th backend write of the next requests (storage or
+    permission) happen, then raise; return the list of writes seen."""
+    seen = []
+
+    def wrap(backend, name):
+        real = getattr(backend, name)
+
+        def write(*args, **kwargs):
+            result = real(*args, **kwargs)
+            seen.append(name)
+            if len(seen) == k:
+                raise _InjectedFailure(message=f"injected after write {k} ({name})")
+            return result
+
+        monkeypatch.setattr(backend, name, write)
+
+    for name in STORAGE_WRITES:
+        wrap(registry.storage, name)
+    for name in PERMISSION_WRITES:
+        wrap(registry.permission, name)
+    return seen
+
+
+REQUESTS = {
+    "patch sharing": lambda app, rid, bob: app.patch_json(
+        record_url(rid), {"data": {"title": "shared"}, "permissions": {"write": [bob]}},
+        headers=ALICE, expect_errors=True),
+    "put sharing": lambda app, rid, bob: app.put_json(
+        record_url(rid), {"data": {"title": "replaced"}, "permissions": {"read": [bob]}},
+        headers=ALICE, expect_errors=True),
+    "delete": lambda app, rid, bob: app.delete(record_url(rid), headers=ALICE, expect_errors=True),
+    "batch": lambda app, rid, bob: app.post_json("/v1/batch", {"requests": [
+        {"method": "PATCH", "path": record_url(rid),
+         "body": {"data": {"title": "batched"}, "permissions": {"read": [bob]}}},
+    ]}, headers=ALICE, expect_errors=True),
+}
+
+
+def _status(kind, resp):
+    """The status of the request (of the only sub-request, for a batch)."""
+    return resp.json["responses"][0]["status"] if kind == "batch" and resp.status_int == 200 else resp.status_int
+
+
+@pytest.mark.parametrize("kind", sorted(REQUESTS))
+def test_a_request_failing_after_any_of_its_writes_leaves_no_trace(app, monkeypatch, kind):
+    """Fail the request right after its 1st write, then its 2nd, …: each
+    time, nothing it wrote remains (record, ACL, timestamp, other records)."""
+    registry = app.app.registry
+    bob = userid(app, BOB)
+    record = app.post_json(URL, {"data": {"title": "mine"}}, headers=ALICE).json["data"]
+    before = snapshot(app, record["id"])
+    listed = app.get(URL, headers=ALICE).json["data"]
+    k = 1
+    while True:
+        with monkeypatch.context() as patch:
+            seen = _fail_after_write(patch, registry, k)
+            resp = REQUESTS[kind](app, record["id"], bob)
+        if len(seen) < k:  # the request made fewer than k writes: it succeeded
+            assert _status(kind, resp) == 200, resp.text
+            break
+        assert _status(kind, resp) == 503, resp.text
+        assert snapshot(app, record["id"]) == before, f"after write {k} ({seen[-1]})"
+        assert app.get(URL, headers=ALICE).json["data"] == listed
+        for permission in ("read", "write"):
+            assert registry.permission.get_accessible_objects([bob], permission, prefix="/articles/") == set()
+        k += 1
+    assert k > 1
+
+
+@pytest.fixture
+def fast_switching():
+    """Switch threads as often as possible, so that races show up."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def test_racing_if_match_has_exactly_one_winner(app, fast_switching):
+    threads_count, rounds = 8, 30
+    wsgi = app.app
+    record = app.post_json(URL, {"data": {"title": "start"}}, headers=ALICE).json
+    etag = f'"{record["data"]["last_modified"]}"'
+    for round_ in range(rounds):
+        barrier = threading.Barrier(threads_count)
+        statuses = {}
+
+        def patch(n):
+            client = webtest.TestApp(wsgi)
+            barrier.wait()
+            resp = client.patch_json(record_url(record["data"]["id"]), {"data": {"title": f"r{round_}t{n}"}},
+                                     headers={**ALICE, "If-Match": etag}, expect_errors=True)
+            statuses[n] = (resp.status_int, resp.headers.get("ETag"))
+
+        threads = [threading.Thread(target=patch, args=(n,)) for n in range(threads_count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        winners = [n for n, (status, _) in statuses.items() if status == 200]
+        assert len(statuses) == threads_count
+        assert len(winners) == 1, f"round {round_}: {sorted(statuses.values())}"
+        assert sorted(s for s, _ in statuses.values()) == [200] + [412] * (threads_count - 1)
+        stored = app.get(record_url(record["data"]["id"]), headers=ALICE)
+        assert stored.json["data"]["title"] == f"r{round_}t{winners[0]}"
+        etag = statuses[winners[0]][1]
+        assert stored.headers["ETag"] == etag
+
+
+def _listed(app, headers, query=""):
+    return {r["id"] for r in app.get(f"{URL}{query}", headers=headers).json["data"]}
+
+
+def test_a_revocation_is_seen_by_the_very_next_list_get_and_since(app, monkeypatch):
+    """bob's read on X is revoked and granted again while another client
+    writes and bob lists without pause; the permission backend is slow to
+    write X's ACL (the window where a list saw the new collection timestamp
+    with the old ACL, and cached it)."""
+    registry = app.app.registry
+    wsgi = app.app
+    bob = userid(app, BOB)
+    target = app.post_json(URL, {"data": {"title": "x"}, "permissions": {"read": [bob]}}, headers=ALICE).json
+    other = app.post_json(URL, {"data": {"title": "y"}, "permissions": {"read": [bob]}}, headers=ALICE).json
+    x, y = target["data"]["id"], other["data"]["id"]
+    start = target["data"]["last_modified"] - 1
+    real = registry.permission.replace_object_permissions
+
+    def slow(object_id, permissions):
+        if object_id.endswith(x):
+            time.sleep(0.02)
+        return real(object_id, permissions)
+
+    monkeypatch.setattr(registry.permission, "replace_object_permissions", slow)
+    stop = threading.Event()
+    errors = []
+
+    def loop(action):
+        client = webtest.TestApp(wsgi)
+        n = 0
+        try:
+            while not stop.is_set():
+                n += 1
+                action(client, n)
+        except Exception as exc:  # reported by the main thread
+            errors.append(exc)
+
+    def write(client, n):
+        client.patch_json(record_url(y), {"data": {"title": f"y{n}"}}, headers=ALICE)
+        time.sleep(0.003)
+
+    def read(client, n):
+        client.get(URL, headers=BOB)
+        client.get(f"{URL}?_since={start}", headers=BOB)
+
+    threads = [threading.Thread(target=loop, args=(action,)) for action in (write, read)]
+    for thread in threads:
+        thread.start()
+    try:
+        for round_ in range(15):
+            app.patch_json(record_url(x), {"permissions": {"read": []}}, headers=ALICE)
+            assert x not in _listed(app, BOB), f"round {round_}: list"
+            assert x not in _listed(app, BOB, f"?_since={start}"), f"round {round_}: _since"
+            app.get(record_url(x), headers=BOB, status=403)
+            app.patch_json(record_url(x), {"permissions": {"read": [bob]}}, headers=ALICE)
+            assert x in _listed(app, BOB), f"round {round_}: list after the grant"
+            app.get(record_url(x), headers=BOB, status=200)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
+
+
+def test_a_permission_changed_without_a_record_write_is_seen_by_lists(app):
+    """The read check of lists is never served from a cache keyed by the
+    collection timestamp (which does not move here)."""
+    registry = app.app.registry
+    bob = userid(app, BOB)
+    record = app.post_json(URL, {"data": {"title": "x"}, "permissions": {"read": [bob]}}, headers=ALICE).json
+    assert _listed(app, BOB) == {record["data"]["id"]}
+    registry.permission.remove_principal_from_ace(f"/articles/{record['data']['id']}", "read", bob)
+    assert _listed(app, BOB) == set()
+    registry.permission.add_principal_to_ace(f"/articles/{record['data']['id']}", "read", bob)
+    assert _listed(app, BOB) == {record["data"]["id"]}
