@@ -16,7 +16,11 @@ CORE_SETTINGS = {
     "project_version": Setting("", as_str, doc="Version shown in the hello view (defaults to the app's)."),
     "project_docs": Setting("", as_str, doc="URL of the project's documentation."),
     "http_api_version": Setting("1.0", as_str, doc="Version of the HTTP API; its major number is the URL prefix."),
-    "http_host": Setting(None, as_str, doc="Public host name, when behind a proxy."),
+    "http_host": Setting(None, as_str, doc="Public host (name[:port]) of every URL the service builds; "
+                                           "when set, the request's Host header is never used."),
+    "http_trusted_hosts": Setting("localhost 127.0.0.1 [::1]", as_list,
+                                  doc="Without http_host: Host headers accepted (and reflected in URLs); "
+                                      ".example.com for a domain and its subdomains, * for any. Others: 400."),
     "http_scheme": Setting(None, as_str, doc="Public scheme (http/https), when behind a proxy."),
     "version_prefix_redirect_enabled": Setting(True, as_bool, doc="Redirect (307) URLs without the /vN prefix."),
     "version_json_path": Setting("version.json", as_str, doc="File served by /__version__."),
@@ -45,6 +49,9 @@ CORE_SETTINGS = {
     "id_generator": Setting("cliquet.resource.ids.UUID4", as_str, doc="Default record id generator."),
     "batch_max_requests": Setting(25, as_int, public=True, doc="Most sub-requests in one batch."),
     "max_request_body_size": Setting(1024 * 1024, as_int, doc="Largest accepted request body, in bytes."),
+    "request_body_timeout": Setting(10.0, as_duration,
+                                    doc="Time a client has to send a whole request body (cliquet serve); "
+                                        "after it, 408."),
     "readonly": Setting(False, as_bool, public=True, doc="Refuse every write."),
     "cors_origins": Setting("*", as_list, doc="Origins allowed by CORS."),
     "cors_max_age_seconds": Setting(3600, as_int, doc="How long browsers may cache a preflight."),

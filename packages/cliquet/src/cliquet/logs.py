@@ -131,19 +131,60 @@ def _timestamp(now: float) -> str:
     return f"{_SECOND[1]}.{int(now * 1000) % 1000:03d}Z"
 
 
+def loggable(text) -> str:
+    """``text`` safe to put in a log line: every character that is not
+    printable (line breaks, other controls, bidirectional overrides, lone
+    surrogates, …) and the backslash become Python-style escapes (``\\n``,
+    ``\\x1b``, ``\\u202e``), so request data can neither add lines to a log
+    nor disguise one. ``None`` stays ``None``."""
+    if text is None:
+        return None
+    text = str(text)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(char if char.isprintable() and char != "\\" else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    code = ord(char)
+    if code < 0x100:
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{code:02x}")
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def render_json(fields: dict) -> str:
-    """One JSON object on one line."""
-    return orjson.dumps(fields).decode()
+    """One JSON object on one line, every character of it printable: the
+    characters JSON may leave raw but that tools read as line breaks or that
+    reorder text (``U+0085``, ``U+2028``, bidirectional overrides, …) are
+    written as ``\\uXXXX`` escapes, which decode to the same values."""
+    line = orjson.dumps(fields).decode()
+    if line.isprintable():
+        return line
+    return "".join(char if char.isprintable() else _json_escape(char) for char in line)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def render_console(fields: dict) -> str:
-    """A readable line: ``12:00:01.042 GET /v1/articles 200 1.8ms user=… id=…``."""
+    """A readable line: ``12:00:01.042 GET /v1/articles 200 1.8ms user=… id=…``.
+
+    Method, path and user id come from the request: they are escaped with
+    :func:`loggable`, so that they cannot start a line of their own.
+    """
     clock = fields["time"][11:23]
-    line = (f"{clock} {fields['method']} {fields['path']} {fields['status']} "
+    line = (f"{clock} {loggable(fields['method'])} {loggable(fields['path'])} {fields['status']} "
             f"{fields['duration_ms']:.1f}ms")
     if "errno" in fields:
         line += f" errno={fields['errno']}"
-    line += f" user={fields['user_id'] or '-'} id={fields['request_id']}"
+    line += f" user={loggable(fields['user_id']) or '-'} id={fields['request_id']}"
     return line
 
 

@@ -14,6 +14,12 @@ nothing unless asked for.
   ``cliquet_backend_duration_seconds{backend, method}``, served in the text
   format at ``/__metrics__`` (needs the ``cliquet[prometheus]`` extra). Each
   application has its own :class:`prometheus_client.CollectorRegistry`.
+  ``cliquet.prometheus_principals`` says who may read it (default: anyone).
+
+Every label (and StatsD key segment) has a bounded set of values, whatever
+clients send: the route *name* (``unmatched`` when no route matched), the
+method among :data:`METHODS` (``other`` for any other), and the status code.
+A client inventing methods or paths therefore adds no series.
 
 Backend calls are timed by wrapping, on the instance, every public method of
 the backend's base class (:class:`~cliquet.storage.StorageBase`,
@@ -34,12 +40,26 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.response import Response
 from pyramid.tweens import INGRESS
 
-from cliquet.settings import Setting, as_bool, as_str, declare_settings
+from cliquet.authentication import EVERYONE
+from cliquet.settings import Setting, as_bool, as_list, as_str, declare_settings
 
 #: methods that are not timed (context managers: timing them means nothing).
 UNTIMED = frozenset({"transaction"})
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 UNMATCHED = "unmatched"
+#: the methods that get a label of their own; any other is counted as ``other``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is one of :data:`METHODS`, else ``"other"``."""
+    return method if method in METHODS else OTHER
+
+
+def status_label(status) -> str:
+    """The status code as a label: three digits, ``other`` if it is not one."""
+    return str(status) if isinstance(status, int) and 100 <= status <= 599 else OTHER
 
 
 def parse_statsd_url(value):
@@ -65,6 +85,9 @@ METRICS_SETTINGS = {
     "statsd_prefix": Setting("cliquet", as_str, doc="Prefix of every StatsD key."),
     "prometheus_enabled": Setting(False, as_bool,
                                   doc="Serve Prometheus metrics at /__metrics__ (needs cliquet[prometheus])."),
+    "prometheus_principals": Setting("system.Everyone", as_list,
+                                     doc="Principals allowed to read /__metrics__ (e.g. the user id of the "
+                                         "scraper's Basic credentials); others get 401/403."),
 }
 
 
@@ -187,7 +210,9 @@ class Metrics:
         self.prometheus = prometheus
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        """One request answered ``status`` in ``seconds``."""
+        """One request answered ``status`` in ``seconds``; ``method`` and
+        ``status`` are bounded here (:func:`method_label`, :func:`status_label`)."""
+        method, status = method_label(method), status_label(status)
         if self.statsd is not None:
             self.statsd.timing(f"request.{metric_key(endpoint)}.{method.lower()}.{status}", seconds * 1000)
         if self.prometheus is not None:
@@ -282,7 +307,13 @@ def metrics_tween_factory(handler, registry):
 
 
 def get_metrics(request):
-    """``GET /__metrics__``: the Prometheus text format."""
+    """``GET /__metrics__``: the Prometheus text format, to the principals of
+    ``cliquet.prometheus_principals`` only (401 or 403 errno 121 to others)."""
+    allowed = request.registry.settings["cliquet.prometheus_principals"]
+    if EVERYONE not in allowed and not set(allowed) & set(request.principals):
+        from pyramid.httpexceptions import HTTPForbidden
+
+        raise HTTPForbidden()
     body, content_type = request.registry.cliquet_metrics.prometheus.render()
     response = Response(body=body)
     response.headers["Content-Type"] = content_type

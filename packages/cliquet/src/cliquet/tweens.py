@@ -1,9 +1,12 @@
 """The protocol tween: what every response of a Cliquet service gets.
 
-One tween, close to the server, handles in order: CORS preflight, the
-version prefix (307 redirect or 404 errno 116), end of service (410 errno
-202), body size limits (411/413), the storage transaction of the request, and
-on the way out CORS, ``Backoff`` and ``Alert`` headers. Keeping this in one
+One tween, close to the server, handles in order: the ``Host`` header
+(the configured public host, or a trusted one: 400 otherwise), CORS
+preflight, a body the server could not read (408/413, see
+:mod:`cliquet.serving`), the version prefix (307 redirect or 404 errno 116),
+end of service (410 errno 202), body size limits (411/413), the storage
+transaction of the request, and on the way out CORS (``Vary: Origin``
+always), ``Backoff`` and ``Alert`` headers. Keeping this in one
 place costs one function call per request instead of a chain of subscribers.
 """
 
@@ -29,6 +32,13 @@ _VERSION_RE = re.compile(r"^/v(\d+)(/|$)")
 #: paths answered without the version prefix too.
 ROOT_PATHS = ("/__heartbeat__", "/__lbheartbeat__", "/__version__", "/__metrics__")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
+_PREFLIGHT_VARY = ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
+#: a Host header: a name or a bracketed IPv6 address, and an optional port.
+_HOST_RE = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_.\-]+)(?::\d{1,5})?")
+#: what :mod:`cliquet.serving` puts in ``environ[BODY_ERROR]`` when it could
+#: not read a request body: the body did not arrive in time, or is too large.
+BODY_ERROR = "cliquet.body_error"
+BODY_TIMEOUT, BODY_TOO_LARGE = "timeout", "too-large"
 
 
 class _Rollback(Exception):
@@ -49,6 +59,34 @@ def _parse_eos(value):
         raise ConfigurationError(f"Invalid setting cliquet.eos = {value!r}: expected YYYY-MM-DD")
 
 
+def host_name(host: str) -> str | None:
+    """The name part of a ``Host`` header, lower-cased (``Example.com:8443``
+    → ``example.com``, ``[::1]:80`` → ``[::1]``); ``None`` when it is not a
+    valid host."""
+    host = host.strip().lower()
+    match = _HOST_RE.fullmatch(host)
+    return match.group(1) if match else None
+
+
+def host_trusted(name: str, trusted) -> bool:
+    """Whether the host ``name`` is one of ``trusted``: exact names, or
+    ``.example.com`` for that domain and its subdomains, or ``*`` for any."""
+    for entry in trusted:
+        if entry == "*" or entry == name:
+            return True
+        if entry.startswith(".") and (name.endswith(entry) or name == entry[1:]):
+            return True
+    return False
+
+
+def add_vary(response, names) -> None:
+    """Add the header ``names`` to the response's ``Vary`` (once each)."""
+    vary = response.vary or ()
+    missing = tuple(name for name in names if name not in vary)
+    if missing:
+        response.vary = tuple(vary) + missing
+
+
 def protocol_tween_factory(handler, registry):
     """Build the tween with the settings read once."""
     settings = registry.settings
@@ -56,8 +94,11 @@ def protocol_tween_factory(handler, registry):
     major = prefix[2:]
     redirect = settings["cliquet.version_prefix_redirect_enabled"]
     origins = settings["cliquet.cors_origins"]
+    cors_enabled = bool(origins)
     any_origin = "*" in origins
-    allowed_origins = frozenset(origins)
+    # Credentials are allowed to the origins listed by name only: "*" lets
+    # any page read answers, never with the user's credentials.
+    allowed_origins = frozenset(origin for origin in origins if origin != "*")
     max_age = str(settings["cliquet.cors_max_age_seconds"])
     backoff = settings["cliquet.backoff"]
     backoff = str(backoff) if backoff else None
@@ -67,6 +108,7 @@ def protocol_tween_factory(handler, registry):
     eos_url = settings["cliquet.eos_url"]
     public_scheme = settings["cliquet.http_scheme"]
     public_host = settings["cliquet.http_host"]
+    trusted_hosts = tuple(host.lower() for host in settings["cliquet.http_trusted_hosts"])
 
     def alert_header(code):
         alert = {"code": code}
@@ -77,15 +119,20 @@ def protocol_tween_factory(handler, registry):
         return orjson.dumps(alert).decode()
 
     def cors_headers(request, response):
+        """CORS headers for the request's ``Origin``; ``Vary: Origin`` always,
+        since whether they are there depends on it."""
+        add_vary(response, ("Origin",))
         origin = request.environ.get("HTTP_ORIGIN")
-        if origin and (any_origin or origin in allowed_origins):
+        if origin and (origin in allowed_origins or any_origin):
             headers = response.headers
             headers["Access-Control-Allow-Origin"] = origin
-            headers["Access-Control-Allow-Credentials"] = "true"
+            if origin in allowed_origins:
+                headers["Access-Control-Allow-Credentials"] = "true"
             headers["Access-Control-Expose-Headers"] = _EXPOSED_HEADERS
 
     def preflight(request):
         response = registry.cliquet_response_factory(status=200)
+        add_vary(response, _PREFLIGHT_VARY)
         origin = request.environ.get("HTTP_ORIGIN")
         if any_origin or origin in allowed_origins:
             headers = response.headers
@@ -95,8 +142,42 @@ def protocol_tween_factory(handler, registry):
             headers["Access-Control-Max-Age"] = max_age
         return response
 
+    def check_host(environ):
+        """Return a 400 for a ``Host`` header that is invalid or not trusted
+        (when no public host is configured), or None."""
+        host = environ.get("HTTP_HOST")
+        if host is None:  # HTTP/1.0: URLs are built from the server's own address
+            return None
+        name = host_name(host)
+        if name is not None and host_trusted(name, trusted_hosts):
+            return None
+        from cliquet.logs import loggable
+
+        return http_error(httpexceptions.HTTPBadRequest(), errno=ERRORS.INVALID_PARAMETERS,
+                          message=f"Host {loggable(host)!r} is not served here (see cliquet.http_host "
+                                  "and cliquet.http_trusted_hosts)",
+                          details=[{"location": "header", "name": "Host",
+                                    "description": "not a trusted host"}])
+
+    def body_error(environ):
+        """Return the error for a body the server could not read, or None."""
+        error = environ.get(BODY_ERROR)
+        if error == BODY_TIMEOUT:
+            timeout = settings["cliquet.request_body_timeout"]
+            return http_error(httpexceptions.HTTPRequestTimeout(), errno=ERRORS.INVALID_PARAMETERS,
+                              message=f"The request body did not arrive within {timeout:g} s",
+                              details=[{"location": "body", "name": None,
+                                        "description": "incomplete after the body timeout"}])
+        if error == BODY_TOO_LARGE:
+            return http_error(httpexceptions.HTTPRequestEntityTooLarge(), errno=ERRORS.REQUEST_TOO_LARGE,
+                              message=f"Request body larger than {max_body} bytes")
+        return None
+
     def check_request(request):
         """Return an error response for a request refused before routing, or None."""
+        response = body_error(request.environ)
+        if response is not None:
+            return response
         path = request.path_info
         if path == prefix or (path.endswith("/") and len(path) > len(prefix) + 1
                               and path.startswith(prefix + "/")):
@@ -140,11 +221,24 @@ def protocol_tween_factory(handler, registry):
             environ["wsgi.url_scheme"] = public_scheme
         if public_host:
             environ["HTTP_HOST"] = public_host
-        if request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+            response = None
+        else:
+            # URLs (Next-Page, redirects, the hello view's) are built from the
+            # Host header: only a trusted one may be reflected.
+            response = check_host(environ)
+            if response is not None:
+                path = environ.get("PATH_INFO", "")
+                if path.startswith(prefix + "/"):
+                    path = path[len(prefix):]
+                if path.startswith(ROOT_PATHS):
+                    response = None  # health checks build no URL: any Host will do
+        if response is None and request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
             response = preflight(request)
-            cors_headers(request, response)
+            if cors_enabled:
+                cors_headers(request, response)
             return response
-        response = check_request(request)
+        if response is None:
+            response = check_request(request)
         if response is None:
             if request.method in _BODY_METHODS:
                 # Read the body before anything can answer early (401, 503):
@@ -161,7 +255,7 @@ def protocol_tween_factory(handler, registry):
                 response = handler(request)
             else:
                 response = _in_transaction(request, handler)
-        if "HTTP_ORIGIN" in environ:
+        if cors_enabled:
             cors_headers(request, response)
         if backoff:
             response.headers["Backoff"] = backoff

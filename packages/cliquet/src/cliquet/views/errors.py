@@ -74,6 +74,8 @@ def backend_error(context, request):
 @exception_view_config(Exception)
 def internal_error(context, request):
     """Anything unexpected: 500 errno 999, the traceback goes to the log only."""
-    logger.exception("Unexpected error on %s %s", request.method, request.path)
+    from cliquet.logs import loggable
+
+    logger.exception("Unexpected error on %s %s", loggable(request.method), loggable(request.path))
     return http_error(httpexceptions.HTTPInternalServerError(), errno=ERRORS.UNDEFINED,
                       message="A programmatic error occurred; it was logged.")
