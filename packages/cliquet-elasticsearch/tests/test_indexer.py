@@ -78,7 +78,7 @@ def test_a_record_that_does_not_fit_is_kept_whole(make_indexer, es_prefix):
     result = indexer.search("r", EVERYTHING, ["u"])
     assert sorted(result.records, key=lambda r: r["id"])[1:] == [odd, reserved]
     assert indexer.search("r", EVERYTHING, ["someone else"]).total == 0
-    assert set(indexer.indexed_keys("r")) == {("u", "a"), ("u", "b"), ("u", "c")}
+    assert set(indexer.indexed_keys("r")) == {("u", "a", 1), ("u", "b", 2), ("u", "c", 3)}
 
 
 def test_flush_spares_an_overlapping_prefix(make_indexer, es_prefix):

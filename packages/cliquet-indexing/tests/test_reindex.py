@@ -85,8 +85,15 @@ def test_reindex_repairs_missed_and_stale_entries(ini, tmp_path):
     # changes the index missed: written to storage only, removed from the index, stale entries
     for i in range(25, 30):
         registry.storage.create("article", alice_id, {"title": f"a{i:02d}"})
-    some = [key for key in registry.indexer.indexed_keys("article") if key[0] == alice_id][:3]
-    registry.indexer.unindex_records("article", some)
+    # an index that lost entries (restored from an old copy): 3 of alice's records missing
+    keys = list(registry.indexer.indexed_keys("article"))
+    lost = [key for key in keys if key[0] == alice_id][:3]
+    kept = [key for key in keys if key not in lost]
+    records = {(p, r["id"]): r for p in (alice_id, app.get("/v1/", headers=bob).json["user"]["id"])
+               for r in registry.storage.get_all("article", p)[0]}
+    registry.indexer.flush()
+    registry.indexer.index_records("article", [IndexEntry(p, records[(p, rid)], (p,)) for p, rid, _ in kept])
+    assert sum(1 for key in kept if key[0] == alice_id) == 22
     registry.indexer.index_records("article", [IndexEntry(alice_id, {"id": "ghost", "last_modified": 1,
                                                                      "title": "ghost"}, (alice_id,))])
     assert len(total(app, alice)) == 25 - 3 + 1
@@ -123,7 +130,7 @@ def test_interrupted_then_rerun(ini):
     assert len(keys) == 20 + 1  # two batches in, the stale entry not yet removed
     counts = reindex_resource(registry, None, "article", batch_size=10)
     assert counts == {"indexed": 40, "removed": 1, "parents": 1}
-    assert set(registry.indexer.indexed_keys("article")) == {("someone", r["id"]) for r in
+    assert set(registry.indexer.indexed_keys("article")) == {("someone", r["id"], r["last_modified"]) for r in
                                                             registry.storage.get_all("article", "someone")[0]}
 
 

@@ -1,10 +1,20 @@
 """The Elasticsearch indexer: :class:`ElasticsearchIndexer`.
 
 Writes go through the bulk API, pre-serialized with orjson, in requests of
-``bulk_size`` records. An entry carries its ``last_modified`` as an external
+``bulk_size`` records.
+
+Versions. Every write carries the record's ``last_modified`` as an external
 version (``version_type=external_gte``), so Elasticsearch itself refuses an
-older version of a record than the one it holds, atomically, whatever
-process sends it. Reads are the search API with the scope filter inside the
+older write than the one it holds, atomically, whatever process sends it; a
+refused write (409 ``version_conflict_engine_exception``) is a success that
+changed nothing. A deletion is not a ``delete``: Elasticsearch forgets a
+deleted document's version after ``index.gc_deletes`` (60 s by default),
+after which a late write would bring the record back. It is written as a
+*tombstone document* instead — no record fields, no read principal (so no
+search ever sees it), ``_cliquet.d`` set — kept until the index is flushed.
+The Elasticsearch version of an entry is ``2 × last_modified`` and of a
+tombstone ``2 × last_modified + 1``: at equal ``last_modified`` the
+deletion wins, entries replace entries. Reads are the search API with the scope filter inside the
 query (:mod:`cliquet_elasticsearch.translate`). See
 :mod:`cliquet_elasticsearch.mapping` for the index layout.
 """
@@ -21,7 +31,7 @@ from elasticsearch import ApiError, BadRequestError, Elasticsearch, NotFoundErro
 from elasticsearch import helpers
 
 from cliquet.storage.exceptions import BackendError
-from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult
+from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult, version_of
 from cliquet_indexing.query import DEFAULT_MAX_SIZE, InvalidQuery
 
 from cliquet_elasticsearch import mapping, translate
@@ -201,13 +211,25 @@ class ElasticsearchIndexer(IndexerBase):
                 "raw": entry.record}
         return orjson.dumps({META: meta})
 
-    def _index_action(self, alias: str, entry: IndexEntry) -> bytes:
-        action = {"_index": alias, "_id": mapping.doc_id(entry.parent_id, entry.record["id"])}
-        version = entry.record.get("last_modified")
-        if isinstance(version, int) and not isinstance(version, bool) and version >= 0:
-            action["version"] = version
-            action["version_type"] = "external_gte"
-        return orjson.dumps({"index": action})
+    @staticmethod
+    def _tombstone_source(parent_id: str, record_id: str, version: int) -> bytes:
+        return orjson.dumps({META: {"p": parent_id, "rid": record_id, "s": [], "d": version}})
+
+    @staticmethod
+    def _action(alias: str, parent_id: str, record_id: str, es_version: int) -> bytes:
+        return orjson.dumps({"index": {"_index": alias, "_id": mapping.doc_id(parent_id, record_id),
+                                       "version": es_version, "version_type": "external_gte"}})
+
+    def _lines(self, alias: str, item) -> tuple[bytes, bytes]:
+        """The bulk action and source of ``item``: ``(entry, raw)`` or
+        ``(None, (parent_id, record id, version))`` for a deletion."""
+        entry, detail = item
+        if entry is None:
+            parent_id, record_id, version = detail
+            return (self._action(alias, parent_id, record_id, 2 * version + 1),
+                    self._tombstone_source(parent_id, record_id, version))
+        source = self._raw_source(entry) if detail else self._source(entry)
+        return self._action(alias, entry.parent_id, entry.record["id"], 2 * entry.version), source
 
     def _send(self, lines: list, refresh: bool) -> list:
         """Send one bulk request; return ``[(position, status, error)]`` of
@@ -226,46 +248,55 @@ class ElasticsearchIndexer(IndexerBase):
         return failed
 
     def index_records(self, resource_name: str, entries: Iterable[IndexEntry]) -> None:
-        """Index ``entries`` in bulk requests of :attr:`bulk_size`; an older
-        version than the indexed one is refused by Elasticsearch and skipped."""
-        entries = list(entries)
-        if not entries:
+        """Index ``entries`` in bulk requests of :attr:`bulk_size`; a write
+        older than the indexed entry or tombstone is refused by
+        Elasticsearch and skipped."""
+        self._write(resource_name, [(entry, False) for entry in entries], "index records")
+
+    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str, int]]) -> None:
+        """Replace the entries of ``keys`` by tombstones, in bulk (a key
+        indexed at a greater version is left as it is)."""
+        items = [(None, (parent_id, record_id, max(int(version), 0))) for parent_id, record_id, version in keys]
+        self._write(resource_name, items, "unindex records")
+
+    def _write(self, resource_name: str, items: list, action: str) -> None:
+        if not items:
             return
         alias = self.alias(resource_name)
         cached = self._types.get(alias)
         if cached is not None:
             cached[_LOADED_AT] = 0.0  # new fields may appear: reload the string fields
-        with _driver_errors("index records"):
-            for start in range(0, len(entries), self.bulk_size):
-                chunk = entries[start:start + self.bulk_size]
-                last = start + self.bulk_size >= len(entries)
-                self._index_chunk(resource_name, alias, chunk, refresh=last)
+        with _driver_errors(action):
+            for start in range(0, len(items), self.bulk_size):
+                chunk = items[start:start + self.bulk_size]
+                last = start + self.bulk_size >= len(items)
+                self._write_chunk(resource_name, alias, chunk, refresh=last)
 
-    def _index_chunk(self, resource_name: str, alias: str, chunk: list, refresh: bool) -> None:
-        pending = [(entry, False) for entry in chunk]
+    def _write_chunk(self, resource_name: str, alias: str, chunk: list, refresh: bool) -> None:
+        pending = chunk
         created = False
         for attempt in range(BUSY_RETRIES + 1):
             lines = []
-            for entry, raw in pending:
-                lines.append(self._index_action(alias, entry))
-                lines.append(self._raw_source(entry) if raw else self._source(entry))
+            for item in pending:
+                lines.extend(self._lines(alias, item))
             failed = self._send(lines, refresh)
             retry = []
             for position, status, error in failed:
-                entry, raw = pending[position]
+                entry, detail = pending[position]
                 kind = _error_type(error)
+                record_id = entry.record.get("id") if entry is not None else detail[1]
                 if status == 409 or kind == "version_conflict_engine_exception":
-                    continue  # an older version than the one indexed: ignored
+                    continue  # older than what the index holds: ignored
                 if kind == "index_not_found_exception" and not created:
-                    retry.append((entry, raw))
-                elif kind in MAPPING_ERRORS and not raw:
+                    retry.append((entry, detail))
+                elif kind in MAPPING_ERRORS and entry is not None and not detail:
                     logger.warning("Record %s of %s does not fit the index mapping (%s): kept, not searchable "
-                                   "by field", entry.record.get("id"), resource_name, error.get("reason"))
+                                   "by field", record_id, resource_name, error.get("reason"))
                     retry.append((entry, True))
                 elif status == 429 and attempt < BUSY_RETRIES:
-                    retry.append((entry, raw))
+                    retry.append((entry, detail))
                 else:
-                    raise BackendError(None, f"Elasticsearch refused record {entry.record.get('id')!r} "
+                    raise BackendError(None, f"Elasticsearch refused record {record_id!r} "
                                              f"of {resource_name}: {error}")
             if not retry:
                 return
@@ -277,33 +308,20 @@ class ElasticsearchIndexer(IndexerBase):
             pending = retry
         raise BackendError(None, f"Elasticsearch kept refusing records of {resource_name}")
 
-    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str]]) -> None:
-        """Delete the entries of ``keys`` in bulk; missing ones are ignored."""
-        keys = list(keys)
-        if not keys:
-            return
+    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str, int]]:
+        """Yield ``(parent_id, record id, version)`` of every entry, tombstones
+        excluded (a scroll)."""
         alias = self.alias(resource_name)
-        with _driver_errors("unindex records"):
-            for start in range(0, len(keys), self.bulk_size):
-                chunk = keys[start:start + self.bulk_size]
-                lines = [orjson.dumps({"delete": {"_index": alias, "_id": mapping.doc_id(parent, rid)}})
-                         for parent, rid in chunk]
-                last = start + self.bulk_size >= len(keys)
-                for _, status, error in self._send(lines, refresh=last):
-                    if status == 404 or _error_type(error) == "index_not_found_exception":
-                        continue
-                    raise BackendError(None, f"Elasticsearch could not delete from {resource_name}: {error}")
-
-    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str]]:
-        """Yield ``(parent_id, record id)`` of every entry (a scroll)."""
-        alias = self.alias(resource_name)
+        query = {"query": {"bool": {"must_not": [{"exists": {"field": f"{META}.d"}}]}}}
         with _driver_errors("list indexed records"):
-            hits = helpers.scan(self.client, index=alias, query={"query": {"match_all": {}}},
-                                source_includes=[f"{META}.p", f"{META}.rid"], size=2000,
+            hits = helpers.scan(self.client, index=alias, query=query, size=2000,
+                                source_includes=[f"{META}.p", f"{META}.rid", "last_modified",
+                                                 f"{META}.raw.last_modified"],
                                 ignore_unavailable=True, allow_no_indices=True)
             for hit in hits:
-                meta = hit["_source"][META]
-                yield (meta["p"], meta["rid"])
+                source = hit["_source"]
+                meta = source[META]
+                yield (meta["p"], meta["rid"], version_of(meta.get("raw") or source))
 
     # -- search -------------------------------------------------------------------------------
 

@@ -23,14 +23,20 @@ What is searched
 
 Rules every backend follows (checked by :mod:`cliquet_indexing.testing`):
 
-* Indexing is an upsert and is idempotent; an entry whose record is *older*
-  (smaller ``last_modified``) than the one indexed is ignored, so a replayed
-  or late change never hides a newer one.
+* Every write carries the record's version, its ``last_modified``: an
+  :class:`IndexEntry` its record's, a deletion (:meth:`~IndexerBase.unindex_records`)
+  the tombstone's. For each key the index keeps what the *newest* write
+  said, whatever order the writes arrive in: an entry older than the one
+  indexed, or not newer than a deletion, is ignored; a deletion older than
+  the entry indexed is ignored. A backend remembers deletions (a tombstone)
+  so that a late write — another worker's event, a retry after an outage —
+  never brings a deleted record back. At equal versions a deletion wins and
+  an entry replaces an entry (so re-indexing is idempotent).
 * Writes are visible to the next :meth:`~IndexerBase.search` (a backend with
   a refresh interval refreshes before returning from a write).
 * ``prefix`` namespaces everything: two indexers with different prefixes on
   one server never see each other's entries, and :meth:`~IndexerBase.flush`
-  only removes its own.
+  only removes its own (tombstones included).
 * Driver errors surface as :class:`~cliquet.storage.exceptions.BackendError`;
   a malformed query as :class:`~cliquet_indexing.query.InvalidQuery`.
 """
@@ -42,7 +48,7 @@ from typing import Any, Iterable, Iterator
 
 from cliquet_indexing import query as portable
 
-__all__ = ["IndexerBase", "IndexEntry", "SearchResult"]
+__all__ = ["IndexerBase", "IndexEntry", "SearchResult", "version_of"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +71,20 @@ class IndexEntry:
     def key(self) -> tuple[str, str]:
         """``(parent_id, record id)``: the identity of the entry in a resource."""
         return (self.parent_id, self.record["id"])
+
+    @property
+    def version(self) -> int:
+        """The record's ``last_modified`` (``0`` when it has none)."""
+        return version_of(self.record)
+
+
+def version_of(record: dict) -> int:
+    """Return ``record["last_modified"]`` as an ``int`` (``0`` when missing
+    or not a number): the version an index write carries."""
+    value = record.get("last_modified")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(int(value), 0)
 
 
 @dataclasses.dataclass
@@ -90,7 +110,13 @@ class IndexerBase:
     :param prefix: namespaces the indexes (``cliquet.indexing_prefix``).
     :param max_size: the largest ``size`` a search may ask
         (``cliquet.search_max_size``).
+
+    :attr:`limits` (a :class:`~cliquet_indexing.query.Limits`) bounds every
+    search; the application sets it from the ``cliquet.search_*`` settings.
     """
+
+    #: the bounds of a search (the defaults until the application sets its own).
+    limits: portable.Limits = portable.Limits()
 
     def __init__(self, prefix: str = "", max_size: int = portable.DEFAULT_MAX_SIZE, **kwargs):
         self.prefix = prefix
@@ -115,20 +141,26 @@ class IndexerBase:
     def index_records(self, resource_name: str, entries: Iterable[IndexEntry]) -> None:
         """Add or replace the entries (in bulk) and make them searchable.
 
-        An entry whose ``record["last_modified"]`` is smaller than the one
-        already indexed for the same key is skipped.
+        An entry is skipped when the index holds the same key at a greater
+        version (:attr:`IndexEntry.version`), or a deletion at the same or a
+        greater one.
         """
         raise NotImplementedError
 
-    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str]]) -> None:
-        """Remove the entries with these ``(parent_id, record id)`` keys.
+    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str, int]]) -> None:
+        """Delete the records ``(parent_id, record id, version)``.
 
-        Missing keys are ignored.
+        ``version`` is the deletion's ``last_modified`` (the storage
+        tombstone's). An entry indexed at a greater version stays; otherwise
+        the entry goes and the deletion is remembered, so that a later
+        :meth:`index_records` of a version up to this one is ignored.
+        Missing keys are fine (the deletion is remembered all the same).
         """
         raise NotImplementedError
 
-    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str]]:
-        """Yield the ``(parent_id, record id)`` of every entry of a resource.
+    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str, int]]:
+        """Yield ``(parent_id, record id, version)`` of every entry of a resource
+        (deletions excluded).
 
         Used by ``cliquet-indexing reindex`` to remove entries that storage no
         longer has. An unknown resource yields nothing.
@@ -160,7 +192,7 @@ class IndexerBase:
         :raises cliquet_indexing.query.InvalidQuery: with ``details``, a list
             of ``{"location": "body", "name": <path>, "description": ...}``.
         """
-        return portable.validate(body, max_size=self.max_size)
+        return portable.validate(body, max_size=self.max_size, limits=self.limits)
 
     def close(self) -> None:
         """Release connections (not abstract: the default does nothing)."""

@@ -6,14 +6,14 @@ rolled back. A batch of writes arrives as one event per resource and action,
 and is indexed in one bulk call.
 
 When the indexer fails the write still succeeds (storage is the truth): the
-change is logged and queued in the :class:`~cliquet_indexing.retry.RetryQueue`.
+change is queued in the :class:`~cliquet_indexing.retry.RetryQueue`, which
+replays it in the background; while the indexer is down, writes queue their
+changes without calling it, so they do not wait on it.
 """
 
 from __future__ import annotations
 
 import logging
-
-from cliquet.storage.exceptions import BackendError
 
 from cliquet_indexing.retry import operations_of
 
@@ -57,8 +57,5 @@ def on_resource_changed(event) -> None:
     operations = operations_of(event)
     if not operations:
         return
-    try:
-        registry.indexing_retry.apply(resource_name, operations)
-    except BackendError as exc:
-        logger.error("Indexer unavailable: %d change(s) of %r queued for retry (%s)",
-                     len(operations), resource_name, exc)
+    if not registry.indexing_retry.submit(resource_name, operations):
+        logger.debug("Indexer unavailable: %d change(s) of %r queued for retry", len(operations), resource_name)

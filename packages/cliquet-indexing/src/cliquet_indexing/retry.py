@@ -1,15 +1,29 @@
-"""The retry queue: changes the indexer could not take, replayed later.
+"""The retry queue: changes the indexer could not take, replayed in the background.
 
-Storage is the truth; the index follows it. When the indexer fails while a
-change is being indexed, the write has already committed: the change is
-logged and kept here, one pending operation per record (the latest wins, so
-a replay never resurrects a deleted record nor an old version), and replayed
-in order — before the next change is indexed, and by a background thread
-every ``cliquet.indexing_retry_interval`` seconds while anything is pending.
+Storage is the truth; the index follows it. A change reaches the index from
+the request that committed it, straight away, while the indexer answers.
+When a call fails, the write has already committed: its changes are queued
+and the queue turns *failing* (a circuit breaker). From then on no request
+calls the indexer: each queues its changes and returns at once, so an
+indexer outage costs a write nothing but a dictionary update. A background
+thread replays the queue, oldest first, in batches, waiting between failed
+attempts from one second doubling up to ``cliquet.indexing_retry_interval``;
+once the queue is empty the requests index directly again.
+
+Order does not matter: every write carries its record's version
+(:class:`~cliquet_indexing.indexer.IndexerBase` keeps the newest, deletions
+included), so a replay never resurrects a deleted record nor an old version,
+even when another process indexed a newer one meanwhile. The queue keeps one
+operation per record, the newest.
+
+Bounds: at most ``cliquet.indexing_retry_max_queued`` records are pending.
+Past that, a change to another record is dropped and the queue is marked
+:attr:`~RetryQueue.stale`: the changes are logged (once per outage, with a
+count at recovery) and ``cliquet-indexing reindex`` repairs the index from
+storage. No lock is held while the indexer is called.
 
 The queue lives in the process's memory: a process that stops with changes
-pending loses them (they are logged, with their keys), and
-``cliquet-indexing reindex`` repairs the index from storage.
+pending loses them (they are logged) and ``reindex`` repairs the index.
 """
 
 from __future__ import annotations
@@ -25,123 +39,202 @@ from cliquet_indexing.indexer import IndexEntry, IndexerBase
 logger = logging.getLogger("cliquet_indexing.retry")
 
 INDEX, UNINDEX = "index", "unindex"
+#: records per indexer call of a replay.
+REPLAY_BATCH = 500
+#: seconds before the first background attempt after a failure (then doubling).
+FIRST_DELAY = 1.0
 
 
 class RetryQueue:
     """Pending index operations, keyed by ``(resource, parent_id, record id)``.
 
-    :param indexer: the indexer to replay into.
-    :param interval: seconds between background attempts (``0``: no thread).
-    :param max_queued: past this, the oldest pending operations are dropped
-        (and logged as lost: run ``reindex``).
+    An operation is ``(op, parent_id, record id, payload)``: ``op`` is
+    :data:`INDEX` (``payload`` an :class:`~cliquet_indexing.indexer.IndexEntry`)
+    or :data:`UNINDEX` (``payload`` the deletion's version).
+
+    :param indexer: the indexer to write to.
+    :param interval: the longest wait between background attempts (``0``: no
+        background thread — only :meth:`replay` empties the queue, as tests do).
+    :param max_queued: the most records pending (see :attr:`stale`).
     """
 
     def __init__(self, indexer: IndexerBase, interval: float = 10.0, max_queued: int = 100_000):
         self.indexer = indexer
         self.interval = interval
         self.max_queued = max_queued
+        #: changes dropped because the queue was full (since the process started).
         self.dropped = 0
+        #: ``True`` once a change was dropped: the index misses changes until
+        #: ``cliquet-indexing reindex`` runs.
+        self.stale = False
         self._pending: collections.OrderedDict = collections.OrderedDict()
-        self._lock = threading.RLock()
-        self._wake = threading.Event()
+        self._failing = False
+        self._dropped_in_outage = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread = None
 
     def __len__(self):
         with self._lock:
             return len(self._pending)
 
+    @property
+    def failing(self) -> bool:
+        """Whether the indexer is considered down (changes are queued, not sent)."""
+        return self._failing
+
     def pending(self) -> list:
-        """Return the pending operations, oldest first: ``[(key, op, entry)]``."""
+        """Return the pending operations, oldest first: ``[(resource, op, parent_id, record id, payload)]``."""
         with self._lock:
-            return [(key, op, entry) for key, (op, entry) in self._pending.items()]
+            return [(key[0], op, key[1], key[2], payload) for key, (op, payload) in self._pending.items()]
 
-    def add(self, resource_name: str, operations) -> None:
-        """Queue ``[(op, parent_id, record id, entry or None)]`` for ``resource_name``."""
-        with self._lock:
-            for op, parent_id, record_id, entry in operations:
-                key = (resource_name, parent_id, record_id)
-                self._pending.pop(key, None)
-                self._pending[key] = (op, entry)
-            while len(self._pending) > self.max_queued:
-                key, _ = self._pending.popitem(last=False)
-                self.dropped += 1
-                logger.error("Indexing retry queue full: dropped the change of %s/%s/%s "
-                             "(run `cliquet-indexing reindex`)", *key)
-        self._start()
+    # -- the request side -----------------------------------------------------------------
 
-    def apply(self, resource_name: str, operations) -> None:
-        """Index ``operations`` now, after anything pending; queue them on failure.
+    def submit(self, resource_name: str, operations: list) -> bool:
+        """Send ``operations`` to the indexer now, unless it is failing; queue
+        them when it is or when the call fails. Never raises
+        :class:`~cliquet.storage.exceptions.BackendError`.
 
-        :raises BackendError: when the indexer failed (the operations are queued).
+        :returns: ``True`` when the indexer took them, ``False`` when queued.
         """
         with self._lock:
-            try:
-                self.replay()
-                _apply(self.indexer, resource_name, operations)
-            except BackendError:
-                self.add(resource_name, operations)
-                raise
+            if self._failing:
+                self._queue(resource_name, operations)
+                return False
+        try:
+            _apply(self.indexer, resource_name, operations)
+            return True
+        except BackendError as exc:
+            with self._lock:
+                opened = not self._failing
+                self._failing = True
+                self._queue(resource_name, operations)
+            if opened:
+                logger.error("Indexer unavailable: changes are queued for retry in the background (%s)", exc)
+            return False
+
+    def add(self, resource_name: str, operations: list) -> None:
+        """Queue ``operations`` without trying the indexer (and mark it failing)."""
+        with self._lock:
+            self._failing = True
+            self._queue(resource_name, operations)
+
+    def _queue(self, resource_name, operations):
+        """Queue under the lock: keep the newest operation per record, bounded."""
+        for op, parent_id, record_id, payload in operations:
+            key = (resource_name, parent_id, record_id)
+            known = self._pending.get(key)
+            if known is not None:
+                if _order(op, payload) < _order(*known):
+                    continue
+                del self._pending[key]
+            elif len(self._pending) >= self.max_queued:
+                self.dropped += 1
+                self._dropped_in_outage += 1
+                if not self.stale or self._dropped_in_outage == 1:
+                    logger.error("Indexing retry queue full (%d changes): dropping changes, starting with "
+                                 "%s/%s/%s; the index is stale until `cliquet-indexing reindex` runs",
+                                 self.max_queued, *key)
+                self.stale = True
+                continue
+            self._pending[key] = (op, payload)
+        self._start()
+
+    # -- the replay -----------------------------------------------------------------------
 
     def replay(self) -> int:
-        """Send every pending operation, oldest first, grouped per resource.
+        """Send every pending operation, oldest first, in batches of one
+        resource; the indexer is called without the lock held, and what is
+        queued meanwhile is sent too. Once empty, the queue stops failing.
 
         :returns: how many were sent.
         :raises BackendError: the indexer still fails (what was not sent stays queued).
         """
         sent = 0
-        with self._lock:
-            while self._pending:
-                resource_name = next(iter(self._pending))[0]
-                batch = []
-                for key, (op, entry) in self._pending.items():
-                    if key[0] != resource_name or len(batch) >= 500:
-                        break
-                    batch.append((op, key[1], key[2], entry))
-                _apply(self.indexer, resource_name, batch)
-                for _, parent_id, record_id, _ in batch:
-                    self._pending.pop((resource_name, parent_id, record_id), None)
-                sent += len(batch)
+        while True:
+            with self._lock:
+                batch = self._next_batch()
+                if not batch:
+                    self._failing = False
+                    dropped, self._dropped_in_outage = self._dropped_in_outage, 0
+                    break
+            resource_name = batch[0][0][0]
+            _apply(self.indexer, resource_name, [(op, key[1], key[2], payload) for key, (op, payload) in batch])
+            with self._lock:
+                for key, item in batch:
+                    if self._pending.get(key) is item:  # unless a newer one came meanwhile
+                        del self._pending[key]
+            sent += len(batch)
         if sent:
             logger.info("Indexing retry queue: replayed %d change(s)", sent)
+        if dropped:
+            logger.error("Indexer back; %d change(s) were dropped while it was down: run "
+                         "`cliquet-indexing reindex`", dropped)
         return sent
 
-    # -- background ------------------------------------------------------------------
+    def _next_batch(self) -> list:
+        batch = []
+        for key, item in self._pending.items():
+            if batch and (key[0] != batch[0][0][0] or len(batch) >= REPLAY_BATCH):
+                break
+            batch.append((key, item))
+        return batch
+
+    # -- background -----------------------------------------------------------------------
 
     def _start(self):
-        if self.interval <= 0:
+        """Start the background thread (under the lock) unless it runs."""
+        if self.interval <= 0 or self._stop.is_set():
             return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="cliquet-indexing-retry", daemon=True)
-                self._thread.start()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="cliquet-indexing-retry", daemon=True)
+            self._thread.start()
 
     def _run(self):
-        while True:
-            self._wake.wait(self.interval)
-            self._wake.clear()
+        delay = min(FIRST_DELAY, self.interval)
+        while not self._stop.wait(delay):
             with self._lock:
                 if not self._pending:
+                    self._failing = False
                     self._thread = None
                     return
             try:
                 self.replay()
+                delay = min(FIRST_DELAY, self.interval)
             except BackendError as exc:
-                logger.warning("Indexer still unavailable, %d change(s) pending: %s", len(self), exc)
+                delay = min(delay * 2, self.interval)
+                logger.warning("Indexer still unavailable, %d change(s) pending (next attempt in %.1fs): %s",
+                               len(self), delay, exc)
             except Exception:  # pragma: no cover - never let the thread die silently
                 logger.exception("Indexing retry queue failed")
+                delay = self.interval
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the background thread (what is pending stays queued)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+def _order(op: str, payload) -> tuple:
+    """The version of an operation; at equal versions a deletion is the newer."""
+    if op == INDEX:
+        return (payload.version, 0)
+    return (int(payload), 1)
 
 
 def _apply(indexer: IndexerBase, resource_name: str, operations) -> None:
-    """Send a list of ``(op, parent_id, record id, entry)`` in order, grouping runs."""
+    """Send a list of ``(op, parent_id, record id, payload)`` in order, grouping runs."""
     run_op, run = None, []
 
     def flush():
         if not run:
             return
         if run_op == INDEX:
-            indexer.index_records(resource_name, [entry for _, _, _, entry in run])
+            indexer.index_records(resource_name, [payload for _, _, _, payload in run])
         else:
-            indexer.unindex_records(resource_name, [(parent, rid) for _, parent, rid, _ in run])
+            indexer.unindex_records(resource_name, [(parent, rid, version) for _, parent, rid, version in run])
 
     for operation in operations:
         if operation[0] != run_op:
@@ -152,14 +245,15 @@ def _apply(indexer: IndexerBase, resource_name: str, operations) -> None:
 
 
 def operations_of(event) -> list:
-    """Return the ``(op, parent_id, record id, entry)`` of a resource event."""
+    """Return the ``(op, parent_id, record id, payload)`` of a resource event:
+    deletions carry the tombstone's ``last_modified``."""
     parent_id = event.payload["user_id"]
     action = event.payload["action"]
     out = []
     for impacted in event.impacted_records:
         new = impacted["new"]
         if action == "delete" or new.get("deleted"):
-            out.append((UNINDEX, parent_id, new["id"], None))
+            out.append((UNINDEX, parent_id, new["id"], IndexEntry(parent_id, new).version))
         else:
             principals = tuple(impacted.get("read_principals") or (parent_id,))
             out.append((INDEX, parent_id, new["id"], IndexEntry(parent_id, new, principals)))

@@ -8,7 +8,10 @@ It is safe to interrupt and to run again: each batch is indexed in its own
 call (an upsert that never replaces a newer version), and stale entries are
 only removed once a whole resource has been read. The application may keep
 serving meanwhile; what it writes during the run is indexed by its listener
-as usual.
+as usual, and the run never undoes it: the entries it may remove are listed
+*before* storage is read, and each is deleted at the version just above the
+one it had — a record storage no longer has was deleted at that version or
+later, and one created again since is newer still.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def reindex_resource(registry, request, name: str, batch_size: int = DEFAULT_BAT
 
     storage = registry.storage
     indexer = registry.indexer
+    # Listed before storage is read: an entry indexed later is never taken for a stale one.
+    before = list(indexer.indexed_keys(name))
     resource_cls = registry.cliquet_resources[name]
     parents = storage.parent_ids(name)
     totals = {parent: storage.get_all(name, parent, limit=0)[1] for parent in parents}
@@ -67,7 +72,7 @@ def reindex_resource(registry, request, name: str, batch_size: int = DEFAULT_BAT
             if progress:
                 progress(len(records), None)
             after = [records[-1]["id"]]
-    stale = [key for key in indexer.indexed_keys(name) if key not in seen]
+    stale = [(parent, rid, version + 1) for parent, rid, version in before if (parent, rid) not in seen]
     for start in range(0, len(stale), batch_size):
         indexer.unindex_records(name, stale[start:start + batch_size])
     return {"indexed": indexed, "removed": len(stale), "parents": len(parents)}

@@ -34,8 +34,11 @@ INDEXING_SETTINGS = {
     "indexing_listener_enabled": Setting(True, as_bool,
                                          doc="Index every record change (AfterResourceChanged listener)."),
     "indexing_retry_interval": Setting(10.0, as_duration,
-                                       doc="Seconds between attempts to replay changes the indexer missed."),
+                                       doc="Longest wait (seconds) between background attempts to replay the "
+                                           "changes the indexer missed (from 1 s, doubling); 0: no background "
+                                           "replay (tests)."),
     "indexing_retry_max_queued": Setting(100_000, as_positive_int,
-                                         doc="Most missed changes kept for replay (older ones are dropped "
-                                             "and logged: run cliquet-indexing reindex)."),
+                                         doc="Most records with changes pending for replay; past it changes "
+                                             "are dropped, logged, and the index is stale until "
+                                             "cliquet-indexing reindex runs."),
 }

@@ -45,7 +45,7 @@ def parse_url(url: str | None) -> tuple[str, float]:
 
 
 def _modified(entry: IndexEntry) -> int:
-    return int(entry.record.get("last_modified") or 0)
+    return entry.version
 
 
 def flatten(value, path: str = ""):
@@ -84,7 +84,7 @@ class EmbeddedIndexer(IndexerBase):
         self.url = url
         self.database, self.timeout = parse_url(url)
         self.tables = {name: f"{prefix}cix_{name}" for name in ("docs", "scope", "vals", "fields", "fts",
-                                                                "scope_doc", "vals_doc", "vals_value")}
+                                                                "scope_doc", "vals_doc", "vals_value", "tomb")}
         self._lock = threading.RLock()
         self._codes: dict = {}
         self._schema_ready = False
@@ -139,6 +139,9 @@ class EmbeddedIndexer(IndexerBase):
             "kind INTEGER NOT NULL, v)",
             f"CREATE INDEX IF NOT EXISTS {t['vals_doc']} ON {t['vals']} (doc, field, kind, v)",
             f"CREATE INDEX IF NOT EXISTS {t['vals_value']} ON {t['vals']} (field, kind, v)",
+            f"CREATE TABLE IF NOT EXISTS {t['tomb']} (resource TEXT NOT NULL, parent_id TEXT NOT NULL, "
+            "record_id TEXT NOT NULL, last_modified INTEGER NOT NULL, PRIMARY KEY (resource, record_id, parent_id)) "
+            "WITHOUT ROWID",
             f"CREATE VIRTUAL TABLE IF NOT EXISTS {t['fts']} USING fts5(words, tokenize = \"ascii tokenchars '_'\")",
         ]
         if dry_run:
@@ -192,7 +195,7 @@ class EmbeddedIndexer(IndexerBase):
     def flush(self) -> None:
         """Remove every entry of this prefix."""
         with self._session(write=True) as conn:
-            for name in ("docs", "scope", "vals", "fts"):
+            for name in ("docs", "scope", "vals", "fts", "tomb"):
                 conn.execute(f"DELETE FROM {self.tables[name]}")
 
     def heartbeat(self) -> bool:
@@ -206,7 +209,8 @@ class EmbeddedIndexer(IndexerBase):
             return False
 
     def index_records(self, resource_name: str, entries: Iterable[IndexEntry]) -> None:
-        """Upsert the entries in one transaction (older versions skipped)."""
+        """Upsert the entries in one transaction (versions older than the
+        indexed one, or not newer than a remembered deletion, skipped)."""
         latest: dict = {}
         for entry in entries:
             key = entry.key
@@ -219,10 +223,15 @@ class EmbeddedIndexer(IndexerBase):
         t = self.tables
         with self._session(write=True) as conn:
             existing = self._existing(conn, resource_name, latest)
+            deleted = self._existing(conn, resource_name, latest, table="tomb")
             next_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t['docs']}").fetchone()[0]
-            inserts, updates, stale, vals, scope, fts = [], [], [], [], [], []
+            inserts, updates, stale, vals, scope, fts, revived = [], [], [], [], [], [], []
             for key, entry in latest.items():
                 modified = _modified(entry)
+                if key in deleted:
+                    if deleted[key][1] >= modified:
+                        continue  # deleted at this version or later
+                    revived.append((resource_name, *key))
                 data = json.dumps(entry.record, ensure_ascii=False, separators=(",", ":"))
                 known = existing.get(key)
                 if known is None:
@@ -248,14 +257,18 @@ class EmbeddedIndexer(IndexerBase):
             conn.executemany(f"INSERT INTO {t['vals']} (doc, field, kind, v) VALUES (?, ?, ?, ?)", vals)
             conn.executemany(f"INSERT OR IGNORE INTO {t['scope']} (resource, principal, doc) VALUES (?, ?, ?)", scope)
             conn.executemany(f"INSERT INTO {t['fts']} (rowid, words) VALUES (?, ?)", fts)
+            conn.executemany(f"DELETE FROM {t['tomb']} WHERE resource = ? AND parent_id = ? AND record_id = ?",
+                             revived)
 
-    def _existing(self, conn, resource_name, keys) -> dict:
-        """Return ``{(parent_id, record id): (doc, last_modified)}`` of the keys already indexed."""
+    def _existing(self, conn, resource_name, keys, table="docs") -> dict:
+        """Return ``{(parent_id, record id): (doc, last_modified)}`` of the keys
+        already indexed (of ``table="tomb"``: deleted, ``doc`` then is ``None``)."""
         found = {}
         ids = sorted({record_id for _, record_id in keys})
+        doc = "id" if table == "docs" else "NULL"
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            rows = conn.execute(f"SELECT parent_id, record_id, id, last_modified FROM {self.tables['docs']} "
+            rows = conn.execute(f"SELECT parent_id, record_id, {doc}, last_modified FROM {self.tables[table]} "
                                 f"WHERE resource = ? AND record_id IN ({', '.join('?' * len(chunk))})",
                                 [resource_name, *chunk]).fetchall()
             for parent_id, record_id, doc, modified in rows:
@@ -284,26 +297,39 @@ class EmbeddedIndexer(IndexerBase):
                     previous = code
         return " ".join(words)
 
-    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str]]) -> None:
-        """Remove the entries of these ``(parent_id, record id)`` keys."""
-        keys = list(keys)
+    def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str, int]]) -> None:
+        """Remove the entries of these ``(parent_id, record id, version)``
+        unless indexed at a greater version, and remember the deletions."""
+        latest: dict = {}
+        for parent_id, record_id, version in keys:
+            key = (parent_id, record_id)
+            latest[key] = max(int(version), latest.get(key, 0))
         t = self.tables
-        with self._session(write=bool(keys)) as conn:
-            docs = []
-            for parent_id, record_id in keys:
-                row = conn.execute(f"SELECT id FROM {t['docs']} WHERE resource = ? AND parent_id = ? AND "
-                                   "record_id = ?", (resource_name, parent_id, record_id)).fetchone()
-                if row is not None:
-                    docs.append(row)
+        with self._session(write=bool(latest)) as conn:
+            if not latest:
+                return
+            existing = self._existing(conn, resource_name, latest)
+            docs, tombs = [], []
+            for key, version in latest.items():
+                known = existing.get(key)
+                if known is not None and known[1] > version:
+                    continue  # a newer record than this deletion
+                if known is not None:
+                    docs.append((known[0],))
+                tombs.append((resource_name, *key, version))
             for name, column in (("docs", "id"), ("vals", "doc"), ("scope", "doc"), ("fts", "rowid")):
                 conn.executemany(f"DELETE FROM {t[name]} WHERE {column} = ?", docs)
+            conn.executemany(f"INSERT INTO {t['tomb']} (resource, parent_id, record_id, last_modified) "
+                             "VALUES (?, ?, ?, ?) ON CONFLICT (resource, record_id, parent_id) DO UPDATE "
+                             "SET last_modified = max(last_modified, excluded.last_modified)", tombs)
 
-    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str]]:
-        """Return an iterator over the keys of a resource (read at call time)."""
+    def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str, int]]:
+        """Return an iterator over the ``(parent_id, record id, version)`` of a
+        resource (read at call time)."""
         with self._session() as conn:
-            rows = conn.execute(f"SELECT parent_id, record_id FROM {self.tables['docs']} WHERE resource = ?",
-                                (resource_name,)).fetchall()
-        return iter([(p, r) for p, r in rows])
+            rows = conn.execute(f"SELECT parent_id, record_id, last_modified FROM {self.tables['docs']} "
+                                "WHERE resource = ?", (resource_name,)).fetchall()
+        return iter([(p, r, v) for p, r, v in rows])
 
     def search(self, resource_name: str, query: dict, principals: Iterable[str]) -> SearchResult:
         """Run one SQL statement: driver, read scope and probes, sort, page, total."""

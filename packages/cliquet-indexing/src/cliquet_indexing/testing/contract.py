@@ -33,6 +33,8 @@ prefix. The expected answers are written out by hand for the data set
 from __future__ import annotations
 
 import inspect
+import itertools
+import random
 import uuid
 
 import pytest
@@ -85,7 +87,7 @@ class IndexerContract(QueryContract, BackendContract):
         entry = IndexEntry("u", {"id": "a", "last_modified": 1}, ("u",))
         query = {"query": {"match_all": {}}, "sort": [], "size": 10, "from": 0}
         return [("initialize_schema", ()), ("flush", ()), ("index_records", ("r", [entry])),
-                ("unindex_records", ("r", [("u", "a")])), ("indexed_keys", ("r",)),
+                ("unindex_records", ("r", [("u", "a", 2)])), ("indexed_keys", ("r",)),
                 ("search", ("r", query, ["u"]))]
 
     # -- the API --------------------------------------------------------------------------
@@ -196,7 +198,7 @@ class IndexerContract(QueryContract, BackendContract):
         alice = self.run(backend, resource, {}, ["alice"]).records
         bob = self.run(backend, resource, {}, ["bob"]).records
         assert [r["who"] for r in alice] == ["alice"] and [r["who"] for r in bob] == ["bob"]
-        backend.unindex_records(resource, [("alice", "same")])
+        backend.unindex_records(resource, [("alice", "same", 2)])
         assert self.run(backend, resource, {}, ["alice"]).total == 0
         assert self.run(backend, resource, {}, ["bob"]).total == 1
 
@@ -228,13 +230,14 @@ class IndexerContract(QueryContract, BackendContract):
 
     def test_unindex_removes_and_ignores_missing(self, backend, articles):
         first, second = ARTICLES[0]["id"], ARTICLES[1]["id"]
-        backend.unindex_records(articles, [(OWNER, first), (OWNER, second), (OWNER, "missing"), ("x", first)])
+        backend.unindex_records(articles, [(OWNER, first, 5000), (OWNER, second, 5000), (OWNER, "missing", 5000),
+                                           ("x", first, 5000)])
         assert self.found(backend, articles, {"match_all": {}}) == set(ids(ARTICLES)) - {first, second}
 
     def test_indexed_keys(self, backend, articles):
         backend.index_records(articles, [IndexEntry("bob", {"id": "b1", "last_modified": 1}, ("bob",))])
         keys = set(backend.indexed_keys(articles))
-        assert keys == {(OWNER, i) for i in ids(ARTICLES)} | {("bob", "b1")}
+        assert keys == {(OWNER, r["id"], r["last_modified"]) for r in ARTICLES} | {("bob", "b1", 1)}
         assert set(backend.indexed_keys(f"nothing{uuid.uuid4().hex[:8]}")) == set()
 
     def test_many_records_in_one_call(self, backend, resource):
@@ -247,11 +250,97 @@ class IndexerContract(QueryContract, BackendContract):
         assert result.total == len([i for i in range(1500) if i % 7 == 3 and i % 10 == 4])
 
     def test_flush_removes_everything(self, backend, articles):
+        backend.unindex_records(articles, [(OWNER, ARTICLES[1]["id"], 9999)])
         backend.flush()
         assert self.run(backend, articles, {}).total == 0
         assert set(backend.indexed_keys(articles)) == set()
-        backend.index_records(articles, [IndexEntry(OWNER, dict(ARTICLES[0]), (OWNER,))])
-        assert self.run(backend, articles, {}).total == 1
+        backend.index_records(articles, [IndexEntry(OWNER, dict(r), (OWNER,)) for r in ARTICLES[:2]])
+        # the deletion went with the rest
+        assert self.found(backend, articles, {"match_all": {}}) == {ARTICLES[0]["id"], ARTICLES[1]["id"]}
+
+    # -- versions and deletions -------------------------------------------------------
+
+    @staticmethod
+    def entry(record_id, version, parent=OWNER, **fields):
+        """An entry of ``record_id`` at ``version`` readable by its parent."""
+        return IndexEntry(parent, {"id": record_id, "last_modified": version, **fields}, (parent,))
+
+    def test_a_late_index_after_unindex_does_not_resurrect(self, backend, resource):
+        backend.index_records(resource, [self.entry("x", 10, t="first")])
+        backend.unindex_records(resource, [(OWNER, "x", 20)])
+        # another worker's event, a retry queue replaying after an outage:
+        backend.index_records(resource, [self.entry("x", 10, t="first")])
+        backend.index_records(resource, [self.entry("x", 15, t="between")])
+        assert self.found(backend, resource, {"match_all": {}}) == set()
+        assert set(backend.indexed_keys(resource)) == set()
+        # at the deletion's own version the deletion wins
+        backend.index_records(resource, [self.entry("x", 20, t="tie")])
+        assert self.found(backend, resource, {"match_all": {}}) == set()
+
+    def test_a_deletion_that_arrives_first_is_remembered(self, backend, resource):
+        backend.unindex_records(resource, [(OWNER, "early", 7)])
+        backend.index_records(resource, [self.entry("early", 6)])
+        assert self.found(backend, resource, {"match_all": {}}) == set()
+
+    def test_a_newer_record_after_a_deletion_is_indexed(self, backend, resource):
+        backend.index_records(resource, [self.entry("x", 10, t="old")])
+        backend.unindex_records(resource, [(OWNER, "x", 20)])
+        backend.index_records(resource, [self.entry("x", 30, t="recreated")])
+        result = self.run(backend, resource, {})
+        assert [(r["id"], r["t"]) for r in result.records] == [("x", "recreated")]
+        assert set(backend.indexed_keys(resource)) == {(OWNER, "x", 30)}
+
+    def test_an_older_deletion_is_ignored(self, backend, resource):
+        backend.index_records(resource, [self.entry("x", 30, t="kept")])
+        backend.unindex_records(resource, [(OWNER, "x", 20)])
+        assert self.found(backend, resource, {"match": {"t": "kept"}}) == {"x"}
+
+    def test_an_older_index_never_replaces_a_newer_one(self, backend, resource):
+        backend.index_records(resource, [self.entry("x", 30, t="newest")])
+        backend.index_records(resource, [self.entry("x", 29, t="older")])
+        backend.index_records(resource, [self.entry("x", 5, t="oldest"), self.entry("y", 5, t="other")])
+        assert self.found(backend, resource, {"match": {"t": "newest"}}) == {"x"}
+        assert self.found(backend, resource, {"match": {"t": "older oldest"}}) == set()
+        assert set(backend.indexed_keys(resource)) == {(OWNER, "x", 30), (OWNER, "y", 5)}
+
+    def test_deletions_are_per_key(self, backend, resource):
+        backend.unindex_records(resource, [("alice", "same", 20)])
+        backend.index_records(resource, [self.entry("same", 10, parent="bob"), self.entry("same", 10)])
+        assert self.found(backend, resource, {"match_all": {}}, ["alice", "bob"]) == {"same"}
+        assert self.run(backend, resource, {}, ["alice"]).total == 0
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_replays_in_any_order_converge_to_storage(self, backend, resource, seed):
+        """The changes of a few records, sent in a random order and grouping
+        (as workers and retry queues do), leave what storage's last change says."""
+        history, expected = [], {}
+        for n in range(6):
+            record_id, version = f"r{n}", 100 * n
+            for step in range(1 + n % 4):
+                version += 1
+                if step % 3 == 2:
+                    history.append(("unindex", (OWNER, record_id, version)))
+                    expected.pop(record_id, None)
+                else:
+                    history.append(("index", self.entry(record_id, version, t=f"v{version}")))
+                    expected[record_id] = version
+        rng = random.Random(seed)
+        rng.shuffle(history)
+        while history:
+            size = rng.randint(1, 4)
+            batch, history = history[:size], history[size:]
+            while batch:  # a run of one kind in one call, as the retry queue sends them
+                kind = batch[0][0]
+                run = [item for k, item in itertools.takewhile(lambda op: op[0] == kind, batch)]
+                batch = batch[len(run):]
+                if kind == "index":
+                    backend.index_records(resource, run)
+                else:
+                    backend.unindex_records(resource, run)
+        result = self.run(backend, resource, {"size": 100})
+        assert {r["id"]: r["last_modified"] for r in result.records} == expected
+        assert all(r["t"] == f"v{r['last_modified']}" for r in result.records)
+        assert set(backend.indexed_keys(resource)) == {(OWNER, k, v) for k, v in expected.items()}
 
     def test_prefixes_are_isolated(self, backend, make_backend, resource):
         if make_backend is None:
