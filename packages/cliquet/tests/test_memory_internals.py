@@ -1,6 +1,7 @@
 """What the contract suites cannot see of the memory backends: the query
 cache, the journal of transactions, the expiry sweep, the query helpers."""
 
+import threading
 import time
 
 import pytest
@@ -178,3 +179,153 @@ def test_record_key_matches_after_key():
     record = {"id": "x", "a": {"b": 2}}
     assert q.record_key(record, sorting) == q.after_key([2, "x"], sorting)
     assert q.record_key({"id": "y"}, sorting) == q.after_key([None, "y"], sorting)
+
+
+# -- transactions: isolation, and permissions joined to the storage ------------
+
+
+from cliquet.permission import memory as memory_permission  # noqa: E402
+from cliquet.storage import AccessibleIds  # noqa: E402
+
+
+@pytest.fixture
+def joined():
+    storage = memory_storage.Storage()
+    permission = memory_permission.Permission()
+    assert permission.join_transactions(storage) is True
+    return storage, permission
+
+
+def test_only_a_memory_storage_can_be_joined():
+    assert memory_permission.Permission().join_transactions(object()) is False
+
+
+def test_joined_permission_writes_are_undone_with_the_records(joined):
+    storage, permission = joined
+    permission.add_principal_to_ace("/a/1", "read", "kept")
+    permission.add_user_principal("bob", "group:kept")
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            storage.create("c", "p", {"id": "1"})
+            permission.add_principal_to_ace("/a/1", "read", "kept")  # already there: not undone
+            permission.replace_object_permissions("/a/1", {"read": ["new"], "write": ["w"]})
+            permission.add_user_principal("bob", "group:new")
+            permission.remove_user_principal("bob", "group:kept")
+            permission.delete_object_permissions("/a/2")
+            raise RuntimeError()
+    assert storage.get_all("c", "p") == ([], 0)
+    assert permission.get_object_permissions("/a/1") == {"read": {"kept"}}
+    assert permission.get_accessible_objects(["new", "w"], "read") == set()
+    assert permission.get_user_principals("bob") == {"group:kept"}
+
+
+def test_a_nested_block_undoes_only_its_own_permission_writes(joined):
+    storage, permission = joined
+    with storage.transaction():
+        permission.add_principal_to_ace("/a/1", "read", "outer")
+        with pytest.raises(KeyError):
+            with storage.transaction():
+                permission.add_principal_to_ace("/a/1", "read", "inner")
+                permission.remove_principal_from_ace("/a/1", "read", "outer")
+                raise KeyError()
+        assert permission.get_object_permissions("/a/1") == {"read": {"outer"}}
+        with storage.transaction():
+            permission.add_principal_to_ace("/a/1", "write", "kept")
+    assert permission.get_object_permissions("/a/1") == {"read": {"outer"}, "write": {"kept"}}
+
+
+def test_an_unjoined_permission_backend_writes_at_once():
+    storage = memory_storage.Storage()
+    permission = memory_permission.Permission()
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            permission.add_principal_to_ace("/a/1", "read", "x")
+            raise RuntimeError()
+    assert permission.get_object_permissions("/a/1") == {"read": {"x"}}
+
+
+def _in_thread(target):
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def test_a_transaction_is_isolated_from_other_threads(joined):
+    """Another thread neither sees an open transaction's writes nor writes
+    in the middle of it (a rollback then restored its own state over them,
+    and rewound the collection timestamp)."""
+    storage, permission = joined
+    record = storage.create("c", "p", {"v": "committed"})
+    written, seen = threading.Event(), {}
+
+    def other_thread():
+        written.wait(5)
+        seen["read"] = storage.get("c", "p", record["id"])["v"]
+        seen["acl"] = permission.get_object_permissions("/a/1")
+        seen["write"] = storage.update("c", "p", record["id"], {"v": "other"})
+
+    thread = _in_thread(other_thread)
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            storage.update("c", "p", record["id"], {"v": "uncommitted"})
+            permission.add_principal_to_ace("/a/1", "read", "x")
+            written.set()
+            time.sleep(0.1)  # the other thread waits meanwhile
+            assert "read" not in seen
+            raise RuntimeError()
+    thread.join(5)
+    assert seen["read"] == "committed" and seen["acl"] == {}
+    assert storage.get("c", "p", record["id"])["v"] == "other"
+    assert storage.collection_timestamp("c", "p") == seen["write"]["last_modified"] > record["last_modified"]
+
+
+def test_a_read_check_is_cached_on_the_permission_generation(joined):
+    storage, permission = joined
+    for n in range(3):
+        storage.create("c", "p", {"id": str(n)})
+        permission.add_principal_to_ace(f"/c/{n}", "read", "bob")
+    loads = []
+
+    def accessible():
+        def load():
+            loads.append(1)
+            return {uri[3:] for uri in permission.get_accessible_objects(["bob"], "read", prefix="/c/")}
+        return AccessibleIds(["bob"], ["read"], "/c/", loader=load, source=permission)
+
+    def listed():
+        return sorted(r["id"] for r in storage.get_all("c", "p", [Filter("id", accessible(), COMPARISON.IN)])[0])
+
+    assert listed() == ["0", "1", "2"] and listed() == ["0", "1", "2"]
+    assert len(loads) == 1  # the second list was served by the query cache
+    generation = permission.generation
+    permission.remove_principal_from_ace("/c/1", "read", "bob")  # no record write
+    assert permission.generation != generation
+    assert listed() == ["0", "2"]
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            permission.add_principal_to_ace("/c/1", "read", "bob")
+            assert listed() == ["0", "1", "2"]
+            raise RuntimeError()
+    assert listed() == ["0", "2"]  # the undo moved the generation too
+
+
+def test_a_read_check_from_an_unjoined_backend_is_never_cached():
+    storage = memory_storage.Storage()
+    permission = memory_permission.Permission()
+    storage.create("c", "p", {"id": "1"})
+    permission.add_principal_to_ace("/c/1", "read", "bob")
+
+    def listed():
+        ids = AccessibleIds(["bob"], ["read"], "/c/", version=1, source=permission, loader=lambda: {
+            uri[3:] for uri in permission.get_accessible_objects(["bob"], "read", prefix="/c/")})
+        return storage.get_all("c", "p", [Filter("id", ids, COMPARISON.IN)])[1]
+
+    assert listed() == 1
+    permission.remove_principal_from_ace("/c/1", "read", "bob")
+    assert listed() == 0
+
+
+def test_accessible_ids_without_a_version_are_never_equal():
+    one = AccessibleIds(["a"], ["read"], "/x/", loader=set)
+    assert one == one and one != AccessibleIds(["a"], ["read"], "/x/", loader=set)
+    assert AccessibleIds(["a"], ["read"], "/x/", 7, set) == AccessibleIds(["a"], ["read"], "/x/", 7, set)

@@ -299,3 +299,25 @@ def test_a_permission_changed_without_a_record_write_is_seen_by_lists(app):
     assert _listed(app, BOB) == set()
     registry.permission.add_principal_to_ace(f"/articles/{record['data']['id']}", "read", bob)
     assert _listed(app, BOB) == {record["data"]["id"]}
+
+
+def test_no_request_writes_the_cache_backend(monkeypatch):
+    """The cache backend is outside the request boundary: that holds only
+    as long as no request writes it (one that does must commit and roll back
+    its entries with the rest, and change this test)."""
+    app = make_app(resources=(SharedArticle,))
+    cache = app.app.registry.cache
+    calls = []
+    for name in ("set", "delete", "expire", "flush"):
+        monkeypatch.setattr(cache, name, lambda *args, _name=name, **kwargs: calls.append(_name))
+    bob = userid(app, BOB)
+    record = app.post_json(URL, {"data": {"title": "a"}, "permissions": {"read": [bob]}}, headers=ALICE).json
+    url = record_url(record["data"]["id"])
+    app.patch_json(url, {"data": {"title": "b"}}, headers=ALICE)
+    app.put_json(url, {"data": {"title": "c"}}, headers=ALICE)
+    app.get(URL, headers=BOB)
+    app.post_json("/v1/batch", {"requests": [{"method": "GET", "path": url},
+                                             {"method": "DELETE", "path": url}]}, headers=ALICE)
+    app.get(url, headers=ALICE, status=404)
+    app.patch_json(url, {"data": {"title": "d"}}, headers={**ALICE, "Response-Behavior": "x"}, status=400)
+    assert calls == []
