@@ -103,11 +103,13 @@ def test_patch_with_only_permissions_changes_only_them(app, shared):
     app.get(url, headers=READER, status=403)
 
 
-def test_put_replaces_permissions_and_caller_keeps_write(app, shared):
+def test_put_replaces_permissions_caller_and_creator_keep_write(app, shared):
     url = f"{URL}/{shared['data']['id']}"
     resp = app.put_json(url, {"data": {"title": "new"}, "permissions": {"read": []}}, headers=WRITER).json
-    assert resp["permissions"] == {"read": [userid(app, WRITER)], "write": [userid(app, WRITER)]}
-    app.get(url, headers=OWNER, status=403)
+    writers = sorted([userid(app, OWNER), userid(app, WRITER)])
+    assert resp["permissions"] == {"read": writers, "write": writers}
+    app.get(url, headers=OWNER, status=200)
+    app.get(url, headers=READER, status=403)
 
 
 @pytest.mark.parametrize("permissions,name", [

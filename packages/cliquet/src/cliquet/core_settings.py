@@ -1,5 +1,6 @@
 """The settings of the core, with their defaults. See ``docs/settings.rst``."""
 
+from cliquet.resource.http import DEFAULT_JSON_DEPTH, as_json_depth
 from cliquet.settings import (
     Setting,
     as_bool,
@@ -52,6 +53,8 @@ CORE_SETTINGS = {
     "request_body_timeout": Setting(10.0, as_duration,
                                     doc="Time a client has to send a whole request body (cliquet serve); "
                                         "after it, 408."),
+    "json_max_depth": Setting(DEFAULT_JSON_DEPTH, as_json_depth,
+                              doc="Most levels of nesting in a JSON body (1 to 200); deeper is a 400."),
     "readonly": Setting(False, as_bool, public=True, doc="Refuse every write."),
     "cors_origins": Setting("*", as_list, doc="Origins allowed by CORS."),
     "cors_max_age_seconds": Setting(3600, as_int, doc="How long browsers may cache a preflight."),

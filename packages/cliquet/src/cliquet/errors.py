@@ -115,5 +115,17 @@ def json_error_from_exception(exc):
     if getattr(exc, "cliquet_errno", None) is not None:
         return exc
     message = exc.detail if isinstance(exc.detail, str) and exc.detail else exc.explanation or None
-    response = http_error(exc, message=message)
+    if exc.code == 405:
+        allowed = exc.headers.get("Allow")
+        message = "Method not allowed on this URL" + (f" (allowed: {allowed})" if allowed else "")
+    response = http_error(exc, message=message or f"{exc.title}.")
     return response
+
+
+def invalid_path_error(description):
+    """A 400 errno 107 for a URL path the service cannot read (``details``
+    name the ``path``): returned, not raised, since it is answered before
+    routing."""
+    return http_error(httpexceptions.HTTPBadRequest(), errno=ERRORS.INVALID_PARAMETERS,
+                      message=f"Invalid URL path: {description}",
+                      details=[{"location": "path", "name": None, "description": description}])

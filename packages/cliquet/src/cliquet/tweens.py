@@ -1,9 +1,9 @@
 """The protocol tween: what every response of a Cliquet service gets.
 
-One tween, close to the server, handles in order: the ``Host`` header
-(the configured public host, or a trusted one: 400 otherwise), CORS
-preflight, a body the server could not read (408/413, see
-:mod:`cliquet.serving`), the version prefix (307 redirect or 404 errno 116),
+One tween, close to the server, handles in order: a body the server could
+not read (408/413, see :mod:`cliquet.serving`), the ``Host`` header (the
+configured public host, or a trusted one: 400 otherwise), CORS preflight,
+the version prefix (307 redirect or 404 errno 116),
 end of service (410 errno 202), body size limits (411/413), the storage
 transaction of the request, and on the way out CORS (``Vary: Origin``
 always), ``Backoff`` and ``Alert`` headers. Keeping this in one
@@ -18,7 +18,7 @@ import re
 import orjson
 from pyramid import httpexceptions
 
-from cliquet.errors import ERRORS, http_error
+from cliquet.errors import ERRORS, http_error, invalid_path_error
 from cliquet.storage.exceptions import BackendError
 from cliquet.events import AfterResourceChanged, EventCollector, ResourceChanged
 from cliquet.views.errors import backend_error_response, internal_error
@@ -175,10 +175,10 @@ def protocol_tween_factory(handler, registry):
 
     def check_request(request):
         """Return an error response for a request refused before routing, or None."""
-        response = body_error(request.environ)
-        if response is not None:
-            return response
-        path = request.path_info
+        try:
+            path = request.path_info
+        except UnicodeDecodeError:  # %FF, an encoded surrogate: routing would fail with a bare 500
+            return invalid_path_error("not valid UTF-8 once percent-decoded")
         if path == prefix or (path.endswith("/") and len(path) > len(prefix) + 1
                               and path.startswith(prefix + "/")):
             # /v1 → /v1/ and /v1/articles/ → /v1/articles
@@ -219,10 +219,11 @@ def protocol_tween_factory(handler, registry):
         environ = request.environ
         if public_scheme:
             environ["wsgi.url_scheme"] = public_scheme
+        # an incomplete body first: nothing else about the request matters
+        response = body_error(environ)
         if public_host:
             environ["HTTP_HOST"] = public_host
-            response = None
-        else:
+        elif response is None:
             # URLs (Next-Page, redirects, the hello view's) are built from the
             # Host header: only a trusted one may be reflected.
             response = check_host(environ)

@@ -282,7 +282,8 @@ class UserResource:
         http.check_accept(self.request)
         self.authorize_collection("create")
         data = self._body_data()
-        http.check_preconditions(self.request, self.model.timestamp())
+        # If-None-Match: * is about the record created (below), not the collection.
+        http.check_preconditions(self.request, self.model.timestamp(), none_match_any=False)
         record = self._validate(data)
         record_id = record.get(self.model.id_field)
         if record_id is not None:
@@ -295,7 +296,10 @@ class UserResource:
         record = self.process_record(record)
         try:
             created = self.model.create_record(record)
-        except UnicityError as exc:
+        except UnicityError as exc:  # created meanwhile by a concurrent request
+            self.authorize_record("read", exc.record)
+            if http.parse_precondition(self.request, "If-None-Match") == http.ANY:
+                raise http.modified_meanwhile(exc.record, exc.record[self.model.modified_field])
             return self._record_response(exc.record, status=200)
         self.after_write(created, replace=True)
         self._changed(ACTIONS.CREATE, created)

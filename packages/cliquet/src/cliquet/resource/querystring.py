@@ -3,11 +3,17 @@
 Every parameter is checked against the resource's schema: an unknown field,
 a value of the wrong type or a malformed parameter is a 400 errno 107 whose
 ``details`` name the parameter (``location: querystring``).
+
+Numbers are read with JSON's grammar only (no ``nan``, ``inf``, ``1_000`` or
+``+1``), and must be stored and compared exactly by every backend: integers
+within 64 bits, finite floats. Anything else is a 400 naming the parameter.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 
 import colander
 
@@ -18,6 +24,8 @@ from cliquet.utils import strip_quotes
 #: querystring prefixes, longest first so ``not_`` isn't read as a field.
 _PREFIXES = sorted((op for op in COMPARISON if op.value), key=lambda op: -len(op.value))
 _RESERVED = {"_limit", "_sort", "_token", "_since", "_before", "_to", "_fields"}
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 @dataclasses.dataclass
@@ -54,21 +62,44 @@ def request_params(request):
     return params
 
 
+def parse_number(text: str):
+    """Read a JSON number: an ``int`` within 64 bits, or a finite ``float``.
+
+    :raises ValueError: for anything else, saying why.
+    """
+    match = _JSON_NUMBER.fullmatch(text)
+    if match is None:
+        raise ValueError("not a number")
+    if match.group(1) is None and match.group(2) is None:
+        value = int(text)
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError("integer outside the 64-bit range")
+        return value
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def parse_timestamp(text: str) -> int:
+    """An integer timestamp, plain or quoted (as an ``ETag``), within 64 bits."""
+    value = int(strip_quotes(text))
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError("integer outside the 64-bit range")
+    return value
+
+
 def native_value(text: str):
-    """Guess the JSON value of a querystring value whose field type is unknown."""
+    """Guess the JSON value of a querystring value whose field type is
+    unknown: ``true``, ``false``, ``null``, a JSON number, or else the text."""
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
     if lowered == "null":
         return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    if _JSON_NUMBER.fullmatch(text):
+        return parse_number(text)
+    return text
 
 
 class FieldTypes:
@@ -96,7 +127,7 @@ class FieldTypes:
     def convert(self, field: str, text: str):
         """Convert ``text`` to the field's JSON type; ``ValueError`` if it can't be."""
         if field == self.modified_field:
-            return int(strip_quotes(text))
+            return parse_timestamp(text)
         if field == self.id_field:
             return text
         node = self.nodes.get(field)
@@ -108,10 +139,15 @@ class FieldTypes:
                 raise ValueError("expected true or false")
             return text.lower() == "true"
         if isinstance(typ, colander.Int):
-            return int(text)
+            value = parse_number(text)
+            if not isinstance(value, int):
+                raise ValueError("expected an integer")
+            return value
         if isinstance(typ, (colander.Float, colander.Number, colander.Decimal)):
-            value = float(text)
-            return int(value) if value.is_integer() else value
+            value = parse_number(text)
+            if isinstance(value, float) and value.is_integer() and _INT64_MIN <= value <= _INT64_MAX:
+                return int(value)
+            return value
         return native_value(text)
 
 
@@ -152,7 +188,7 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
                         raise_invalid("querystring", "_fields", f"Unknown field {field!r}")
             else:  # _since, _before, _to
                 try:
-                    timestamp = int(strip_quotes(value))
+                    timestamp = parse_timestamp(value)
                 except ValueError:
                     raise_invalid("querystring", name, "Must be an integer timestamp (quoted or not)")
                 operator = COMPARISON.GT if name == "_since" else COMPARISON.LT

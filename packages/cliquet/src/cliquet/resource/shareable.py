@@ -7,9 +7,13 @@ A request body may have ``permissions`` beside ``data``::
 
 and every record response returns them. Rules:
 
-* the creator is always in ``write``; ``write`` implies ``read``;
+* the creator is always in ``write``, whoever replaces the permissions
+  (their id is kept under the internal ``creator`` permission, which no
+  body can set); ``write`` implies ``read``;
 * ``PATCH`` with ``permissions`` replaces the permissions it names and leaves
   the others; ``PUT`` replaces them all; the caller always keeps ``write``;
+* only those who may write a record see its ``permissions``; a reader gets
+  ``"permissions": {}`` (an ACL names other users and groups);
 * principals are user ids (as ``user.id`` in the hello view),
   ``system.Authenticated``, ``system.Everyone`` and groups (user principals
   from the permission backend).
@@ -38,6 +42,8 @@ from cliquet.settings import Setting, as_list, declare_settings
 from cliquet.storage import COMPARISON, AccessibleIds, Filter
 
 PERMISSIONS = ("read", "write")
+#: the internal permission that remembers who created a record (never shown).
+CREATOR = "creator"
 #: the storage scope of every shareable record (they are not per-user).
 SHARED_PARENT_ID = ""
 
@@ -103,7 +109,7 @@ class ShareableResource(UserResource):
             self._permissions_cache = {}
         if record_id not in self._permissions_cache:
             self._permissions_cache[record_id] = self.registry.permission.get_object_permissions(
-                self.object_uri(record_id), PERMISSIONS)
+                self.object_uri(record_id), (*PERMISSIONS, CREATOR))
         return self._permissions_cache[record_id]
 
     def _may(self, permission, record_id):
@@ -190,7 +196,8 @@ class ShareableResource(UserResource):
         return new
 
     def after_write(self, record, existing=None, replace=False):
-        """Store the permissions of the body; the caller keeps ``write``."""
+        """Store the permissions of the body; the caller and the creator keep
+        ``write`` (a record created here remembers its creator)."""
         record_id = record[self.model.id_field]
         if existing is None and getattr(self, "_permissions_first", None) == record_id:
             return  # stored by process_record
@@ -198,20 +205,29 @@ class ShareableResource(UserResource):
         if given is not None:
             validate_permissions(given)
         userid = self.request.authenticated_userid
-        if replace or existing is None:
+        if existing is None:
             wanted = {p: set(given.get(p, ())) if given else set() for p in PERMISSIONS}
+            wanted[CREATOR] = {userid} if userid is not None else set()
         else:
             current = self._record_permissions(record_id)
-            wanted = {p: set(given[p]) if given and p in given else set(current.get(p, ())) for p in PERMISSIONS}
+            if replace:
+                wanted = {p: set(given.get(p, ())) if given else set() for p in PERMISSIONS}
+            else:
+                wanted = {p: set(given[p]) if given and p in given else set(current.get(p, ()))
+                          for p in PERMISSIONS}
+            wanted["write"] |= set(current.get(CREATOR, ()))
         if userid is not None:
             wanted["write"].add(userid)
         self._permissions_cache = {record_id: self.registry.permission.replace_object_permissions(
             self.object_uri(record_id), {p: sorted(v) for p, v in wanted.items()})}
 
     def record_body(self, record):
-        """``data`` and ``permissions`` (``write`` principals also read)."""
+        """``data`` and ``permissions`` (``write`` principals also read);
+        ``permissions`` is ``{}`` for a caller who may not write the record."""
         if record.get(self.model.deleted_field):
             return {"data": record}
+        if not self._may("write", record[self.model.id_field]):
+            return {"data": record, "permissions": {}}
         acl = self._record_permissions(record[self.model.id_field])
         write = sorted(acl.get("write", ()))
         read = sorted(set(acl.get("read", ())) | set(write))

@@ -11,6 +11,14 @@ behind and never undoes a sibling that succeeded). The answer is always 200
 with one entry per request, errors in place::
 
     {"responses": [{"status": 201, "path": "/v1/articles", "headers": {...}, "body": {...}}, ...]}
+
+Bounded work: at most ``cliquet.batch_max_requests`` sub-requests, whose
+bodies add up to at most ``cliquet.max_request_body_size`` bytes, and never a
+batch inside a batch. The recursion guard is on the *resolved route*, not
+the path text (``/%62atch``, ``/v1/batch?x`` name the batch too): a
+sub-request whose path routes to the batch refuses the whole batch, and the
+batch view itself refuses to run as a sub-request (an alias route to it
+included).
 """
 
 from __future__ import annotations
@@ -19,8 +27,11 @@ import re
 from urllib.parse import quote
 
 import orjson
+from pyramid import httpexceptions
+from pyramid.interfaces import IRoutesMapper
 
-from cliquet.errors import ERRORS, raise_invalid
+from cliquet.errors import ERRORS, http_error, raise_invalid
+from cliquet.resource.http import DEFAULT_JSON_DEPTH, loads_json
 from cliquet.services import make_service
 from cliquet.utils import json_response
 
@@ -33,6 +44,8 @@ _INHERITED = ("Authorization", "Origin", "Accept-Language", "User-Agent")
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 _PATH_SAFE = "/?&=%:;@!$'()*+,~-._[]"
+#: levels the batch envelope adds above a sub-request's body (object, list, object).
+_ENVELOPE_DEPTH = 3
 
 
 def _validate(body, max_requests):
@@ -84,37 +97,50 @@ def _validate(body, max_requests):
 @batch.post(permission="__no_permission_required__")
 def post_batch(request):
     """Run every sub-request and gather their answers."""
-    try:
-        body = orjson.loads(request.body or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise_invalid("body", None, f"Invalid JSON: {exc}", errno=ERRORS.BADJSON)
+    if getattr(request, "cliquet_batch_parent", None) is not None:
+        raise_invalid("path", None, "Recursive calls to the batch endpoint are not allowed")
     settings = request.registry.settings
+    max_depth = settings.get("cliquet.json_max_depth") or DEFAULT_JSON_DEPTH
+    body = loads_json(request.body or b"{}", max_depth + _ENVELOPE_DEPTH)
     requests = _validate(body, settings["cliquet.batch_max_requests"])
     prefix = "/v" + str(settings["cliquet.http_api_version"]).split(".")[0]
-    for i, item in enumerate(requests):
-        path = item["path"]
-        if not (path == prefix or path.startswith(prefix + "/")):
-            path = prefix + path
-        if path.split("?")[0].rstrip("/") == prefix + "/batch":
-            raise_invalid("body", f"requests.{i}.path", "Recursive calls to the batch endpoint are not allowed")
-        item["path"] = path
-
-    responses = []
-    for item in requests:
-        responses.append(_run(request, item))
+    subs = [_build(request, i, item, prefix) for i, item in enumerate(requests)]
+    max_body = settings["cliquet.max_request_body_size"]
+    if sum(len(sub.body) for sub, _ in subs) > max_body:
+        raise http_error(httpexceptions.HTTPRequestEntityTooLarge(), errno=ERRORS.REQUEST_TOO_LARGE,
+                         message=f"The bodies of the sub-requests add up to more than {max_body} bytes")
+    responses = [_run(request, sub, path) for sub, path in subs]
     return json_response(request, {"responses": responses})
 
 
-def _run(parent, item):
+def _build(parent, i, item, prefix):
+    """``(sub-request, path)`` of ``item`` (the ``i``-th), refused if it
+    would route to the batch itself or its path cannot be decoded."""
+    path = item["path"]
+    if not (path == prefix or path.startswith(prefix + "/")):
+        path = prefix + path
     headers = {name: parent.headers[name] for name in _INHERITED if name in parent.headers}
     headers.update(item["headers"])
     kwargs = {"method": item["method"], "headers": headers, "base_url": parent.application_url}
     if "body" in item:
         kwargs["body"] = orjson.dumps(item["body"])
         headers.setdefault("Content-Type", "application/json")
-    sub = type(parent).blank(item["path"], **kwargs)  # the app's request class
+    sub = type(parent).blank(path, **kwargs)  # the app's request class
     sub.registry = parent.registry
     sub.cliquet_batch_parent = parent
+    mapper = parent.registry.getUtility(IRoutesMapper)
+    try:
+        route = mapper(sub)["route"]
+    except UnicodeDecodeError:  # pyramid's URLDecodeError
+        raise_invalid("body", f"requests.{i}.path", "Not valid UTF-8 once percent-decoded")
+    # With a trailing slash, the protocol tween redirects to the batch.
+    redirected = mapper.get_route(batch.name).match(sub.path_info.rstrip("/"))
+    if (route is not None and route.name == batch.name) or redirected is not None:
+        raise_invalid("body", f"requests.{i}.path", "Recursive calls to the batch endpoint are not allowed")
+    return sub, path
+
+
+def _run(parent, sub, path):
     response = parent.invoke_subrequest(sub, use_tweens=True)
     try:
         body = orjson.loads(response.body) if response.body else None
@@ -122,7 +148,7 @@ def _run(parent, item):
         body = response.text
     return {
         "status": response.status_code,
-        "path": item["path"],
+        "path": path,
         "headers": dict(response.headers),
         "body": body,
     }
