@@ -139,7 +139,9 @@ def includeme(config):
         if getattr(registry, "indexer", None) is not None:
             # The configuration was committed with cliquet-indexing's default
             # indexer already: replace it, in the retry queue too.
-            registry.indexer = load_from_config(config)
+            from cliquet_indexing.setup import load_indexer  # (with the search limits)
+
+            registry.indexer = load_indexer(config)
             retry = getattr(registry, "indexing_retry", None)
             if retry is not None:
                 retry.indexer = registry.indexer

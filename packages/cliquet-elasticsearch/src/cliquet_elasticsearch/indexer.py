@@ -383,7 +383,7 @@ class ElasticsearchIndexer(IndexerBase):
         Elasticsearch DSL (queries, ``aggs``, ``highlight``…) passes through,
         minus what could look past the read scope (see
         :mod:`cliquet_elasticsearch.translate`)."""
-        return translate.validate(body, self.max_size)
+        return translate.validate(body, self.max_size, self.limits)
 
     def search(self, resource_name: str, query: dict, principals: Iterable[str]) -> SearchResult:
         """Run ``query`` in ``resource_name``'s index, the read scope a
@@ -403,6 +403,7 @@ class ElasticsearchIndexer(IndexerBase):
                 if sort:
                     body["sort"] = sort
             body["query"] = translate.scoped(clause, principals)
+            body["timeout"] = translate.timeout(self.limits)
             try:
                 response = self.client.search(
                     index=alias, size=query["size"], from_=query["from"], track_total_hits=True,
@@ -416,6 +417,7 @@ class ElasticsearchIndexer(IndexerBase):
                     reason = "; ".join(str(c.get("reason")) for c in causes if isinstance(c, dict))
                 raise InvalidQuery([{"location": "body", "name": "query",
                                      "description": f"Elasticsearch refused the query: {reason}"}]) from exc
+        translate.check_response(response, self.limits)
         hits = response["hits"]
         records = []
         for hit in hits["hits"]:

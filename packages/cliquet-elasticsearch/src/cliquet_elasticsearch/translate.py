@@ -33,6 +33,15 @@ Elasticsearch DSL
 Either way the caller's scope is a ``terms`` filter *inside* the query
 (:func:`scoped`), so totals, pages and aggregations only ever count what the
 caller may read.
+
+Limits
+    Portable bodies are bounded by the portable validator itself
+    (:class:`~cliquet_indexing.query.Limits`), other DSL by the shape of its
+    JSON (:func:`~cliquet_indexing.query.check_bounds`) before it is walked,
+    then by Elasticsearch's own limits (what it refuses is a 400). Every
+    search carries the service's ``timeout`` (:func:`timeout`; a ``timeout``
+    in the body is replaced by it) and a search that timed out is refused
+    (:func:`check_response`) rather than answered with partial results.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ from cliquet_indexing.query import InvalidQuery
 
 from cliquet_elasticsearch.mapping import KEYWORD, META
 
-__all__ = ["RAW", "validate", "translate", "sort_clauses", "scoped", "is_portable"]
+__all__ = ["RAW", "validate", "translate", "sort_clauses", "scoped", "is_portable", "timeout", "check_response"]
 
 #: the key under which a validated pass-through body travels to ``search``.
 RAW = "elasticsearch"
@@ -126,7 +135,8 @@ def _check_aggregations(aggs: Any, path: str) -> None:
                 _check_aggregations(body, f"{path}.{name}.{kind}")
 
 
-def _check_raw(body: dict, max_size: int) -> dict:
+def _check_raw(body: dict, max_size: int, limits: Optional[portable.Limits] = None) -> dict:
+    portable.check_bounds(body, limits)  # before any recursive walk
     for key in body:
         if key not in RAW_TOP_LEVEL:
             raise _error(key, f"unknown or not allowed here (expected one of {', '.join(sorted(RAW_TOP_LEVEL))})")
@@ -159,30 +169,46 @@ def _check_raw(body: dict, max_size: int) -> dict:
                 items += value if isinstance(value, list) else [value]
             if any(isinstance(item, dict) for item in items):
                 raise _error(where, "more_like_this on stored documents reads past the read scope: not allowed")
-    normalized = {k: v for k, v in body.items() if k not in ("size", "from")}
+    normalized = {k: v for k, v in body.items() if k not in ("size", "from", "timeout")}
     return {"query": body.get("query", {"match_all": {}}), "sort": [], "size": size, "from": start,
             RAW: normalized}
 
 
-def validate(body: Any, max_size: int) -> dict:
+def validate(body: Any, max_size: int, limits: Optional[portable.Limits] = None) -> dict:
     """Validate a search body: portable bodies as every indexer does, other
     Elasticsearch DSL with the checks above.
 
+    :param limits: the bounds of a search (default: the defaults).
     :raises InvalidQuery: with ``details``.
     """
     if is_portable(body):
         try:
-            normalized = portable.validate(body, max_size=max_size)
+            normalized = portable.validate(body, max_size=max_size, limits=limits)
         except InvalidQuery as exc:
             # Portable clauses with Elasticsearch's other options (``boost``,
             # ``fuzziness``…) are Elasticsearch DSL: let them through.
             if isinstance(body, dict) and all(d["description"].startswith("unknown option")
                                               for d in exc.details):
-                return _check_raw(body, max_size)
+                return _check_raw(body, max_size, limits)
             raise
         _check_reserved(normalized)
         return normalized
-    return _check_raw(body, max_size)
+    return _check_raw(body, max_size, limits)
+
+
+def timeout(limits: portable.Limits) -> str:
+    """The ``timeout`` of a search request: ``limits.timeout`` in milliseconds."""
+    return f"{max(1, round(limits.timeout * 1000))}ms"
+
+
+def check_response(response: Any, limits: portable.Limits) -> None:
+    """Refuse a search Elasticsearch stopped at its ``timeout`` (its hits
+    would be partial, its total wrong).
+
+    :raises InvalidQuery: naming ``cliquet.search_timeout``.
+    """
+    if response.get("timed_out"):
+        raise limits.timed_out()
 
 
 def _reserved(name: Any) -> bool:

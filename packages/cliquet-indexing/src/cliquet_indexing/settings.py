@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cliquet.settings import Setting, as_bool, as_duration, as_int, as_list, as_str
 
-from cliquet_indexing.query import DEFAULT_MAX_SIZE
+from cliquet_indexing.query import DEFAULT_MAX_SIZE, Limits
 
 #: Dotted name of the default indexer.
 DEFAULT_BACKEND = "cliquet_indexing.embedded"
@@ -28,6 +28,18 @@ INDEXING_SETTINGS = {
     "indexing_prefix": Setting("", as_str, doc="Prefix of the indexer's tables or indexes."),
     "search_max_size": Setting(DEFAULT_MAX_SIZE, as_positive_int, public=True,
                                doc="Largest size a search may ask for."),
+    # The bounds of a search (cliquet_indexing.query.Limits): past one, a 400 naming it.
+    "search_max_clauses": Setting(Limits.max_clauses, as_positive_int,
+                                  doc="Most query clauses in a search (with multi_match fields and sort keys)."),
+    "search_max_depth": Setting(Limits.max_depth, as_positive_int, doc="Deepest nesting of bool clauses."),
+    "search_max_words": Setting(Limits.max_words, as_positive_int,
+                                doc="Most words in the full-text clauses of a search, together."),
+    "search_max_terms": Setting(Limits.max_terms, as_positive_int,
+                                doc="Most values in the terms clauses of a search, together."),
+    "search_max_string_length": Setting(Limits.max_string_length, as_positive_int,
+                                        doc="Longest string (characters) in a search."),
+    "search_timeout": Setting(Limits.timeout, as_duration,
+                              doc="Seconds an indexer may work on one search before it is stopped and refused."),
     "indexing_resources": Setting("*", as_list,
                                   doc="Resources whose records are indexed and searchable (* for all); "
                                       "an IndexedResource always is."),

@@ -38,10 +38,15 @@ def api_prefix(settings, environ=None) -> str:
 
 def load_indexer(config) -> IndexerBase:
     """Build the indexer named by ``cliquet.indexing_backend`` (errors name
-    the setting, see :func:`cliquet.setup.load_backend`)."""
+    the setting, see :func:`cliquet.setup.load_backend`), bounded by the
+    ``cliquet.search_*`` settings."""
     from cliquet.setup import load_backend
 
-    return load_backend(config, "indexing", IndexerBase)
+    from cliquet_indexing.query import Limits
+
+    indexer = load_backend(config, "indexing", IndexerBase)
+    indexer.limits = Limits.from_settings(config.get_settings())
+    return indexer
 
 
 def _warn_if_private(registry):

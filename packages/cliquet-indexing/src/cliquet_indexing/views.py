@@ -8,7 +8,9 @@ Elasticsearch ``aggregations``), with ``Total-Records`` giving the number of
 matches within what the caller may read.
 
 Errors: 401 anonymous, 404 (errno 111) unknown or non-indexed resource, 400
-(errno 107, with ``details``) malformed query, 503 (errno 201) indexer down.
+(errno 107, with ``details``) malformed query — or one past a limit of
+:class:`~cliquet_indexing.query.Limits`, or one the indexer refuses or
+stops at ``cliquet.search_timeout`` —, 503 (errno 201) indexer down.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from cliquet_indexing.query import InvalidQuery, simple_query
 
 #: query-string parameters of the GET form.
 GET_PARAMETERS = ("q", "size", "from")
+#: where the problems of the GET form's body are, in its query string.
+GET_NAMES = {"query.multi_match.query": "q"}
 
 
 def _not_found(resource_name):
@@ -69,9 +73,10 @@ def search(request):
         # sort on an Elasticsearch text field): that is a 400 too.
         result = indexer.search(resource_name, query, request.principals)
     except InvalidQuery as exc:
-        location = "body" if request.method == "POST" else "querystring"
-        raise_invalid(details=[dict(d, location=location) if location != "body" else d for d in exc.details],
-                      message=f"Invalid search query: {exc}")
+        details = exc.details
+        if request.method != "POST":
+            details = [dict(d, location="querystring", name=GET_NAMES.get(d["name"], d["name"])) for d in details]
+        raise_invalid(details=details, message=f"Invalid search query: {exc}")
     payload = {"data": result.records}
     payload.update(result.extra)
     return json_response(request, payload, headers={"Total-Records": str(result.total)})

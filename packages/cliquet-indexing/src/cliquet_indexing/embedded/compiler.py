@@ -15,14 +15,22 @@ walks first — and *probes* checked on each candidate through an index:
 Totals come from ``count(*) OVER ()`` in the same statement, so they are
 exact and within the read scope; the JSON of the records is read for the
 page only.
+
+Long lists of conditions are joined as balanced trees, so the expression
+depth SQLite sees grows with the logarithm of the clauses, not their number;
+:func:`bounded` stops a statement that runs past the search timeout and
+turns what SQLite refuses to run into :class:`~cliquet_indexing.query.InvalidQuery`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sqlite3
+import time
 from typing import Callable
 
-from cliquet_indexing.query import tokens
+from cliquet_indexing.query import InvalidQuery, Limits, tokens
 
 BOOL, NUMBER, STRING = 0, 1, 2
 #: ``multi_match`` on every field that holds text.
@@ -57,6 +65,58 @@ def successor(prefix: str) -> str | None:
             return prefix[:-1] + chr(last + 1)
         prefix = prefix[:-1]
     return None
+
+
+#: SQLite's answers to a statement too large or complex to run (its
+#: compile-time limits): the query's fault, never the engine's.
+REFUSALS = ("too large", "too many", "too big", "too complex", "stack overflow", "fts5: ")
+#: SQLite VM instructions between two checks of the clock.
+PROGRESS_STEPS = 1000
+
+
+def join(parts: list, operator: str) -> str:
+    """Join SQL ``parts`` with ``operator`` as a balanced tree of
+    parentheses: depth ``log2(n)``, where a plain chain would be ``n``
+    deep (SQLite refuses expressions deeper than 1 000)."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    return f"({join(parts[:middle], operator)}){operator}({join(parts[middle:], operator)})"
+
+
+@contextlib.contextmanager
+def bounded(conn: sqlite3.Connection, limits: Limits):
+    """Run the statements of one search within ``limits.timeout``.
+
+    A progress handler interrupts the statement once the time is up (checked
+    every :data:`PROGRESS_STEPS` instructions), which gives the lock back to
+    the writers; that, and a statement SQLite refuses as too large, raise
+    :class:`~cliquet_indexing.query.InvalidQuery`. Other SQLite errors pass
+    (the indexer reports them as the backend's).
+    """
+    deadline = time.monotonic() + limits.timeout
+    state = {"expired": False}
+
+    def progress():
+        if time.monotonic() > deadline:
+            state["expired"] = True
+            return 1
+        return 0
+
+    conn.set_progress_handler(progress, PROGRESS_STEPS)
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if state["expired"]:
+            raise limits.timed_out() from exc
+        message = str(exc)
+        if any(refusal in message.lower() for refusal in REFUSALS):
+            raise InvalidQuery([{"location": "body", "name": "query",
+                                 "description": f"the embedded indexer cannot run this query ({message}): "
+                                                "make it smaller"}]) from exc
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
 
 
 @dataclasses.dataclass
@@ -97,7 +157,7 @@ class Compiler:
             if not words or not codes:
                 return None
             per_word = ["(" + " OR ".join(_fts_string(token(c, w)) for c in codes) + ")" for w in words]
-            return "(" + (" AND " if body["operator"] == "and" else " OR ").join(per_word) + ")"
+            return "(" + join(per_word, " AND " if body["operator"] == "and" else " OR ") + ")"
         field, options = next(iter(body.items()))
         code = self.code(field)
         words = tokens(options["query"])
@@ -106,7 +166,7 @@ class Compiler:
         if name == "match_phrase":
             return _fts_string(" ".join(token(code, w) for w in words))
         joiner = " AND " if options["operator"] == "and" else " OR "
-        return "(" + joiner.join(_fts_string(token(code, w)) for w in words) + ")"
+        return "(" + join([_fts_string(token(code, w)) for w in words], joiner) + ")"
 
     # -- value clauses --------------------------------------------------------------------
 
@@ -194,10 +254,10 @@ class Compiler:
                 fragment = self.probe(clause)
                 pieces.append(f"(CASE WHEN {fragment.sql} THEN 1 ELSE 0 END)")
                 params += fragment.params
-            parts.append(f"({' + '.join(pieces)}) >= {int(minimum)}")
+            parts.append(f"({join(pieces, ' + ')}) >= {int(minimum)}")
         if not parts:
             return Fragment("1", [])
-        return Fragment(" AND ".join(parts), params)
+        return Fragment(join(parts, " AND "), params)
 
     # -- the whole statement --------------------------------------------------------------
 
@@ -241,7 +301,7 @@ class Compiler:
                 return "", [], False
             rank = "" if sort_codes else ", rank AS score"  # BM25 costs: only when it orders
             driver = f"(SELECT rowid AS id{rank} FROM {t['fts']} WHERE {t['fts']} MATCH ?)"
-            params.append(" AND ".join(expressions))
+            params.append(join(expressions, " AND "))
             rest = [c for c in conjuncts if c not in texts]
             scored = True
         elif values:

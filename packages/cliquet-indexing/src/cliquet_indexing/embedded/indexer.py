@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from cliquet.storage.exceptions import BackendError
 
-from cliquet_indexing.embedded.compiler import BOOL, NUMBER, STRING, Compiler, token
+from cliquet_indexing.embedded.compiler import BOOL, NUMBER, STRING, Compiler, bounded, token
 from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult
 from cliquet_indexing.query import DEFAULT_MAX_SIZE, tokens
 
@@ -334,7 +334,7 @@ class EmbeddedIndexer(IndexerBase):
     def search(self, resource_name: str, query: dict, principals: Iterable[str]) -> SearchResult:
         """Run one SQL statement: driver, read scope and probes, sort, page, total."""
         principals = sorted(set(principals))
-        with self._session() as conn:
+        with self._session() as conn, bounded(conn, self.limits):  # timeout and refusals: a 400
             if not principals:
                 return SearchResult([], 0)
             compiler = Compiler(self.tables, lambda path: self._code(conn, resource_name, path, create=False),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from cliquet_indexing.query import InvalidQuery, Limits
 from cliquet_indexing.testing.dataset import ARTICLES, ids
 
 ALL = set(ids(ARTICLES))
@@ -106,6 +107,73 @@ SORTS = {
 }
 
 
+#: small limits, so that the cases below stay small
+SMALL = Limits(max_clauses=4, max_depth=2, max_words=5, max_terms=3, max_string_length=40)
+
+#: (body, the ``name`` of the one problem, the setting its description names), under :data:`SMALL`
+PAST_A_LIMIT = {
+    "clauses": ({"query": {"bool": {"must": [{"exists": {"field": "views"}}] * 4}}},
+                "query.bool.must.3", "search_max_clauses"),
+    "clauses in a long list": ({"query": {"bool": {"should": [{"match_all": {}}] * 100_000}}},
+                               "query.bool.should", "search_max_clauses"),
+    "multi_match fields": ({"query": {"multi_match": {"query": "fox", "fields": ["title", "body", "tags", "x"]}}},
+                           "query.multi_match.fields", "search_max_clauses"),
+    "sort keys": ({"sort": ["views", "rating", "title", "status", "published"]}, "sort", "search_max_clauses"),
+    "words": ({"query": {"match": {"title": "one two three four five six"}}}, "query.match.title",
+              "search_max_words"),
+    "words of all clauses": ({"query": {"bool": {"should": [{"match_phrase": {"title": "a b c"}},
+                                                           {"multi_match": {"query": "d e f"}}]}}},
+                             "query.bool.should.1.multi_match.query", "search_max_words"),
+    "terms values": ({"query": {"terms": {"views": [1, 2, 3, 4]}}}, "query.terms.views", "search_max_terms"),
+    "long terms list": ({"query": {"terms": {"views": list(range(100_000))}}}, "query.terms.views",
+                        "search_max_terms"),
+    "string length": ({"query": {"term": {"status": "x" * 41}}}, "query.term.status",
+                      "search_max_string_length"),
+    "field name length": ({"query": {"exists": {"field": "f" * 41}}}, "query.exists.field",
+                          "search_max_string_length"),
+    "text length": ({"query": {"match": {"title": "ab " * 14}}}, "query.match.title", "search_max_string_length"),
+    "depth": ({"query": {"bool": {"must": {"bool": {"must": {"bool": {"must": {"match_all": {}}}}}}}}},
+              "query.bool.must.0.bool.must.0.bool.must.0", "search_max_depth"),
+}
+
+#: (body, ids) at the limits of :data:`SMALL`: served, with the right answer
+AT_THE_LIMIT = {
+    "clauses": ({"query": {"bool": {"must": [{"exists": {"field": "views"}}, {"term": {"published": True}},
+                                             {"range": {"views": {"gte": 10}}}]}}}, {"a1", "a2", "a4", "a7"}),
+    "words": ({"query": {"match": {"title": "fox summer cats numbers résumé"}}},
+              {"a1", "a2", "a3", "a4", "a5", "a6", "a7"}),
+    "terms values": ({"query": {"terms": {"views": [0, 7, 42]}}}, {"a3", "a6", "a7"}),
+    "string length": ({"query": {"term": {"status": "draft-v2"}}}, {"a8"}),
+    "depth": ({"query": {"bool": {"must_not": {"bool": {"must": {"term": {"published": True}}}}}}},
+              {"a3", "a5", "a8"}),
+}
+
+#: values no engine holds exactly: (clause, the ``name`` of the problem)
+BAD_NUMBERS = {
+    "term past int64": ({"term": {"views": 2 ** 63}}, "query.term.views"),
+    "term below int64": ({"term": {"views": {"value": -(2 ** 63) - 1}}}, "query.term.views.value"),
+    "terms past int64": ({"terms": {"views": [1, 2 ** 64]}}, "query.terms.views.1"),
+    "range past int64": ({"range": {"views": {"gte": 0, "lt": 10 ** 30}}}, "query.range.views.lt"),
+    "nan": ({"term": {"rating": float("nan")}}, "query.term.rating"),
+    "infinity": ({"range": {"rating": {"lt": float("inf")}}}, "query.range.rating.lt"),
+    "lone surrogate": ({"match": {"title": "caf\ud800"}}, "query.match.title"),
+    "lone surrogate in a term": ({"term": {"status": "\udfff"}}, "query.term.status"),
+}
+
+#: (query, ids) with many clauses (within the default limits): every engine runs them
+MANY_CLAUSES = {
+    "255 should terms": ({"bool": {"should": [{"term": {"views": i}} for i in range(255)]}},
+                         {"a1", "a2", "a3", "a4", "a5", "a6", "a7"}),
+    "255 must_not terms": ({"bool": {"must_not": [{"term": {"views": i}} for i in range(255)]}}, {"a8"}),
+    "255 must": ({"bool": {"must": [{"exists": {"field": "views"}}] * 254 + [{"match": {"title": "fox"}}]}},
+                 {"a4", "a5"}),
+    "255 should, 2 of them": ({"bool": {"should": [{"term": {"views": i % 200}} for i in range(255)],
+                                        "minimum_should_match": 2}}, {"a1", "a3", "a6", "a7"}),
+    "256 words": ({"match": {"body": " ".join(["fox"] + [f"w{i}" for i in range(255)])}}, {"a1"}),
+    "1024 terms": ({"terms": {"views": list(range(-1000, 24))}}, {"a1", "a3", "a6", "a8"}),
+}
+
+
 class QueryContract:
     """Clause-by-clause tests of the portable query language (a mixin)."""
 
@@ -156,3 +224,45 @@ class QueryContract:
         assert {r["id"] for r in self.run(backend, articles, simple_query("brown FOX")).records} == {
             "a1", "a4", "a5"}
         assert {r["id"] for r in self.run(backend, articles, simple_query("fox summer")).records} == set()
+
+    # -- limits (the same answers from every engine) --------------------------------------
+
+    @pytest.mark.parametrize("case", sorted(PAST_A_LIMIT))
+    def test_past_a_limit(self, backend, case):
+        body, name, setting = PAST_A_LIMIT[case]
+        backend.limits = SMALL
+        with pytest.raises(InvalidQuery) as caught:
+            backend.validate_query(body)
+        [detail] = caught.value.details
+        assert detail["name"] == name
+        assert f"cliquet.{setting}" in detail["description"]
+
+    @pytest.mark.parametrize("case", sorted(AT_THE_LIMIT))
+    def test_at_the_limit(self, backend, articles, case):
+        body, expected = AT_THE_LIMIT[case]
+        backend.limits = SMALL
+        assert {r["id"] for r in self.run(backend, articles, dict(body, size=100)).records} == expected
+
+    @pytest.mark.parametrize("case", sorted(BAD_NUMBERS))
+    def test_values_no_engine_holds(self, backend, case):
+        clause, name = BAD_NUMBERS[case]
+        with pytest.raises(InvalidQuery) as caught:
+            backend.validate_query({"query": clause})
+        assert [d["name"] for d in caught.value.details] == [name]
+
+    @pytest.mark.parametrize("case", sorted(MANY_CLAUSES))
+    def test_many_clauses(self, backend, articles, case):
+        query, expected = MANY_CLAUSES[case]
+        assert self.found(backend, articles, query) == expected
+
+    def test_a_huge_minimum_should_match(self, backend, articles):
+        should = [{"term": {"views": 10}}, {"term": {"published": True}}]
+        for minimum, expected in ((2, {"a1"}), (3, set()), (2 ** 63 - 1, set()), (10 ** 40, set())):
+            body = {"bool": {"should": should, "minimum_should_match": minimum}}
+            assert self.found(backend, articles, body) == expected
+
+    def test_problems_listed_are_bounded(self, backend):
+        with pytest.raises(InvalidQuery) as caught:
+            backend.validate_query({"query": {"bool": {"must": [{"term": {"a b": 1}}] * 200}}})
+        details = caught.value.details
+        assert len(details) <= 21 and details[-1]["description"] == "and 180 more problems"
