@@ -9,6 +9,7 @@ from cliquet.permission import memory as memory_permission
 from cliquet.storage import memory as memory_storage
 from cliquet.storage.exceptions import BackendError
 from cliquet.testing import make_config
+from cliquet.testing.atomicity import RequestAtomicityContract
 from cliquet.testing.cache import CacheContract
 from cliquet.testing.permission import PermissionContract
 from cliquet.testing.storage import StorageContract
@@ -71,3 +72,12 @@ class TestMemoryPermission(PermissionContract):
     @pytest.fixture
     def backend_error(self, backend):
         return lambda: _down(backend)
+
+
+class TestMemoryRequests(RequestAtomicityContract):
+    """The memory backends of one app (the defaults), through the app."""
+
+    @pytest.fixture
+    def app_settings(self):
+        return {"storage_backend": "cliquet.storage.memory", "permission_backend": "cliquet.permission.memory",
+                "cache_backend": "cliquet.cache.memory"}

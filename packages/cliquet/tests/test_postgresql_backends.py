@@ -27,6 +27,7 @@ from cliquet.storage.exceptions import BackendError, RecordNotFoundError  # noqa
 from cliquet.storage.postgresql_client import PostgreSQLClient  # noqa: E402
 from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, SchemaVersionError, migrate  # noqa: E402
 from cliquet.testing import make_config  # noqa: E402
+from cliquet.testing.atomicity import RequestAtomicityContract  # noqa: E402
 from cliquet.testing.cache import CacheContract  # noqa: E402
 from cliquet.testing.permission import PermissionContract  # noqa: E402
 from cliquet.testing.servers import private_postgresql  # noqa: E402
@@ -87,6 +88,20 @@ class TestPostgreSQLStorage(StorageContract):
     @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+class TestPostgreSQLRequests(RequestAtomicityContract):
+    """Storage, permission and cache on one database, with different pool
+    settings (they share one client and one transaction all the same)."""
+
+    @pytest.fixture
+    def app_settings(self, pg_schema_url, cliquet_worker_prefix):
+        return {"storage_backend": "cliquet.storage.postgresql", "storage_url": pg_schema_url,
+                "storage_pool_size": 4, "permission_backend": "cliquet.permission.postgresql",
+                "permission_url": pg_schema_url, "permission_pool_timeout": 20.0,
+                "cache_backend": "cliquet.cache.postgresql", "cache_url": pg_schema_url,
+                "cache_prefix": f"{cliquet_worker_prefix}req:"}
 
 
 @pytest.mark.services
@@ -452,18 +467,6 @@ def test_a_failed_transaction_undoes_permissions_with_records_when_only_storage_
             1 / 0
     assert storage.get_all(c, "p", include_deleted=True) == ([], 0)
     assert permission.get_object_permissions(f"/{c}/{record['id']}") == {}
-
-
-@pytest.mark.services
-def test_startup_reports_atomic_permissions_on_one_database(pg_schema_url):
-    from cliquet.testing.app import make_app
-
-    app = make_app(storage_backend="cliquet.storage.postgresql", storage_url=pg_schema_url, storage_pool_size=3,
-                   permission_backend="cliquet.permission.postgresql", permission_url=pg_schema_url)
-    assert app.app.registry.cliquet_atomic_permissions is True
-    mixed = make_app(storage_backend="cliquet.storage.postgresql", storage_url=pg_schema_url)
-    assert mixed.app.registry.cliquet_atomic_permissions in (False, True)  # memory permission: its own answer
-    assert mixed.app.registry.permission.join_transactions(mixed.app.registry.storage) is False
 
 
 # -- field names whatever standard_conforming_strings says ------------------------------------

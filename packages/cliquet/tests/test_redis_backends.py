@@ -22,6 +22,7 @@ from cliquet.storage import redis as redis_storage  # noqa: E402
 from cliquet.storage.exceptions import BackendError  # noqa: E402
 from cliquet.storage.redis_client import close_client, get_client  # noqa: E402
 from cliquet.testing import make_config  # noqa: E402
+from cliquet.testing.atomicity import RequestAtomicityContract  # noqa: E402
 from cliquet.testing.cache import CacheContract  # noqa: E402
 from cliquet.testing.permission import PermissionContract  # noqa: E402
 from cliquet.testing.servers import free_port as _free_port  # noqa: E402
@@ -64,6 +65,17 @@ class TestRedisStorage(StorageContract):
     @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
+
+
+@pytest.mark.services
+class TestRedisRequests(RequestAtomicityContract):
+    @pytest.fixture
+    def app_settings(self, redis_url, cliquet_worker_prefix):
+        return {"storage_backend": "cliquet.storage.redis", "storage_url": redis_url,
+                "storage_prefix": f"{cliquet_worker_prefix}rs:", "permission_backend": "cliquet.permission.redis",
+                "permission_url": redis_url, "permission_prefix": f"{cliquet_worker_prefix}rp:",
+                "cache_backend": "cliquet.cache.redis", "cache_url": redis_url,
+                "cache_prefix": f"{cliquet_worker_prefix}rc:"}
 
 
 @pytest.mark.services

@@ -1,4 +1,5 @@
-"""Shareable records on PostgreSQL: the read check inside the record query."""
+"""Shareable records on PostgreSQL: the read check inside the record query,
+and what a request promises when storage and permissions live apart."""
 
 import urllib.parse
 
@@ -10,6 +11,7 @@ psycopg = require_module("psycopg", reason="the `postgresql` extra is not instal
 
 from cliquet.storage import AccessibleIds  # noqa: E402
 from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+from cliquet.testing.atomicity import RequestAtomicityContract  # noqa: E402
 
 URL = "/v1/articles"
 
@@ -46,3 +48,37 @@ def test_lists_check_permissions_inside_the_record_query(pg_url, monkeypatch):
     assert seen == ["t1", "t3", "t5"]
     assert loaded == []  # the ids were never fetched: the join did the work
     assert app.get(URL, headers=basic_auth("carol")).json["data"] == []
+
+
+@pytest.mark.services
+class TestMixedBackendsRequests(RequestAtomicityContract):
+    """Records on PostgreSQL, permissions in memory: two engines, no common
+    transaction. A failed request may leave permissions behind, so
+    ``"atomicity"`` is not declared (that test skips, saying why); races and
+    revocation still hold."""
+
+    @pytest.fixture
+    def capabilities(self):
+        return {"isolation"}
+
+    @pytest.fixture
+    def app_settings(self, pg_url):
+        return {"storage_backend": "cliquet.storage.postgresql", "storage_url": pg_url,
+                "permission_backend": "cliquet.permission.memory"}
+
+
+@pytest.mark.services
+def test_startup_says_when_permissions_are_not_atomic_with_records(pg_url, caplog):
+    with caplog.at_level("WARNING", logger="cliquet"):
+        mixed = make_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql", storage_url=pg_url,
+                         permission_backend="cliquet.permission.memory")
+    assert mixed.app.registry.cliquet_atomic_permissions is False
+    assert [r for r in caplog.records if "not atomic" in r.getMessage()
+            and "cliquet.permission.memory" in r.getMessage()], caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cliquet"):
+        joined = make_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql",
+                          storage_url=pg_url, storage_pool_size=3,
+                          permission_backend="cliquet.permission.postgresql", permission_url=pg_url)
+    assert joined.app.registry.cliquet_atomic_permissions is True
+    assert not [r for r in caplog.records if "not atomic" in r.getMessage()]

@@ -107,6 +107,10 @@ def setup_cliquet(config):
         config.add_heartbeat_check(kind, _backend_heartbeat(kind))
     # Whether a request's permission writes commit or roll back with its records.
     registry.cliquet_atomic_permissions = registry.permission.join_transactions(registry.storage)
+    if not registry.cliquet_atomic_permissions:
+        logger.warning("Permission writes are not atomic with record writes: %s cannot join the transactions "
+                       "of %s (a failed request may leave permissions behind; see docs/consistency.rst)",
+                       type(registry.permission).__module__, type(registry.storage).__module__)
 
     id_generator = config.maybe_dotted(settings["cliquet.id_generator"])
     registry.cliquet_id_generator = id_generator() if isinstance(id_generator, type) else id_generator
