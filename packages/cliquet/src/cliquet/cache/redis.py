@@ -4,12 +4,15 @@ Enable with::
 
     cliquet.cache_backend = cliquet.cache.redis
     cliquet.cache_url = redis://127.0.0.1:6379/0
-    cliquet.cache_prefix = myservice:
+    cliquet.cache_prefix = myservice:cache:   # default: cliquet:cache:
 
 Values are stored as JSON text under ``{prefix}{key}`` with Redis's own
 expiry (millisecond precision), so every app server sees the same keys and
 an expired key is never returned. :meth:`RedisCache.flush` removes only the
-keys of the prefix (with ``SCAN``, never ``FLUSHDB``).
+keys of the prefix (with ``SCAN``, never ``FLUSHDB``). The prefix is never
+empty — an empty ``cliquet.cache_prefix`` means :data:`DEFAULT_PREFIX` —
+so that a flush never reaches the storage or permission keys of the same
+database.
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ import orjson
 from cliquet.cache import CacheBase
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
 
+#: the prefix of the Redis cache when ``cliquet.cache_prefix`` is empty.
+DEFAULT_PREFIX = "cliquet:cache:"
+
 
 class RedisCache(CacheBase):
     """A :class:`~cliquet.cache.CacheBase` on Redis.
 
     :param client: a :class:`redis.Redis`.
-    :param prefix: prepended to every key.
+    :param prefix: prepended to every key (empty: :data:`DEFAULT_PREFIX`).
     """
 
-    def __init__(self, client, prefix: str = "", **kwargs):
-        super().__init__(prefix=prefix, **kwargs)
+    def __init__(self, client, prefix: str = DEFAULT_PREFIX, **kwargs):
+        super().__init__(prefix=prefix or DEFAULT_PREFIX, **kwargs)
         self.client = client
 
     def initialize_schema(self, dry_run: bool = False) -> None:
@@ -88,10 +94,10 @@ class RedisCache(CacheBase):
 
 def load_from_config(config) -> RedisCache:
     """Return a :class:`RedisCache` for ``cliquet.cache_url`` with
-    ``cliquet.cache_prefix`` (pool from ``cliquet.cache_pool_size`` and
-    ``cliquet.cache_pool_timeout``)."""
+    ``cliquet.cache_prefix`` (:data:`DEFAULT_PREFIX` when empty; pool from
+    ``cliquet.cache_pool_size`` and ``cliquet.cache_pool_timeout``)."""
     settings = config.get_settings()
     url = settings.get("cliquet.cache_url") or "redis://127.0.0.1:6379/0"
     client = get_client(url, settings.get("cliquet.cache_pool_size") or 10,
                         settings.get("cliquet.cache_pool_timeout") or 30.0)
-    return RedisCache(client, prefix=settings.get("cliquet.cache_prefix") or "")
+    return RedisCache(client, prefix=settings.get("cliquet.cache_prefix") or DEFAULT_PREFIX)

@@ -15,7 +15,16 @@ Sets, with ``P`` a permission and ``N`` its length in bytes:
   ``P``: :meth:`~RedisPermission.get_accessible_objects` is a ``SUNION`` of
   the caller's principals, never a scan of the whole store.
 
-Every write updates these sets in one Lua script, so they never disagree.
+A write reads the sets it changes, computes the new ones, and applies the
+difference with the commit script of the storage
+(:data:`cliquet.storage.redis_scripts.COMMIT`), which first checks that
+those sets did not change meanwhile (else it reads and tries again), so the
+sets never disagree. Every key is computed here and passed to the script.
+
+When the storage is Redis on the same server and database,
+:meth:`RedisPermission.join_transactions` makes the writes part of the
+storage's transactions: buffered, seen by the request itself only, and
+applied by the same script as the records, at commit.
 """
 
 from __future__ import annotations
@@ -23,89 +32,33 @@ from __future__ import annotations
 from typing import Iterable
 
 from cliquet.permission import PermissionBase
-from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
+from cliquet.storage.exceptions import ConflictError
+from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, same_database, wrap_errors
+from cliquet.storage.redis_scripts import COMMIT
+from cliquet.storage.redis_transaction import Commit, Transaction
 
-_LUA_KEYS = """
-local p = ARGV[1]
-local function acekey(perm, obj) return p .. 'ace:' .. string.len(perm) .. ':' .. perm .. ':' .. obj end
-local function acckey(perm, who) return p .. 'acc:' .. string.len(perm) .. ':' .. perm .. ':' .. who end
-local function objkey(obj) return p .. 'obj:' .. obj end
-local function clear(obj, perm)
-  local key = acekey(perm, obj)
-  for _, who in ipairs(redis.call('SMEMBERS', key)) do redis.call('SREM', acckey(perm, who), obj) end
-  redis.call('DEL', key)
-  redis.call('SREM', objkey(obj), perm)
-end
-local function dump(obj, perms)
-  local out = {}
-  for _, perm in ipairs(perms) do
-    local who = redis.call('SMEMBERS', acekey(perm, obj))
-    if #who > 0 then
-      table.insert(out, perm)
-      table.insert(out, who)
-    end
-  end
-  return out
-end
-"""
-
-# ARGV: prefix, object, permission, principal
-_ADD = _LUA_KEYS + """
-local obj, perm, who = ARGV[2], ARGV[3], ARGV[4]
-redis.call('SADD', acekey(perm, obj), who)
-redis.call('SADD', objkey(obj), perm)
-redis.call('SADD', acckey(perm, who), obj)
-"""
-
-_REMOVE = _LUA_KEYS + """
-local obj, perm, who = ARGV[2], ARGV[3], ARGV[4]
-redis.call('SREM', acekey(perm, obj), who)
-redis.call('SREM', acckey(perm, who), obj)
-if redis.call('SCARD', acekey(perm, obj)) == 0 then redis.call('SREM', objkey(obj), perm) end
-"""
-
-# ARGV: prefix, object, then (permission, count, principals...)*
-_REPLACE = _LUA_KEYS + """
-local obj = ARGV[2]
-local i = 3
-while i <= #ARGV do
-  local perm, n = ARGV[i], tonumber(ARGV[i + 1])
-  clear(obj, perm)
-  for j = 1, n do
-    local who = ARGV[i + 1 + j]
-    redis.call('SADD', acekey(perm, obj), who)
-    redis.call('SADD', acckey(perm, who), obj)
-  end
-  if n > 0 then redis.call('SADD', objkey(obj), perm) end
-  i = i + 2 + n
-end
-return dump(obj, redis.call('SMEMBERS', objkey(obj)))
-"""
-
-# ARGV: prefix, object, permissions... (all when none)
-_GET = _LUA_KEYS + """
-local obj = ARGV[2]
-local perms = {}
-if #ARGV > 2 then
-  for i = 3, #ARGV do table.insert(perms, ARGV[i]) end
-else
-  perms = redis.call('SMEMBERS', objkey(obj))
-end
-return dump(obj, perms)
-"""
-
-# ARGV: prefix, objects...
-_DELETE = _LUA_KEYS + """
-for i = 2, #ARGV do
-  local obj = ARGV[i]
-  for _, perm in ipairs(redis.call('SMEMBERS', objkey(obj))) do clear(obj, perm) end
-  redis.call('DEL', objkey(obj))
-end
-"""
+#: how many times a write outside a transaction is tried when its sets change under it.
+ATTEMPTS = 5
 
 
 def _sized(permission: str) -> str:
     return f"{len(permission.encode())}:{permission}"
+
+
+def _plain_set(mapping, key, value):
+    mapping[key] = value
+
+
+class _Pending:
+    """The permission writes of one transaction: final sets, and the
+    committed sets they replace (checked unchanged at commit)."""
+
+    def __init__(self):
+        self.aces: dict = {}       # (object, permission) → frozenset (logged)
+        self.ace_base: dict = {}   # (object, permission) → frozenset committed
+        self.obj_base: dict = {}   # object → frozenset of its committed permissions
+        self.users: dict = {}      # user → frozenset (logged)
+        self.user_base: dict = {}  # user → frozenset committed
 
 
 class RedisPermission(PermissionBase):
@@ -115,22 +68,118 @@ class RedisPermission(PermissionBase):
     :param prefix: prepended to every key.
     """
 
-    def __init__(self, client, prefix: str = "cliquet:"):
+    def __init__(self, client, prefix: str = "cliquet:permission:"):
         self.client = client
         self.prefix = prefix
-        self._scripts = {name: client.register_script(lua) for name, lua in (
-            ("add", _ADD), ("remove", _REMOVE), ("replace", _REPLACE), ("get", _GET), ("delete", _DELETE))}
+        self._storage = None
+        self._commit = client.register_script(COMMIT)
 
-    def _run(self, name, *args):
-        with wrap_errors():
-            return self._scripts[name](keys=[], args=[self.prefix, *args], client=self.client)
+    # -- keys ---------------------------------------------------------------------
 
     def _ace(self, object_id, permission):
         return f"{self.prefix}ace:{_sized(permission)}:{object_id}"
 
+    def _acc(self, permission, principal):
+        return f"{self.prefix}acc:{_sized(permission)}:{principal}"
+
+    def _obj(self, object_id):
+        return f"{self.prefix}obj:{object_id}"
+
+    def _user(self, user_id):
+        return f"{self.prefix}user:{user_id}"
+
+    # -- transactions ---------------------------------------------------------------
+
+    def join_transactions(self, storage) -> bool:
+        """Join the transactions of a :class:`~cliquet.storage.redis.RedisStorage`
+        on the same server and database (``True``); otherwise write at once
+        (``False``)."""
+        from cliquet.storage.redis import RedisStorage
+
+        if not isinstance(storage, RedisStorage) or not same_database(self.client, storage.client):
+            return False
+        self._storage = storage
+        return True
+
+    def _pending(self) -> _Pending | None:
+        """The current transaction's permission writes (``None`` outside one
+        or when not joined)."""
+        txn = self._storage._txn.get() if self._storage is not None else None
+        return txn.part(self, _Pending) if txn is not None else None
+
+    def _write(self, change) -> None:
+        """Run ``change(pending, set)``: in the current transaction, or in a
+        transaction of its own committed at once (tried again if a set it
+        read changed before its commit)."""
+        txn = self._storage._txn.get() if self._storage is not None else None
+        if txn is not None:
+            change(txn.part(self, _Pending), txn.set)
+            return
+        for _ in range(ATTEMPTS):
+            pending, token = _Pending(), Transaction().token
+            change(pending, _plain_set)
+            commit = Commit(f"{self.prefix}done:{token}", token)
+            self.prepare_commit(None, commit, pending)
+            if commit.empty:
+                return
+            with wrap_errors():
+                if self._commit(keys=commit.keys, args=commit.args(), client=self.client) == b"ok":
+                    return
+        raise ConflictError(None, "the permissions kept changing during the write")
+
+    def _load(self, pending, pairs) -> None:
+        """Read the committed ACEs of ``(object, permission)`` pairs not yet known."""
+        missing = [pair for pair in dict.fromkeys(pairs) if pair not in pending.aces and pair not in pending.ace_base]
+        if not missing:
+            return
+        with wrap_errors():
+            pipe = self.client.pipeline(transaction=True)
+            for object_id, permission in missing:
+                pipe.smembers(self._ace(object_id, permission))
+            for pair, members in zip(missing, pipe.execute()):
+                pending.ace_base[pair] = frozenset(m.decode() for m in members)
+
     @staticmethod
-    def _decode(flat) -> dict[str, set[str]]:
-        return {flat[i].decode(): {w.decode() for w in flat[i + 1]} for i in range(0, len(flat), 2)}
+    def _current(pending, pair) -> frozenset:
+        return pending.aces.get(pair, pending.ace_base.get(pair, frozenset()))
+
+    def prepare_commit(self, txn, commit, pending=None) -> None:
+        """Add this transaction's permission writes (and the checks that the
+        sets they replace are unchanged) to ``commit``."""
+        if pending is None:
+            pending = txn.parts.get(id(self))
+            if pending is None:
+                return
+        for (object_id, permission), wanted in pending.aces.items():
+            base = pending.ace_base.get((object_id, permission), frozenset())
+            if wanted == base:
+                continue
+            ace = self._ace(object_id, permission)
+            commit.check_set(ace, base, f"the {permission} ACE of {object_id} changed")
+            gone, new = sorted(base - wanted), sorted(wanted - base)
+            if gone:
+                commit.op("SREM", ace, *gone)
+            if new:
+                commit.op("SADD", ace, *new)
+            for principal in gone:
+                commit.op("SREM", self._acc(permission, principal), object_id)
+            for principal in new:
+                commit.op("SADD", self._acc(permission, principal), object_id)
+            commit.op("SADD" if wanted else "SREM", self._obj(object_id), permission)
+        for object_id, base in pending.obj_base.items():
+            commit.check_set(self._obj(object_id), base, f"the permissions of {object_id} changed")
+        for user_id, wanted in pending.users.items():
+            base = pending.user_base[user_id]
+            if wanted == base:
+                continue
+            key = self._user(user_id)
+            commit.check_set(key, base, f"the principals of {user_id} changed")
+            if base - wanted:
+                commit.op("SREM", key, *sorted(base - wanted))
+            if wanted - base:
+                commit.op("SADD", key, *sorted(wanted - base))
+
+    # -- administration -------------------------------------------------------------
 
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Nothing to create on Redis; checks that the server answers."""
@@ -138,7 +187,7 @@ class RedisPermission(PermissionBase):
             self.client.ping()
 
     def flush(self) -> None:
-        """Remove every key of the prefix."""
+        """Remove every key of the prefix (and nothing else)."""
         with wrap_errors():
             delete_prefix(self.client, self.prefix)
 
@@ -146,75 +195,181 @@ class RedisPermission(PermissionBase):
         """Return whether the server answers."""
         return heartbeat(self.client)
 
+    # -- user principals ------------------------------------------------------------
+
+    def _change_user(self, user_id, update) -> None:
+        def change(pending, set_):
+            if user_id not in pending.users:
+                if user_id not in pending.user_base:
+                    with wrap_errors():
+                        pending.user_base[user_id] = frozenset(m.decode() for m in self.client.smembers(
+                            self._user(user_id)))
+                current = pending.user_base[user_id]
+            else:
+                current = pending.users[user_id]
+            set_(pending.users, user_id, update(current))
+
+        self._write(change)
+
     def add_user_principal(self, user_id: str, principal: str) -> None:
         """Give ``user_id`` the extra ``principal``."""
-        with wrap_errors():
-            self.client.sadd(f"{self.prefix}user:{user_id}", principal)
+        self._change_user(user_id, lambda current: current | {principal})
 
     def remove_user_principal(self, user_id: str, principal: str) -> None:
         """Take ``principal`` away from ``user_id``."""
-        with wrap_errors():
-            self.client.srem(f"{self.prefix}user:{user_id}", principal)
+        self._change_user(user_id, lambda current: current - {principal})
 
     def get_user_principals(self, user_id: str) -> set[str]:
         """Return the extra principals of ``user_id``."""
+        pending = self._pending()
+        if pending is not None and user_id in pending.users:
+            return set(pending.users[user_id])
         with wrap_errors():
-            return {m.decode() for m in self.client.smembers(f"{self.prefix}user:{user_id}")}
+            return {m.decode() for m in self.client.smembers(self._user(user_id))}
+
+    # -- ACEs -------------------------------------------------------------------------
+
+    def _change_ace(self, object_id, permission, update) -> None:
+        pair = (object_id, permission)
+
+        def change(pending, set_):
+            self._load(pending, [pair])
+            set_(pending.aces, pair, update(self._current(pending, pair)))
+
+        self._write(change)
 
     def add_principal_to_ace(self, object_id: str, permission: str, principal: str) -> None:
         """Grant ``permission`` on ``object_id`` to ``principal``."""
-        self._run("add", object_id, permission, principal)
+        self._change_ace(object_id, permission, lambda current: current | {principal})
 
     def remove_principal_from_ace(self, object_id: str, permission: str, principal: str) -> None:
         """Revoke ``permission`` on ``object_id`` from ``principal``."""
-        self._run("remove", object_id, permission, principal)
+        self._change_ace(object_id, permission, lambda current: current - {principal})
 
     def get_object_permission_principals(self, object_id: str, permission: str) -> set[str]:
         """Return the principals holding ``permission`` on ``object_id``."""
+        pending = self._pending()
+        if pending is not None and (object_id, permission) in pending.aces:
+            return set(pending.aces[(object_id, permission)])
         with wrap_errors():
             return {m.decode() for m in self.client.smembers(self._ace(object_id, permission))}
 
+    def _read_aces(self, object_id, permissions):
+        """``{permission: principals}`` committed, for the given permissions
+        (all the object's when ``None``)."""
+        with wrap_errors():
+            if permissions is None:
+                permissions = sorted(m.decode() for m in self.client.smembers(self._obj(object_id)))
+            pipe = self.client.pipeline(transaction=True)
+            for permission in permissions:
+                pipe.smembers(self._ace(object_id, permission))
+            members = pipe.execute() if permissions else []
+        return {p: {m.decode() for m in who} for p, who in zip(permissions, members) if who}
+
     def get_object_permissions(self, object_id: str, permissions: Iterable[str] | None = None) -> dict[str, set[str]]:
         """Return ``{permission: principals}`` (only ``permissions`` if given)."""
-        if permissions is not None:
-            permissions = list(permissions)
-            if not permissions:
-                return {}
-            return self._decode(self._run("get", object_id, *permissions))
-        return self._decode(self._run("get", object_id))
+        wanted = list(permissions) if permissions is not None else None
+        if wanted is not None and not wanted:
+            return {}
+        result = self._read_aces(object_id, wanted)
+        pending = self._pending()
+        if pending is not None:
+            self._overlay(pending, object_id, wanted, result)
+        return result
+
+    @staticmethod
+    def _overlay(pending, object_id, wanted, result) -> None:
+        """Apply the transaction's ACEs of ``object_id`` to ``result``."""
+        for (obj, permission), who in pending.aces.items():
+            if obj == object_id and (wanted is None or permission in wanted):
+                if who:
+                    result[permission] = set(who)
+                else:
+                    result.pop(permission, None)
 
     def replace_object_permissions(self, object_id: str, permissions: dict[str, Iterable[str]]) -> dict[str, set[str]]:
         """Set the named ACEs to exactly the given principals (atomically);
         return the object's permissions afterwards."""
-        args: list = [object_id]
-        for permission, principals in permissions.items():
-            principals = sorted(set(principals))
-            args += [permission, len(principals), *principals]
-        return self._decode(self._run("replace", *args))
+        wanted = {permission: frozenset(principals) for permission, principals in permissions.items()}
+        others: list = []
+
+        def change(pending, set_):
+            pairs = [(object_id, p) for p in wanted
+                     if (object_id, p) not in pending.aces and (object_id, p) not in pending.ace_base]
+            with wrap_errors():  # one round trip: the object's permissions and the ACEs replaced
+                pipe = self.client.pipeline(transaction=True)
+                pipe.smembers(self._obj(object_id))
+                for pair in pairs:
+                    pipe.smembers(self._ace(*pair))
+                existing, *members = pipe.execute()
+            for pair, who in zip(pairs, members):
+                pending.ace_base[pair] = frozenset(m.decode() for m in who)
+            others[:] = [p for p in (m.decode() for m in existing) if p not in wanted]
+            for permission, principals in wanted.items():
+                set_(pending.aces, (object_id, permission), principals)
+
+        self._write(change)
+        result = {permission: set(who) for permission, who in wanted.items() if who}
+        if others:  # permissions it did not name
+            result.update(self._read_aces(object_id, others))
+        pending = self._pending()
+        if pending is not None:
+            self._overlay(pending, object_id, None, result)
+        return result
 
     def delete_object_permissions(self, *object_ids: str) -> None:
         """Remove every ACE of the given objects."""
-        if object_ids:
-            self._run("delete", *object_ids)
+        if not object_ids:
+            return
+
+        def change(pending, set_):
+            with wrap_errors():
+                pipe = self.client.pipeline(transaction=True)
+                for object_id in object_ids:
+                    pipe.smembers(self._obj(object_id))
+                existing = pipe.execute()
+            pairs = []
+            for object_id, perms in zip(object_ids, existing):
+                perms = frozenset(m.decode() for m in perms)
+                pending.obj_base.setdefault(object_id, perms)
+                pairs += [(object_id, p) for p in perms]
+                pairs += [pair for pair in pending.aces if pair[0] == object_id]
+            self._load(pending, pairs)
+            for pair in dict.fromkeys(pairs):
+                set_(pending.aces, pair, frozenset())
+
+        self._write(change)
 
     def check_permission(self, object_id: str, permission: str, principals: Iterable[str]) -> bool:
         """Return whether any of ``principals`` holds ``permission`` on ``object_id``."""
         principals = list(principals)
         if not principals:
             return False
+        pending = self._pending()
+        if pending is not None and (object_id, permission) in pending.aces:
+            return not pending.aces[(object_id, permission)].isdisjoint(principals)
         with wrap_errors():
             return any(self.client.smismember(self._ace(object_id, permission), principals))
 
     def get_accessible_objects(self, principals: Iterable[str], permission: str, prefix: str = "") -> set[str]:
         """Return the ids of the objects (starting with ``prefix``) on which
         any of ``principals`` holds ``permission``."""
-        keys = [f"{self.prefix}acc:{_sized(permission)}:{p}" for p in principals]
-        if not keys:
+        principals = list(principals)
+        if not principals:
             return set()
         with wrap_errors():
-            members = self.client.sunion(keys)
+            members = self.client.sunion([self._acc(permission, p) for p in principals])
         objects = {m.decode() for m in members}
-        return {o for o in objects if o.startswith(prefix)} if prefix else objects
+        objects = {o for o in objects if o.startswith(prefix)} if prefix else objects
+        pending = self._pending()
+        if pending is not None:
+            for (object_id, perm), who in pending.aces.items():
+                if perm == permission and object_id.startswith(prefix):
+                    if who.isdisjoint(principals):
+                        objects.discard(object_id)
+                    else:
+                        objects.add(object_id)
+        return objects
 
 
 def load_from_config(config) -> RedisPermission:
@@ -224,9 +379,9 @@ def load_from_config(config) -> RedisPermission:
     from cliquet.settings import Setting, as_str, declare_settings
 
     declare_settings(config, {"permission_prefix": Setting(
-        "cliquet:permission:", as_str, doc="Prefix of every key of the Redis permission backend.")})
+        "cliquet:permission:", as_str, doc="Prefix of every key of the Redis permission backend (never empty).")})
     settings = config.get_settings()
     url = settings.get("cliquet.permission_url") or "redis://127.0.0.1:6379/0"
     client = get_client(url, settings.get("cliquet.permission_pool_size") or 10,
                         settings.get("cliquet.permission_pool_timeout") or 30.0)
-    return RedisPermission(client, prefix=settings.get("cliquet.permission_prefix") or "")
+    return RedisPermission(client, prefix=settings.get("cliquet.permission_prefix") or "cliquet:permission:")

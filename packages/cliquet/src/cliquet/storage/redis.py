@@ -11,27 +11,33 @@ Layout, per collection scope ``S`` (the JSON text ``["collection", "parent"]``):
 * ``{prefix}r:S`` — hash ``id → "<last_modified>|<JSON fields>"`` of live records;
 * ``{prefix}t:S`` — hash ``id → last_modified`` of tombstones;
 * ``{prefix}z:S`` — sorted set of both, scored by ``last_modified``;
-* ``{prefix}ts:S`` — the collection timestamp; ``{prefix}v:S`` — a version
-  changed by every write (purges included);
-* ``{prefix}pb:S`` — the purge horizon (see :meth:`RedisStorage.purged_before`);
-* ``{prefix}scopes`` — every scope, for purges across collections.
+* ``{prefix}ts:S`` — the collection timestamp; ``{prefix}v:S`` — a random
+  version, new at every commit that changed the collection (purges included);
+* ``{prefix}lock:S`` — the write lock (see below); ``{prefix}pb:S`` — the
+  purge horizon (see :meth:`RedisStorage.purged_before`);
+* ``{prefix}scopes`` — every scope, for purges across collections;
+  ``{prefix}done:T`` — the commit marker of transaction ``T`` (ten seconds).
 
-Every write is one Lua script, so it is atomic: the timestamp comes from the
-server's clock (``TIME``) as ``max(now, last + 1)`` (or a newer given one),
-hence unique and strictly increasing across any number of app servers.
+Every write belongs to a transaction (:meth:`RedisStorage.transaction`; a
+call outside one is a transaction of its own). Writes are buffered in this
+process, read back by the transaction itself, and applied by one Lua script
+at commit: other clients see all of them or none, never a part. The first
+write in a collection takes its write lock (a key holding the
+transaction's random token, with an expiry, ``cliquet.storage_lock_ttl``);
+timestamps are then given from the collection's committed timestamp (the
+server's clock, ``max(now, last + 1)``), and the commit script applies the
+writes only if the transaction still holds every lock it took. Writers of a
+collection are therefore serialized from their first write to their commit,
+and a collection's timestamps increase strictly in commit order: a
+``_since`` poller never misses a record.
 
 Queries read a collection in one round trip and evaluate filters, sorting and
 ``after`` in Python with :mod:`cliquet.storage.query` — the same code as the
 memory backend, so the semantics are identical. Each process keeps the
-parsed collection while its version is unchanged: a repeated list or
-``_since`` poll costs one round trip that returns only the version.
+parsed collection while its committed version is unchanged: a repeated list
+or ``_since`` poll costs one round trip that returns only the version.
 Collections are read whole, so the cost of a *changed* collection grows with
 its size; PostgreSQL is the backend for large collections.
-
-Transactions (:meth:`~RedisStorage.transaction`) undo their writes when they
-fail — compensation, not isolation: see the method — and refuse a write over
-a concurrent change of what they read
-(:class:`~cliquet.storage.exceptions.ConflictError`) rather than lose it.
 """
 
 from __future__ import annotations
@@ -40,17 +46,23 @@ import collections
 import contextlib
 import contextvars
 import logging
+import random
 import threading
+import time
+import uuid
 
 import orjson
 
 from cliquet.storage import COMPARISON, RecordNotFoundError, Sort, StorageBase, UnicityError
 from cliquet.storage import query as q
-from cliquet.storage.exceptions import ConflictError
 from cliquet.storage import redis_scripts as lua
+from cliquet.storage.exceptions import BackendError, ConflictError
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
+from cliquet.storage.redis_transaction import Commit, Transaction
 
 logger = logging.getLogger(__name__)
+
+_Keys = collections.namedtuple("_Keys", "r t z ts v lock pb")
 
 
 class _Snapshot:
@@ -74,33 +86,33 @@ class RedisStorage(StorageBase):
     :param prefix: prepended to every key.
     :param max_fetch_size: most records one :meth:`get_all` returns.
     :param cache_records: most parsed records kept in this process.
+    :param lock_ttl: seconds a collection's write lock outlives a crashed
+        holder (renewed at each write); also how long a writer waits for it.
     """
 
-    def __init__(self, client, prefix: str = "cliquet:", max_fetch_size: int = 10000, cache_records: int = 200_000):
+    def __init__(self, client, prefix: str = "cliquet:storage:", max_fetch_size: int = 10000, cache_records: int = 200_000,
+                 lock_ttl: float = 10.0):
         self.client = client
         self.prefix = prefix
         self.max_fetch_size = max_fetch_size
         self.cache_records = cache_records
+        self.lock_ttl = lock_ttl
         self._snapshots: collections.OrderedDict = collections.OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
-        self._reads: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_reads_{id(self):x}",
-                                                                    default=None)
-        self._journal: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_journal_{id(self):x}",
-                                                                      default=None)
+        self._txn: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_txn_{id(self):x}", default=None)
         self._scripts = {name: client.register_script(lua) for name, lua in (
-            ("create", lua.CREATE), ("update", lua.UPDATE), ("delete", lua.DELETE), ("purge", lua.PURGE),
-            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE),
-            ("restore", lua.RESTORE))}
+            ("lock", lua.LOCK), ("unlock", lua.UNLOCK), ("commit", lua.COMMIT), ("purge", lua.PURGE),
+            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE))}
 
     # -- keys ---------------------------------------------------------------------
 
     def _keys(self, collection_id, parent_id):
+        # Every key of a collection ends with its scope: a Redis Cluster hash
+        # tag around it (``{S}``) would put them all in one slot.
         scope = orjson.dumps([collection_id, parent_id]).decode()
         p = self.prefix
-        keys = [f"{p}r:{scope}", f"{p}t:{scope}", f"{p}z:{scope}", f"{p}ts:{scope}", f"{p}v:{scope}",
-                f"{p}seq", f"{p}scopes"]
-        return scope, keys
+        return scope, _Keys(*(f"{p}{kind}:{scope}" for kind in _Keys._fields))
 
     def _run(self, name, keys, args):
         with wrap_errors():
@@ -114,10 +126,9 @@ class RedisStorage(StorageBase):
             self.client.ping()
 
     def flush(self) -> None:
-        """Remove every key of the prefix (the version sequence excepted, so
-        that processes never mistake new data for what they cached)."""
+        """Remove every key of the prefix (and nothing else)."""
         with wrap_errors():
-            delete_prefix(self.client, self.prefix, keep=(f"{self.prefix}seq",))
+            delete_prefix(self.client, self.prefix)
         with self._lock:
             self._snapshots.clear()
             self._cached = 0
@@ -128,9 +139,161 @@ class RedisStorage(StorageBase):
 
     def collection_timestamp(self, collection_id, parent_id) -> int:
         """Return the collection timestamp (the server's time, remembered,
-        for a collection never written)."""
-        _, keys = self._keys(collection_id, parent_id)
-        return int(self._run("timestamp", [keys[3]], []))
+        for a collection never written); inside a transaction that wrote
+        in the collection, the timestamp of its latest write."""
+        scope, keys = self._keys(collection_id, parent_id)
+        txn = self._txn.get()
+        if txn is not None and scope in txn.stamps:
+            return txn.stamps[scope]
+        return int(self._run("timestamp", [keys.ts], []))
+
+    # -- transactions ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Run the block as one atomic, isolated unit (nested blocks:
+        savepoints, an exception undoes only theirs).
+
+        Nothing the block writes is seen by other clients before the
+        outermost block ends; then one script applies every write (and
+        those of a permission backend that joined, see
+        :meth:`cliquet.permission.redis.RedisPermission.join_transactions`),
+        or none. The block reads its own writes. An exception discards the
+        writes: nothing was sent, nothing is left.
+
+        A write of a collection waits for the collection's write lock, held
+        by another transaction until it ends. An :meth:`update` or
+        :meth:`delete` of a record read in the block before another writer
+        changed it raises :class:`~cliquet.storage.exceptions.ConflictError`
+        (running the block again resolves it), as does the commit if a lock
+        expired meanwhile, or a wait for a lock while holding another (so
+        that two transactions never wait for each other).
+        """
+        txn = self._txn.get()
+        if txn is not None:
+            savepoint = txn.savepoint()
+            try:
+                yield
+            except BaseException:
+                txn.rollback_to(savepoint)
+                raise
+            return
+        txn = Transaction()
+        reset = self._txn.set(txn)
+        try:
+            yield
+        except BaseException:
+            self._txn.reset(reset)
+            self._release(txn)
+            raise
+        self._txn.reset(reset)
+        self._commit(txn)
+
+    def _release(self, txn) -> None:
+        """Give back the locks of a transaction that does not commit (if the
+        server does not answer, they expire)."""
+        if not txn.locks:
+            return
+        try:
+            self._run("unlock", [keys.lock for keys in txn.locks.values()], [txn.token])
+        except BackendError:
+            logger.warning("could not release the write locks of a transaction; they expire in %ss",
+                           self.lock_ttl, exc_info=True)
+
+    def _commit(self, txn) -> None:
+        """Apply the writes of ``txn`` with one script (see :data:`~cliquet.storage.redis_scripts.COMMIT`)."""
+        commit = Commit(f"{self.prefix}done:{txn.token}", txn.token)
+        for scope, keys in txn.locks.items():
+            entries = txn.records.get(scope)
+            commit.check_equal(keys.lock, txn.token, f"the write lock of {scope} expired")
+            if entries:
+                commit.check_equal(keys.ts, txn.bases[scope], f"the timestamp of {scope} moved")
+                for object_id, (stamp, payload, tomb) in entries.items():
+                    self._commit_entry(commit, keys, object_id, str(stamp), payload, tomb)
+                commit.op("SET", keys.ts, str(txn.stamps[scope]))
+                commit.op("SET", keys.v, uuid.uuid4().hex)
+                commit.op("SADD", f"{self.prefix}scopes", scope)
+            commit.op("DEL", keys.lock)
+        for participant in txn.participants:
+            participant.prepare_commit(txn, commit)
+        if commit.empty:
+            return
+        try:
+            out = self._run("commit", commit.keys, commit.args())
+        except BaseException:
+            self._release(txn)
+            raise
+        if out != b"ok":
+            self._release(txn)
+            raise ConflictError(None, f"commit refused: {commit.describe[int(out[1]) - 1]}")
+
+    @staticmethod
+    def _commit_entry(commit, keys, object_id, stamp, payload, tomb) -> None:
+        if payload is not None:
+            commit.op("HSET", keys.r, object_id, stamp.encode() + b"|" + payload)
+            commit.op("HDEL", keys.t, object_id)
+            commit.op("ZADD", keys.z, stamp, object_id)
+        elif tomb:
+            commit.op("HDEL", keys.r, object_id)
+            commit.op("HSET", keys.t, object_id, stamp)
+            commit.op("ZADD", keys.z, stamp, object_id)
+        else:
+            commit.op("HDEL", keys.r, object_id)
+            commit.op("HDEL", keys.t, object_id)
+            commit.op("ZREM", keys.z, object_id)
+
+    def _write_lock(self, txn, scope, keys, object_id="", given=None):
+        """Take (or renew) the collection's write lock for ``txn``; return
+        the server's time and the committed record (value, tombstone)."""
+        deadline, delay = None, 0.0005
+        while True:
+            out = self._run("lock", [keys.lock, keys.ts, keys.r, keys.t],
+                            [txn.token, max(1, int(self.lock_ttl * 1000)), object_id, "" if given else "1"])
+            if out[0] == b"ok":
+                if scope not in txn.locks:
+                    txn.locks[scope] = keys
+                    txn.bases[scope] = out[2].decode()
+                return int(out[1]), out[3], out[4]
+            now = time.monotonic()
+            if deadline is None:
+                # Holding a lock, wait briefly: two transactions waiting for
+                # each other's lock both give up and run again.
+                deadline = now + (random.uniform(0.05, 0.2) if txn.locks else self.lock_ttl + 1)
+            if now >= deadline:
+                if txn.locks:
+                    raise ConflictError(None, f"the collection {scope} is being written by another request")
+                raise BackendError(None, f"timed out waiting for the write lock of {scope}")
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.02)
+
+    def _next_stamp(self, txn, scope, now, given=None, count=1) -> int:
+        """Give ``count`` new timestamps; return the last one."""
+        last = max(int(txn.bases[scope] or 0), txn.stamps.get(scope, 0))
+        if given is not None and count == 1 and given > last:
+            stamp = given
+        else:
+            stamp = max(now + count - 1, last + count)
+        txn.set(txn.stamps, scope, stamp)
+        return stamp
+
+    def _pending(self, txn, scope, object_id):
+        """The transaction's own write of the record: ``(stamp, payload or
+        None, tombstone?)``, or ``None``."""
+        if txn is None:
+            return None
+        return txn.records.get(scope, {}).get(object_id)
+
+    def _put(self, txn, scope, object_id, entry) -> None:
+        txn.set(txn.records.setdefault(scope, {}), object_id, entry)
+
+    def _check_read(self, txn, scope, object_id, value) -> None:
+        """Raise :class:`ConflictError` if the transaction read the record at
+        another version than the committed one (``value``)."""
+        key = (scope, object_id)
+        if key in txn.reads and self._pending(txn, scope, object_id) is None:
+            current = int(value.partition(b"|")[0]) if value is not None else None
+            if current != txn.reads[key]:
+                raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
 
     # -- writes ---------------------------------------------------------------------
 
@@ -138,7 +301,7 @@ class RedisStorage(StorageBase):
         data = dict(record)
         data.pop(self.id_field, None)
         given = data.pop(self.modified_field, None)
-        given = given if type(given) is int and 0 <= given < 2**53 else ""
+        given = given if type(given) is int and 0 <= given < 2**53 else None
         payload = orjson.dumps(data)
         return orjson.loads(payload), payload, given
 
@@ -147,110 +310,80 @@ class RedisStorage(StorageBase):
         data[self.modified_field] = timestamp
         return data
 
+    def _atomically(self, write):
+        """Return ``write(txn)`` run in the current transaction, or in one of
+        its own (run again if its commit is refused: it read nothing that a
+        new run would see differently)."""
+        txn = self._txn.get()
+        if txn is not None:
+            return write(txn)
+        for attempt in range(3):
+            try:
+                with self.transaction():
+                    result = write(self._txn.get())
+                return result
+            except ConflictError:
+                if attempt == 2:
+                    raise
+
     def create(self, collection_id, parent_id, record, id_generator=None):
         """Store a new record; :class:`UnicityError` if its id is taken."""
         object_id = record.get(self.id_field)
         if object_id is None:
-            object_id = id_generator() if id_generator is not None else _uuid4()
+            object_id = id_generator() if id_generator is not None else str(uuid.uuid4())
         data, payload, given = self._payload(record)
         scope, keys = self._keys(collection_id, parent_id)
-        created, value, *tomb = self._run("create", keys, [scope, object_id, payload, given])
-        if not created:
-            stamp, _, body = value.partition(b"|")
-            raise UnicityError(self.id_field, self._full(orjson.loads(body), object_id, int(stamp)))
-        self._journal_write(scope, keys, object_id, value + b"|" + payload, b"", None, tomb[0] if tomb else None)
-        return self._full(data, object_id, int(value))
 
-    @contextlib.contextmanager
-    def transaction(self):
-        """Undo the block's writes if it raises (nested blocks: only theirs).
+        def write(txn):
+            now, value, _ = self._write_lock(txn, scope, keys, object_id, given)
+            entry = self._pending(txn, scope, object_id)
+            if entry is not None:
+                value = str(entry[0]).encode() + b"|" + entry[1] if entry[1] is not None else None
+            if value is not None:
+                stamp, _, body = value.partition(b"|")
+                raise UnicityError(self.id_field, self._full(orjson.loads(body), object_id, int(stamp)))
+            stamp = self._next_stamp(txn, scope, now, given)
+            self._put(txn, scope, object_id, (stamp, payload, False))
+            return stamp
 
-        Redis has no rollback across commands: each write is applied at once
-        (atomically, by its script) and noted; an exception undoes the noted
-        writes in reverse order, each only if the record is still as written
-        (a later write by someone else is never clobbered). Until then,
-        other clients may see the writes: unlike PostgreSQL's, this is not
-        isolation, only "a failed request leaves nothing behind".
-
-        What the block reads is remembered too: an :meth:`update` or
-        :meth:`delete` of a record read in the block raises
-        :class:`~cliquet.storage.exceptions.ConflictError` if another writer
-        changed it in between (checked atomically in the write's script).
-        """
-        stack = self._journal.get()
-        outer = stack is None
-        if outer:
-            stack = []
-            tokens = (self._reads.set({}), self._journal.set(stack))
-        stack.append([])
-        try:
-            yield
-        except BaseException:
-            self._undo(stack.pop())
-            raise
-        else:
-            entries = stack.pop()
-            if stack:
-                stack[-1].extend(entries)
-        finally:
-            if outer:
-                self._reads.reset(tokens[0])
-                self._journal.reset(tokens[1])
-
-    def _journal_write(self, scope, keys, object_id, wrote, wrote_tomb, before, before_tomb) -> None:
-        """Note a write of the current transaction (if any), for :meth:`_undo`."""
-        stack = self._journal.get()
-        if stack:
-            stack[-1].append((scope, keys, object_id, wrote, wrote_tomb, before or b"", before_tomb or b""))
-
-    def _undo(self, entries) -> None:
-        reads = self._reads.get()
-        for scope, keys, object_id, wrote, wrote_tomb, before, before_tomb in reversed(entries):
-            if reads is not None:
-                reads.pop((scope, object_id), None)
-            try:
-                restored = self._run("restore", keys, [scope, object_id, wrote, wrote_tomb, before, before_tomb])
-            except Exception:
-                logger.warning("could not undo the write of %s in %s", object_id, scope, exc_info=True)
-                continue
-            if not restored:
-                logger.warning("not undoing the write of %s in %s: changed since", object_id, scope)
-
-    def _expected(self, scope, object_id) -> str:
-        reads = self._reads.get()
-        if reads is None or (scope, object_id) not in reads:
-            return ""
-        stamp = reads[(scope, object_id)]
-        return "none" if stamp is None else str(stamp)
-
-    def _remember(self, scope, object_id, stamp) -> None:
-        reads = self._reads.get()
-        if reads is not None:
-            reads[(scope, object_id)] = stamp
+        return self._full(data, object_id, self._atomically(write))
 
     def get(self, collection_id, parent_id, object_id):
-        """Return the live record; :class:`RecordNotFoundError` otherwise."""
+        """Return the live record; :class:`RecordNotFoundError` otherwise.
+
+        Inside a transaction, the first read of a record is remembered: an
+        :meth:`update` or :meth:`delete` of it raises
+        :class:`~cliquet.storage.exceptions.ConflictError` if another
+        writer changed it in between."""
         scope, keys = self._keys(collection_id, parent_id)
+        txn = self._txn.get()
+        entry = self._pending(txn, scope, object_id)
+        if entry is not None:
+            if entry[1] is None:
+                raise RecordNotFoundError(object_id)
+            return self._full(orjson.loads(entry[1]), object_id, entry[0])
         with wrap_errors():
-            value = self.client.hget(keys[0], object_id)
+            value = self.client.hget(keys.r, object_id)
+        stamp, _, body = value.partition(b"|") if value is not None else (None, None, None)
+        if txn is not None:
+            txn.reads.setdefault((scope, object_id), int(stamp) if stamp is not None else None)
         if value is None:
-            self._remember(scope, object_id, None)
             raise RecordNotFoundError(object_id)
-        stamp, _, body = value.partition(b"|")
-        self._remember(scope, object_id, int(stamp))
         return self._full(orjson.loads(body), object_id, int(stamp))
 
     def update(self, collection_id, parent_id, object_id, record):
         """Replace (or create) the record with a new timestamp."""
         data, payload, given = self._payload(record)
         scope, keys = self._keys(collection_id, parent_id)
-        out = self._run("update", keys, [scope, object_id, payload, given, self._expected(scope, object_id)])
-        if out == b"conflict":
-            raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
-        stamp, before, before_tomb = out
-        self._journal_write(scope, keys, object_id, stamp + b"|" + payload, b"", before, before_tomb)
-        self._remember(scope, object_id, int(stamp))
-        return self._full(data, object_id, int(stamp))
+
+        def write(txn):
+            now, value, _ = self._write_lock(txn, scope, keys, object_id, given)
+            self._check_read(txn, scope, object_id, value)
+            stamp = self._next_stamp(txn, scope, now, given)
+            self._put(txn, scope, object_id, (stamp, payload, False))
+            return stamp
+
+        return self._full(data, object_id, self._atomically(write))
 
     def _tombstone(self, object_id, timestamp):
         return {self.id_field: object_id, self.modified_field: timestamp, self.deleted_field: True}
@@ -258,38 +391,43 @@ class RedisStorage(StorageBase):
     def delete(self, collection_id, parent_id, object_id, with_deleted=True, last_modified=None):
         """Delete the record, leaving a tombstone unless ``with_deleted`` is false."""
         scope, keys = self._keys(collection_id, parent_id)
-        given = last_modified if type(last_modified) is int and 0 <= last_modified < 2**53 else ""
-        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", given,
-                                         self._expected(scope, object_id), object_id])
-        if out == b"conflict":
-            raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
-        if not out:
-            raise RecordNotFoundError(object_id)
-        self._remember(scope, object_id, None)
-        return self._deleted(scope, keys, out, with_deleted)[0]
+        given = last_modified if type(last_modified) is int and 0 <= last_modified < 2**53 else None
 
-    def _deleted(self, scope, keys, out, with_deleted) -> list[dict]:
-        """Journal the deletions a delete script reports; return their tombstones."""
-        tombstones = []
-        for i in range(0, len(out), 4):
-            object_id, stamp, before, before_tomb = out[i].decode(), out[i + 1], out[i + 2], out[i + 3]
-            self._journal_write(scope, keys, object_id, b"", stamp if with_deleted else b"", before, before_tomb)
-            tombstones.append(self._tombstone(object_id, int(stamp)))
-        return tombstones
+        def write(txn):
+            now, value, _ = self._write_lock(txn, scope, keys, object_id, given)
+            self._check_read(txn, scope, object_id, value)
+            entry = self._pending(txn, scope, object_id)
+            if (entry[1] is None) if entry is not None else (value is None):
+                raise RecordNotFoundError(object_id)
+            stamp = self._next_stamp(txn, scope, now, given)
+            self._put(txn, scope, object_id, (stamp, None, bool(with_deleted)))
+            return stamp
+
+        return self._tombstone(object_id, self._atomically(write))
 
     def delete_all(self, collection_id, parent_id, filters=None, with_deleted=True):
         """Delete the matching records (each tombstone its own timestamp)."""
         scope, keys = self._keys(collection_id, parent_id)
-        snapshot = self._snapshot(collection_id, parent_id)
-        matches = q.compile_filters(filters)
-        ids = [r[self.id_field] for r in snapshot.records if matches(r)]
-        if not ids:
-            return []
-        out = self._run("delete", keys, [scope, "1" if with_deleted else "0", "", ""] + ids)
-        return self._deleted(scope, keys, out, with_deleted)
+
+        def write(txn):
+            now, _, _ = self._write_lock(txn, scope, keys)
+            records, _, _ = self._records(collection_id, parent_id, None, False)
+            matches = q.compile_filters(filters)
+            ids = [r[self.id_field] for r in records if matches(r)]
+            if not ids:
+                return []
+            first = self._next_stamp(txn, scope, now, None, len(ids)) - len(ids) + 1
+            for i, object_id in enumerate(ids):
+                self._put(txn, scope, object_id, (first + i, None, bool(with_deleted)))
+            return [self._tombstone(object_id, first + i) for i, object_id in enumerate(ids)]
+
+        return self._atomically(write)
 
     def purge_deleted(self, collection_id, parent_id, before=None):
-        """Remove tombstones (older than ``before``); return how many."""
+        """Remove tombstones (older than ``before``); return how many.
+
+        Applied at once, outside any transaction: tombstones are no one's
+        pending write."""
         if collection_id is not None and parent_id is not None:
             scopes = [(collection_id, parent_id)]
         else:
@@ -300,20 +438,17 @@ class RedisStorage(StorageBase):
                       if (collection_id is None or c == collection_id) and (parent_id is None or p == parent_id)]
         removed = 0
         for cid, pid in scopes:
-            scope, keys = self._keys(cid, pid)
-            removed += int(self._run("purge", keys + [self._horizon_key(scope)],
-                                     [scope, "" if before is None else str(int(before))]))
+            _, keys = self._keys(cid, pid)
+            removed += int(self._run("purge", [keys.t, keys.z, keys.ts, keys.v, keys.pb],
+                                     [uuid.uuid4().hex, "" if before is None else str(int(before))]))
         return removed
-
-    def _horizon_key(self, scope):
-        return f"{self.prefix}pb:{scope}"
 
     def purged_before(self, collection_id: str, parent_id: str) -> int | None:
         """Return the timestamp before which tombstones were purged (``None``
         if never): a client that synced before it must start over."""
-        scope, _ = self._keys(collection_id, parent_id)
+        _, keys = self._keys(collection_id, parent_id)
         with wrap_errors():
-            value = self.client.get(self._horizon_key(scope))
+            value = self.client.get(keys.pb)
         return int(value) if value is not None else None
 
     def parent_ids(self, collection_id):
@@ -325,13 +460,12 @@ class RedisStorage(StorageBase):
     # -- reads ----------------------------------------------------------------------
 
     def _snapshot(self, collection_id, parent_id) -> _Snapshot:
-        """Return the parsed collection, from this process's cache when its
-        version did not change (one round trip either way)."""
+        """Return the parsed committed collection, from this process's cache
+        when its version did not change (one round trip either way)."""
         scope, keys = self._keys(collection_id, parent_id)
         with self._lock:
             known = self._snapshots.get(scope)
-        reply = self._run("snapshot", [keys[0], keys[1], keys[4], keys[3]],
-                          [known.version if known is not None else "\x00none"])
+        reply = self._run("snapshot", [keys.r, keys.t, keys.v], [known.version if known is not None else "\x00none"])
         version = reply[0]
         if known is not None and len(reply) == 1:
             with self._lock:
@@ -343,10 +477,10 @@ class RedisStorage(StorageBase):
         for i in range(0, len(flat), 2):
             stamp, _, body = flat[i + 1].partition(b"|")
             records.append(self._full(orjson.loads(body), flat[i].decode(), int(stamp)))
-        records.sort(key=lambda r: r["last_modified"])
+        records.sort(key=lambda r: r[self.modified_field])
         flat = reply[2]
         tombstones = sorted((self._tombstone(flat[i].decode(), int(flat[i + 1])) for i in range(0, len(flat), 2)),
-                            key=lambda t: t["last_modified"])
+                            key=lambda t: t[self.modified_field])
         snapshot = _Snapshot(version.decode() if isinstance(version, bytes) else version, records, tombstones)
         with self._lock:
             old = self._snapshots.pop(scope, None)
@@ -370,12 +504,11 @@ class RedisStorage(StorageBase):
                     bound, strict = f.value, is_strict
         return bound, strict
 
-    def _changed_since(self, collection_id, parent_id, bound, strict):
-        """Return the records and tombstones newer than ``bound`` (one round
-        trip, reading only those)."""
-        _, keys = self._keys(collection_id, parent_id)
+    def _changed_since(self, keys, bound, strict):
+        """Return the committed records and tombstones newer than ``bound``
+        (one round trip, reading only those)."""
         low = f"({bound}" if strict else f"{bound}"
-        ids, live, dead = self._run("since", [keys[0], keys[1], keys[2]], [low])
+        ids, live, dead = self._run("since", [keys.r, keys.t, keys.z], [low])
         records, tombstones = [], []
         for object_id, value, stamp in zip(ids, live, dead):
             if value is not None:
@@ -385,6 +518,35 @@ class RedisStorage(StorageBase):
                 tombstones.append(self._tombstone(object_id.decode(), int(stamp)))
         return records, tombstones
 
+    def _records(self, collection_id, parent_id, bound, strict):
+        """Return ``(records, tombstones, snapshot)`` newer than ``bound``
+        (all if ``None``), sorted by timestamp, as this transaction sees
+        them: committed, then its own writes; ``snapshot`` (whose query cache
+        may be used) only when there are none."""
+        scope, keys = self._keys(collection_id, parent_id)
+        snapshot = None
+        if bound is not None:
+            records, tombstones = self._changed_since(keys, bound, strict)
+        else:
+            snapshot = self._snapshot(collection_id, parent_id)
+            records, tombstones = snapshot.records, snapshot.tombstones
+        txn = self._txn.get()
+        own = txn.records.get(scope) if txn is not None else None
+        if not own:
+            return records, tombstones, snapshot
+        records = [r for r in records if r[self.id_field] not in own]
+        tombstones = [t for t in tombstones if t[self.id_field] not in own]
+        for object_id, (stamp, payload, tomb) in own.items():
+            if bound is not None and (stamp < bound or (strict and stamp == bound)):
+                continue
+            if payload is not None:
+                records.append(self._full(orjson.loads(payload), object_id, stamp))
+            elif tomb:
+                tombstones.append(self._tombstone(object_id, stamp))
+        records.sort(key=lambda r: r[self.modified_field])
+        tombstones.sort(key=lambda t: t[self.modified_field])
+        return records, tombstones, None
+
     def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
                 include_deleted=False):
         """Return a page of matching records (and tombstones if asked) and
@@ -393,18 +555,16 @@ class RedisStorage(StorageBase):
         A query with a lower bound on ``last_modified`` (``_since``) reads
         only the newer changes; any other reads the collection (cached in
         this process while unchanged, with its sorted results per query).
+        Inside a transaction, its own writes are seen.
         """
         sorting = tuple(sorting) if sorting else (Sort(self.modified_field, -1),)
         filters = tuple(filters or ())
         position = q.after_key(after, sorting) if after is not None else None
         limit = self.max_fetch_size if limit is None else min(max(limit, 0), self.max_fetch_size)
         bound, strict = self._since_bound(filters)
+        records, tombstones, snapshot = self._records(collection_id, parent_id, bound, strict)
         cache = key = None
-        if bound is not None:
-            records, tombstones = self._changed_since(collection_id, parent_id, bound, strict)
-        else:
-            snapshot = self._snapshot(collection_id, parent_id)
-            records, tombstones = snapshot.records, snapshot.tombstones
+        if snapshot is not None:
             cache = snapshot.queries
             try:
                 key = (tuple((f.field, f.operator, q.freeze(f.value)) for f in filters),
@@ -431,23 +591,23 @@ class RedisStorage(StorageBase):
         return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
 
 
-def _uuid4() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
-
-
 def load_from_config(config) -> RedisStorage:
     """Return a :class:`RedisStorage` for ``cliquet.storage_url`` (pool from
     ``cliquet.storage_pool_size``/``storage_pool_timeout``, keys prefixed with
-    ``cliquet.storage_prefix``)."""
-    from cliquet.settings import Setting, as_str, declare_settings
+    ``cliquet.storage_prefix``, locks from ``cliquet.storage_lock_ttl``)."""
+    from cliquet.settings import Setting, as_float, as_str, declare_settings
 
-    declare_settings(config, {"storage_prefix": Setting(
-        "cliquet:storage:", as_str, doc="Prefix of every key of the Redis storage.")})
+    declare_settings(config, {
+        "storage_prefix": Setting("cliquet:storage:", as_str,
+                                  doc="Prefix of every key of the Redis storage (never empty)."),
+        "storage_lock_ttl": Setting(10.0, as_float, doc=(
+            "Redis storage: seconds a collection's write lock outlives a writer that crashed before its "
+            "commit (renewed at each write), and longest wait for it.")),
+    })
     settings = config.get_settings()
     url = settings.get("cliquet.storage_url") or "redis://127.0.0.1:6379/0"
     client = get_client(url, settings.get("cliquet.storage_pool_size") or 10,
                         settings.get("cliquet.storage_pool_timeout") or 30.0)
-    return RedisStorage(client, prefix=settings.get("cliquet.storage_prefix") or "",
-                        max_fetch_size=settings.get("cliquet.storage_max_fetch_size") or 10000)
+    return RedisStorage(client, prefix=settings.get("cliquet.storage_prefix") or "cliquet:storage:",
+                        max_fetch_size=settings.get("cliquet.storage_max_fetch_size") or 10000,
+                        lock_ttl=settings.get("cliquet.storage_lock_ttl") or 10.0)

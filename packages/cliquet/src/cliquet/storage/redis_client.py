@@ -83,8 +83,24 @@ def glob_escape(text: str) -> str:
     return "".join(out)
 
 
+def same_database(a: redis.Redis, b: redis.Redis) -> bool:
+    """Return whether two clients talk to the same server and database."""
+    if a is b:
+        return True
+    wanted = ("host", "port", "path", "db", "username")
+    kwargs_a, kwargs_b = a.connection_pool.connection_kwargs, b.connection_pool.connection_kwargs
+    return all(kwargs_a.get(k) == kwargs_b.get(k) for k in wanted) \
+        and a.connection_pool.connection_class is b.connection_pool.connection_class
+
+
 def delete_prefix(client: redis.Redis, prefix: str, keep: tuple[str, ...] = ()) -> int:
-    """Delete every key starting with ``prefix`` (``keep`` excepted); return how many."""
+    """Delete every key starting with ``prefix`` (``keep`` excepted); return how many.
+
+    :raises ValueError: ``prefix`` is empty (that would be every key of the
+        database, other backends' included).
+    """
+    if not prefix:
+        raise ValueError("refusing to delete every key of the database: the prefix is empty")
     pattern = glob_escape(prefix) + "*"
     keep_bytes = {k.encode() for k in keep}
     removed = 0

@@ -1,136 +1,107 @@
-"""The Lua scripts of the Redis storage (:mod:`cliquet.storage.redis`).
+"""The Lua scripts of the Redis backends (:mod:`cliquet.storage.redis`,
+:mod:`cliquet.permission.redis`).
 
-Every write is one script, hence atomic. Timestamps come from the server's
-clock (``TIME``): ``max(now, last + 1)``, or a given one when newer than the
-collection's. Keys (``KEYS``): the records hash ``r``, the tombstones hash
-``t``, the sorted set ``z`` of both by timestamp, the collection timestamp
-``ts``, its version ``v`` (changed by every write, purges included), the
-global version sequence and the set of scopes.
+Every key a script touches is passed in ``KEYS``: no script builds a key
+name, so that the keys of one collection can later share a Redis Cluster
+hash tag. Timestamps come from the server's clock (``TIME``).
+
+A request's writes are buffered in the app server and applied by
+:data:`COMMIT`, one script, hence atomically: either every write of the
+request is applied or none. Before buffering its first write in a
+collection, a request takes the collection's write lock (:data:`LOCK`): a
+key holding the transaction's random token, with an expiry. The commit
+checks that it still holds every lock it took, so that no other writer can
+have changed those collections in between.
 """
 
-LUA_COMMON = """
-local function bump(tskey, given, count)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local last = tonumber(redis.call('GET', tskey))
-  local ts
-  if given ~= nil and (last == nil or given > last) then
-    ts = given
-  else
-    ts = now + count - 1
-    if last ~= nil and ts < last + count then ts = last + count end
-  end
-  redis.call('SET', tskey, string.format('%.0f', ts))
-  return ts
-end
-local function touch()
-  redis.call('SET', KEYS[5], redis.call('INCR', KEYS[6]))
-  redis.call('SADD', KEYS[7], ARGV[1])
-end
-"""
-
-# KEYS: r, t, z, ts, v, seq, scopes.  ARGV[1]: the scope.
-CREATE = LUA_COMMON + """
-local existing = redis.call('HGET', KEYS[1], ARGV[2])
-if existing then return {0, existing} end
-local tomb = redis.call('HGET', KEYS[2], ARGV[2])
-local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
-redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], s, ARGV[2])
-touch()
-return {1, s, tomb}
-"""
-
-CHECK = """
-local function unchanged(id, expected)
-  if expected == '' then return true end
-  local current = redis.call('HGET', KEYS[1], id)
-  if current then current = string.match(current, '^(%d+)|') else current = 'none' end
-  return current == expected
-end
-"""
-
-# ARGV: scope, id, fields, given, expected ("" unchecked, "none" absent, or a timestamp)
-UPDATE = LUA_COMMON + CHECK + """
-if not unchanged(ARGV[2], ARGV[5]) then return 'conflict' end
-local old = redis.call('HGET', KEYS[1], ARGV[2])
-local tomb = redis.call('HGET', KEYS[2], ARGV[2])
-local s = string.format('%.0f', bump(KEYS[4], tonumber(ARGV[4]), 1))
-redis.call('HSET', KEYS[1], ARGV[2], s .. '|' .. ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], s, ARGV[2])
-touch()
-return {s, old, tomb}
-"""
-
-# ARGV: scope, with_deleted ("1"/"0"), given, expected (one id only), ids...
-DELETE = LUA_COMMON + CHECK + """
-if #ARGV == 5 and redis.call('HEXISTS', KEYS[1], ARGV[5]) == 1 and not unchanged(ARGV[5], ARGV[4]) then
-  return 'conflict'
-end
-local ids = {}
-for i = 5, #ARGV do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then table.insert(ids, ARGV[i]) end
-end
-if #ids == 0 then return {} end
-local given = nil
-if #ids == 1 then given = tonumber(ARGV[3]) end
-local last = bump(KEYS[4], given, #ids)
-local out = {}
-for i, id in ipairs(ids) do
-  local s = string.format('%.0f', last - #ids + i)
-  local old = redis.call('HGET', KEYS[1], id)
-  local tomb = redis.call('HGET', KEYS[2], id)
-  redis.call('HDEL', KEYS[1], id)
-  if ARGV[2] == '1' then
-    redis.call('HSET', KEYS[2], id, s)
-    redis.call('ZADD', KEYS[3], s, id)
-  else
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-  end
-  table.insert(out, id)
-  table.insert(out, s)
-  table.insert(out, old)
-  table.insert(out, tomb)
-end
-touch()
-return out
-"""
-
-# ARGV: scope, before ("" for all).  KEYS[8]: the purge horizon.
-PURGE = LUA_COMMON + """
-local ids
-if ARGV[2] == '' then
-  ids = redis.call('HKEYS', KEYS[2])
+# KEYS: lock, ts, r, t.  ARGV: token, ttl (ms), object id ("" for none),
+# remember ("1" or "").  Take (or refresh) the lock; return {"locked", pttl}
+# if another holds it, else {"ok", now, collection timestamp ("" if none),
+# record value, tombstone}.  With "remember", a collection never written gets
+# its timestamp remembered now, as a read of it would (so that nobody
+# remembers a later one while the lock is held); a write that brings its own
+# timestamp does not, so that an older one can be kept.
+LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder ~= ARGV[1] then
+  if holder then return {'locked', redis.call('PTTL', KEYS[1])} end
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 else
-  ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-local removed = 0
-for _, id in ipairs(ids) do
-  if redis.call('HDEL', KEYS[2], id) == 1 then
-    redis.call('ZREM', KEYS[3], id)
-    removed = removed + 1
+local t = redis.call('TIME')
+local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local ts = redis.call('GET', KEYS[2])
+if not ts then
+  if ARGV[4] == '1' then
+    ts = now
+    redis.call('SET', KEYS[2], ts)
+  else
+    ts = ''
   end
 end
-if removed > 0 then
-  touch()
-  local horizon = tonumber(ARGV[2]) or ((tonumber(redis.call('GET', KEYS[4])) or 0) + 1)
-  local old = tonumber(redis.call('GET', KEYS[8]))
-  if old == nil or horizon > old then redis.call('SET', KEYS[8], string.format('%.0f', horizon)) end
+local value, tomb = false, false
+if ARGV[3] ~= '' then
+  value = redis.call('HGET', KEYS[3], ARGV[3])
+  tomb = redis.call('HGET', KEYS[4], ARGV[3])
 end
-return removed
+return {'ok', now, ts, value, tomb}
 """
 
-# KEYS: r, t, v, ts.  ARGV: known version.  Everything in one snapshot.
+# KEYS: locks...  ARGV: token.  Release the locks this token holds.
+UNLOCK = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return 1
+"""
+
+# KEYS[1]: the commit marker of the transaction; then any keys.
+# ARGV: token, number of checks, checks..., operations...
+# A check is (kind, key index, expected):
+#   "eq"  — GET key equals the value ("" for absent);
+#   "set" — SMEMBERS key equals the set given as (count, members...).
+# An operation is (command, key index, argument count, arguments...) with
+# command one of HSET HDEL ZADD ZREM SET DEL SADD SREM.
+# Returns "ok", or {"conflict", check number} without writing anything.
+# Run twice with the same token (a retried call whose reply was lost), it
+# answers "ok" again without applying anything twice.
+COMMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'ok' end
+local allowed = {HSET=true, HDEL=true, ZADD=true, ZREM=true, SET=true, DEL=true, SADD=true, SREM=true}
+local i = 3
+for n = 1, tonumber(ARGV[2]) do
+  local kind, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if kind == 'eq' then
+    if (redis.call('GET', key) or '') ~= ARGV[i + 2] then return {'conflict', n} end
+    i = i + 3
+  else
+    local count = tonumber(ARGV[i + 2])
+    if redis.call('SCARD', key) ~= count then return {'conflict', n} end
+    for j = i + 3, i + 2 + count do
+      if redis.call('SISMEMBER', key, ARGV[j]) == 0 then return {'conflict', n} end
+    end
+    i = i + 3 + count
+  end
+end
+while i <= #ARGV do
+  local command, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  if not allowed[command] then return redis.error_reply('unknown operation ' .. command) end
+  redis.call(command, key, unpack(ARGV, i + 3, i + 2 + count))
+  i = i + 3 + count
+end
+redis.call('SET', KEYS[1], '1', 'PX', 10000)
+return 'ok'
+"""
+
+# KEYS: r, t, v.  ARGV: known version.  Everything in one snapshot.
 SNAPSHOT = """
 local v = redis.call('GET', KEYS[3]) or ''
 if v == ARGV[1] then return {v} end
 return {v, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 """
 
-# KEYS: ts.  ARGV: now (ms).  Remember the current time for a new collection.
+# KEYS: ts.  Remember the current time for a new collection.
 TIMESTAMP = """
 local ts = redis.call('GET', KEYS[1])
 if ts then return ts end
@@ -158,28 +129,26 @@ end
 return {ids, live, dead}
 """
 
-
-# Undo one write of a rolled-back transaction, if nobody changed the record
-# since. ARGV: scope, id, what was written (record, tombstone), what was
-# there before (record, tombstone); "" for absent.
-RESTORE = LUA_COMMON + """
-local current = redis.call('HGET', KEYS[1], ARGV[2]) or ''
-local tomb = redis.call('HGET', KEYS[2], ARGV[2]) or ''
-if current ~= ARGV[3] or tomb ~= ARGV[4] then return 0 end
-local stamp = nil
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[5])
-  stamp = string.match(ARGV[5], '^(%d+)|')
+# KEYS: t, z, ts, v, pb (the purge horizon).  ARGV: new version, before ("" for all).
+PURGE = """
+local ids
+if ARGV[2] == '' then
+  ids = redis.call('HKEYS', KEYS[1])
 else
-  redis.call('HDEL', KEYS[1], ARGV[2])
+  ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])
 end
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[6])
-  stamp = ARGV[6]
-else
-  redis.call('HDEL', KEYS[2], ARGV[2])
+local removed = 0
+for _, id in ipairs(ids) do
+  if redis.call('HDEL', KEYS[1], id) == 1 then
+    redis.call('ZREM', KEYS[2], id)
+    removed = removed + 1
+  end
 end
-if stamp then redis.call('ZADD', KEYS[3], stamp, ARGV[2]) else redis.call('ZREM', KEYS[3], ARGV[2]) end
-touch()
-return 1
+if removed > 0 then
+  redis.call('SET', KEYS[4], ARGV[1])
+  local horizon = tonumber(ARGV[2]) or ((tonumber(redis.call('GET', KEYS[3])) or 0) + 1)
+  local old = tonumber(redis.call('GET', KEYS[5]))
+  if old == nil or horizon > old then redis.call('SET', KEYS[5], string.format('%.0f', horizon)) end
+end
+return removed
 """
