@@ -48,8 +48,10 @@ pytest-xdist worker still needs its own database, schema or prefix).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 import uuid
 
 import pytest
@@ -171,6 +173,35 @@ SCENARIOS = [
              lambda c, ids: (_share(c, ids, "shared", [c.carol_id]), _share(c, ids, "doomed", [c.bob_id])),
              _batch, parts=[["new"], ["shared"], ["doomed"]]),
 ]
+
+
+@contextlib.contextmanager
+def slow_backends(registry, delay: float = 0.001):
+    """Make every storage read and every storage or permission write take
+    ``delay`` seconds longer (a slower network, as it were): racing requests
+    then interleave between their reads and writes instead of running one
+    after the other, and a race the backends do not guard shows at once."""
+    names = {"storage": ("get", "get_all") + WRITES["storage"], "permission": WRITES["permission"]}
+    installed = []
+    for kind, methods in names.items():
+        backend = getattr(registry, kind)
+        for name in methods:
+            setattr(backend, name, _slowed(getattr(backend, name), delay))
+            installed.append((backend, name))
+    try:
+        yield
+    finally:
+        for backend, name in installed:
+            vars(backend).pop(name, None)
+
+
+def _slowed(method, delay):
+    def slowed(*args, **kwargs):
+        result = method(*args, **kwargs)
+        time.sleep(delay)
+        return result
+
+    return slowed
 
 
 class _Client:
@@ -318,32 +349,43 @@ class RequestAtomicityContract:
         url = f"{URL}/{ids['shared']}"
         stop, errors = threading.Event(), []
 
-        def writer():
-            other = webtest.TestApp(wsgi)
-            n = 0
+        def writer():  # alice writes other records all along
+            other, n = webtest.TestApp(wsgi), 0
             while not stop.is_set():
                 n += 1
                 body = {"data": {"title": f"noise {n}"}, "permissions": {"read": [client.bob_id]} if n % 2 else {}}
                 response = other.post_json(URL, body, headers=client.alice, expect_errors=True)
                 if response.status_int >= 400:
-                    errors.append(response.status)
+                    errors.append(f"writer: {response.status}")
+                stop.wait(0.005)
 
-        thread = threading.Thread(target=writer, daemon=True)
-        thread.start()
-        try:
-            for round_number in range(race_rounds):
-                granted = client.app.patch_json(url, {"permissions": {"read": [client.bob_id]}}, headers=client.alice)
-                since = granted.json["data"]["last_modified"] - 1
-                assert client.app.get(url, headers=client.bob).status_int == 200
-                assert ids["shared"] in self._bob_lists(client, ids, since)
-                client.app.patch_json(url, {"permissions": {"read": []}}, headers=client.alice)
-                where = f"round {round_number}, right after the revocation"
-                assert client.app.get(url, headers=client.bob, expect_errors=True).status_int == 403, where
-                assert ids["shared"] not in self._bob_lists(client, ids, since), where
-        finally:
-            stop.set()
-            thread.join(60)
-        assert errors == [], f"the concurrent writer failed: {errors[:5]}"
+        def reader():  # bob lists all along, also while a revocation is half done
+            other = webtest.TestApp(wsgi)
+            while not stop.is_set():
+                response = other.get(f"{URL}?in_id={ids['shared']}", headers=client.bob, expect_errors=True)
+                if response.status_int >= 400:
+                    errors.append(f"reader: {response.status}")
+
+        threads = [threading.Thread(target=fn, daemon=True) for fn in (writer, reader)]
+        with slow_backends(client.app.app.registry):
+            for thread in threads:
+                thread.start()
+            try:
+                for round_number in range(race_rounds):
+                    granted = client.app.patch_json(url, {"permissions": {"read": [client.bob_id]}},
+                                                    headers=client.alice)
+                    since = granted.json["data"]["last_modified"] - 1
+                    assert client.app.get(url, headers=client.bob).status_int == 200
+                    assert ids["shared"] in self._bob_lists(client, ids, since)
+                    client.app.patch_json(url, {"permissions": {"read": []}}, headers=client.alice)
+                    where = f"round {round_number}, right after the revocation"
+                    assert client.app.get(url, headers=client.bob, expect_errors=True).status_int == 403, where
+                    assert ids["shared"] not in self._bob_lists(client, ids, since), where
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(60)
+        assert errors == [], f"concurrent requests failed: {errors[:5]}"
 
     @staticmethod
     def _bob_lists(client, ids, since) -> set:
@@ -360,33 +402,39 @@ class RequestAtomicityContract:
 
     def test_racing_if_match_requests_have_one_winner(self, client, capabilities, race_rounds, race_threads):
         self.require(capabilities, "isolation")
-        import webtest
-
-        wsgi = client.app.app
         record = client.app.post_json(URL, {"data": {"title": "contended"}}, headers=client.alice).json["data"]
         url = f"{URL}/{record['id']}"
         etag = f'"{record["last_modified"]}"'
-        for round_number in range(race_rounds):
-            barrier = threading.Barrier(race_threads)
-            statuses: dict = {}
+        with slow_backends(client.app.app.registry):
+            for round_number in range(race_rounds):
+                etag = self._race_once(client, url, etag, round_number, race_threads)
 
-            def contender(me):
-                app = webtest.TestApp(wsgi)
-                barrier.wait(timeout=60)
-                # A title of this round's own: a PATCH that changes nothing writes nothing.
-                response = app.patch_json(url, {"data": {"title": f"round {round_number}: {me}"}},
-                                          headers={**client.alice, "If-Match": etag}, expect_errors=True)
-                statuses[me] = (response.status_int, response.headers.get("ETag"))
+    @staticmethod
+    def _race_once(client, url, etag, round_number, race_threads):
+        """One round: ``race_threads`` PATCHes with ``If-Match: etag``; return the new ETag."""
+        import webtest
 
-            threads = [threading.Thread(target=contender, args=(n,)) for n in range(race_threads)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(120)
-            codes = sorted(code for code, _ in statuses.values())
-            assert codes == [200] + [412] * (race_threads - 1), f"round {round_number}: {codes}"
-            winner = next(me for me, (code, _) in statuses.items() if code == 200)
-            current = client.app.get(url, headers=client.alice)
-            assert current.json["data"]["title"] == f"round {round_number}: {winner}", f"round {round_number}"
-            etag = current.headers["ETag"]
-            assert etag == statuses[winner][1]
+        wsgi = client.app.app
+        barrier = threading.Barrier(race_threads)
+        statuses: dict = {}
+
+        def contender(me):
+            app = webtest.TestApp(wsgi)
+            barrier.wait(timeout=60)
+            # A title of this round's own: a PATCH that changes nothing writes nothing.
+            response = app.patch_json(url, {"data": {"title": f"round {round_number}: {me}"}},
+                                      headers={**client.alice, "If-Match": etag}, expect_errors=True)
+            statuses[me] = (response.status_int, response.headers.get("ETag"))
+
+        threads = [threading.Thread(target=contender, args=(n,)) for n in range(race_threads)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        codes = sorted(code for code, _ in statuses.values())
+        assert codes == [200] + [412] * (race_threads - 1), f"round {round_number}: {codes}"
+        winner = next(me for me, (code, _) in statuses.items() if code == 200)
+        current = client.app.get(url, headers=client.alice)
+        assert current.json["data"]["title"] == f"round {round_number}: {winner}", f"round {round_number}"
+        assert current.headers["ETag"] == statuses[winner][1]
+        return current.headers["ETag"]

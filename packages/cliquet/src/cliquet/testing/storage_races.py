@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -44,6 +45,8 @@ from cliquet.storage.exceptions import ConflictError, RecordNotFoundError
 #: seconds after which a concurrent writer that has not finished is taken to
 #: be waiting for the transaction under test (a backend that serialises).
 CONCURRENT_WAIT = 1.0
+#: seconds a contender spends between its read and its write.
+WORK = 0.001
 #: environment variable holding the default number of race rounds.
 RACE_ROUNDS_VARIABLE = "CLIQUET_TEST_RACE_ROUNDS"
 
@@ -66,6 +69,7 @@ def guarded_update(backend, collection, parent, object_id, expected, value) -> s
             current = backend.get(collection, parent, object_id)
             if current["last_modified"] != expected:
                 raise PreconditionFailed()
+            time.sleep(WORK)  # a request's work between its read and its write: races interleave
             backend.update(collection, parent, object_id, dict(current, winner=value))
     except ConflictError:
         return CONFLICT
