@@ -8,6 +8,11 @@ value that is not JSON-serialisable fails at :meth:`Cache.set` with a
 returned and are swept from time to time. Several :class:`Cache` instances
 may share one :class:`MemoryServer` (like several services on one Redis):
 each sees only the keys of its prefix. Thread-safe: one lock per server.
+
+Unlike the memory storage and permission backends, the cache is not part
+of a request's transaction: its writes apply at once. No request of the
+core writes it (see ``docs/consistency.rst``); a request that did would
+have to bring those writes into the transaction.
 """
 
 from __future__ import annotations
