@@ -70,6 +70,10 @@ class TestMemoryPermission(PermissionContract):
         return memory_permission.load_from_config(make_config())
 
     @pytest.fixture
+    def storage(self):
+        return memory_storage.load_from_config(make_config())
+
+    @pytest.fixture
     def backend_error(self, backend):
         return lambda: _down(backend)
 

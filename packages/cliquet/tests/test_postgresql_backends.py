@@ -130,6 +130,12 @@ class TestPostgreSQLPermission(PermissionContract):
         return permission
 
     @pytest.fixture
+    def storage(self, pg_schema_url):
+        storage = pg_storage.load_from_config(make_config(storage_url=pg_schema_url, storage_pool_size=3))
+        storage.initialize_schema()
+        return storage
+
+    @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
 

@@ -101,6 +101,11 @@ class TestRedisPermission(PermissionContract):
             make_config(permission_url=redis_url, permission_prefix=f"{cliquet_worker_prefix}p:"))
 
     @pytest.fixture
+    def storage(self, redis_url, cliquet_worker_prefix):
+        return redis_storage.load_from_config(
+            make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}s:"))
+
+    @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
 

@@ -24,10 +24,19 @@ Semantics encoded here, beyond :class:`~cliquet.permission.PermissionBase`:
 * ``check_permission`` and ``get_accessible_objects`` take any iterable of
   principals (a set, a list, a generator), and an empty one grants nothing;
 * ``get_accessible_objects`` matches ``prefix`` as a plain string prefix.
+
+Capability ``"joins_transactions"`` (declared by default): with the
+``storage`` fixture — a storage backend on the same engine and database —
+:meth:`~cliquet.permission.PermissionBase.join_transactions` answers
+``True``, and from then on the permission writes made inside
+``storage.transaction()`` are seen by the transaction itself at once, by
+others only once it commits, and undone with it. A backend that cannot join
+anything does not declare it.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -41,6 +50,12 @@ class PermissionContract(BackendContract):
 
     base_class = PermissionBase
     inherited_allowed = frozenset({"join_transactions"})
+    all_capabilities = frozenset({"joins_transactions"})
+
+    @pytest.fixture
+    def storage(self):
+        """A storage backend this one can join (``"joins_transactions"``)."""
+        return None
 
     @pytest.fixture
     def root(self):
@@ -200,3 +215,63 @@ class PermissionContract(BackendContract):
         assert backend.get_object_permissions(f"{root}/a") == {}
         assert backend.get_user_principals(alice) == set()
         assert backend.get_accessible_objects([alice], "read", prefix=root) == set()
+
+
+    # -- joined transactions -----------------------------------------------------------
+
+    def _joined(self, backend, storage, capabilities):
+        self.require(capabilities, "joins_transactions")
+        assert storage is not None, (
+            "'joins_transactions' is declared: provide a `storage` fixture (a storage backend on the same "
+            "engine and database), or do not declare the capability")
+        assert backend.join_transactions(storage) is True
+        return storage
+
+    def test_joined_writes_are_undone_with_the_storage_transaction(self, backend, storage, capabilities, root,
+                                                                   alice, bob, group):
+        storage = self._joined(backend, storage, capabilities)
+        backend.add_principal_to_ace(f"{root}/kept", "read", alice)
+        backend.add_user_principal(bob, group)
+        before = {"kept": backend.get_object_permissions(f"{root}/kept"), "a": {}, "b": {},
+                  "bob": backend.get_user_principals(bob)}
+        seen_outside: dict = {}
+
+        def look():
+            seen_outside.update(kept=backend.get_object_permissions(f"{root}/kept"),
+                                a=backend.get_object_permissions(f"{root}/a"),
+                                b=backend.get_object_permissions(f"{root}/b"),
+                                bob=backend.get_user_principals(bob))
+
+        with pytest.raises(ZeroDivisionError):
+            with storage.transaction():
+                backend.add_principal_to_ace(f"{root}/a", "read", alice)
+                backend.replace_object_permissions(f"{root}/b", {"write": [alice, bob]})
+                backend.delete_object_permissions(f"{root}/kept")
+                backend.remove_user_principal(bob, group)
+                # The transaction sees its own writes...
+                assert backend.check_permission(f"{root}/a", "read", [alice])
+                assert backend.get_object_permissions(f"{root}/b") == {"write": {alice, bob}}
+                assert backend.get_object_permissions(f"{root}/kept") == {}
+                assert backend.get_user_principals(bob) == set()
+                # ...others don't, until it commits (or they wait for it).
+                outside = threading.Thread(target=look, daemon=True)
+                outside.start()
+                outside.join(1.0)
+                if not outside.is_alive():
+                    assert seen_outside == before, "another thread saw uncommitted permission writes"
+                1 / 0
+        outside.join(30)
+        assert seen_outside == before
+        after = {"kept": backend.get_object_permissions(f"{root}/kept"), "a": backend.get_object_permissions(f"{root}/a"),
+                 "b": backend.get_object_permissions(f"{root}/b"), "bob": backend.get_user_principals(bob)}
+        assert after == before, "permission writes survived the rollback of the storage transaction"
+
+    def test_joined_writes_commit_with_the_storage_transaction(self, backend, storage, capabilities, root, alice):
+        storage = self._joined(backend, storage, capabilities)
+        with storage.transaction():
+            backend.add_principal_to_ace(f"{root}/a", "read", alice)
+            with pytest.raises(ZeroDivisionError):
+                with storage.transaction():  # a nested block undoes only its own writes
+                    backend.add_principal_to_ace(f"{root}/b", "read", alice)
+                    1 / 0
+        assert backend.get_accessible_objects([alice], "read", prefix=f"{root}/") == {f"{root}/a"}
