@@ -78,14 +78,22 @@ class Running:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(OUT, "logs", server.label.replace(" ", "-") + ".log")
         binary = os.path.join(os.environ[server.app.bin_env], "granian")
+        if server.app.name == "cliquet":
+            # as `cliquet serve` runs it: RSGI, bodies read before a thread is taken
+            interface = ["--interface", "rsgi", "--workers", str(server.workers)]
+            entry = "paste_app:rsgi_application"
+        else:
+            interface = ["--interface", "wsgi", "--workers", str(server.workers),
+                         "--blocking-threads", str(server.threads)]
+            entry = "paste_app:application"
         self.cmd = [
-            binary, "--interface", "wsgi",
-            "--workers", str(server.workers), "--blocking-threads", str(server.threads),
+            binary, *interface,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--log-level", "warning", "--no-ws",
-            "--working-dir", HERE, "paste_app:application",
+            "--working-dir", HERE, entry,
         ]
-        self.env = dict(env, BENCH_INI=server.ini_path)
+        self.env = dict(env, BENCH_INI=server.ini_path, BENCH_APP_THREADS=str(server.threads),
+                        BENCH_APP_WORKERS=str(server.workers))
         self.proc = None
         self.read = None        # Target of the preloaded collection
         self.ids = []

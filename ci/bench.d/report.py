@@ -135,8 +135,10 @@ def render(cfg, now, load_before, results, failures, profiles, soaks=()):
         f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, "
         f"after {os.getloadavg()[0]:.2f}",
         f"- {os.environ.get('BENCH_VERSIONS', '')}",
-        "- both apps under the same Granian command line (`--interface wsgi`, workers ×"
-        " blocking threads as in each table's title), no request log on either",
+        "- both apps under the same Granian, workers × threads as in each table's title:"
+        " Kinto with `--interface wsgi` (blocking threads), ours as `cliquet serve` runs it"
+        " (`--interface rsgi`, bodies read before one of its threads is taken), no request"
+        " log on either",
         "- ok/s counts answers below 400 only; a batch is ok when all its sub-requests are;"
         " the collection is counted before and after each create and batch run, and creates"
         " answered 2xx but missing are reported as lost",

@@ -2,7 +2,12 @@
 
 16 connections create records and PATCH (with ``If-Match``) the ones they
 created while 4 connections send batches of 25 creates, all into one
-collection, for ``BENCH_SOAK_DURATION`` seconds. Every answer below 400 is
+collection, for ``BENCH_SOAK_DURATION`` seconds; then the same again with
+slow and stalled clients beside them (``hostile.py``:
+``BENCH_SOAK_STALLED`` clients, 8, that announce a body and stop, and
+``BENCH_SOAK_SLOW``, 4, that send theirs a byte at a time). The writers' p99
+with them must stay within 100 ms of their p99 without them (Kinto, the
+reference, gets no hostile phase: its single WSGI thread would just wait). Every answer below 400 is
 kept (``bench.lua`` writes its body to a file); afterwards the whole
 collection is read back page by page and each acknowledged record must be
 there with the data it was last answered with. A record found newer than
@@ -19,7 +24,11 @@ import tempfile
 import time
 import urllib.parse
 
+from hostile import HostileClients
 from servers import HERE, http
+
+#: how much the hostile clients may add to the normal writers' p99 (seconds).
+HOSTILE_ALLOWANCE = 0.1
 
 FIELDS = ("title", "url", "tags", "score", "published")
 
@@ -88,20 +97,54 @@ def _stored(base_url, target):
     return records
 
 
+def _phase(cfg, running, target, duration, ack_dir):
+    """One run of the writers and the batches; their two wrk results."""
+    writers = _wrk(cfg, running, target, "soak", cfg["connections"], duration, ack_dir)
+    batches = _wrk(cfg, running, target, "batch", 4, duration, ack_dir)
+    try:
+        return _result(writers, duration), _result(batches, duration)
+    finally:
+        for proc in (writers, batches):
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _merge(first, second):
+    """Two wrk results of one kind added up (the figures the verdict reads)."""
+    merged = dict(first)
+    for key in ("records", "ok", "subfailed"):
+        merged[key] = first[key] + second[key]
+    merged["statuses"] = {code: first["statuses"].get(code, 0) + second["statuses"].get(code, 0)
+                          for code in set(first["statuses"]) | set(second["statuses"])}
+    merged["errors"] = {key: first["errors"][key] + second["errors"][key] for key in first["errors"]}
+    merged["first_error"] = first["first_error"] or second["first_error"]
+    return merged
+
+
 def run(cfg, running, out_dir):
-    """Soak one server; return the figures and the verdict."""
+    """Soak one server, without then with slow and stalled clients; return the
+    figures and the verdict."""
     duration = cfg["soak_duration"]
     target = running.target("soak")
     ack_dir = tempfile.mkdtemp(prefix="soak-", dir=out_dir)
+    hostile = None
     try:
-        writers = _wrk(cfg, running, target, "soak", cfg["connections"], duration, ack_dir)
-        batches = _wrk(cfg, running, target, "batch", 4, duration, ack_dir)
-        try:
-            single, batch = _result(writers, duration), _result(batches, duration)
-        finally:
-            for proc in (writers, batches):
-                if proc.poll() is None:
-                    proc.kill()
+        single, batch = _phase(cfg, running, target, duration, ack_dir)
+        p99_alone = single["p99_us"] / 1e6
+        p99_with = None
+        if not running.server.is_reference:
+            other = running.target("hostile")
+            clients = HostileClients(running.base_url, other.auth, other.path,
+                                     stalled=int(os.environ.get("BENCH_SOAK_STALLED", "8")),
+                                     slow=int(os.environ.get("BENCH_SOAK_SLOW", "4")),
+                                     pause=float(os.environ.get("BENCH_SOAK_SLOW_PAUSE", "0.05"))).start()
+            time.sleep(1)  # every hostile client connected and stuck
+            try:
+                single2, batch2 = _phase(cfg, running, target, duration, ack_dir)
+            finally:
+                hostile = clients.stop()
+            p99_with = single2["p99_us"] / 1e6
+            single, batch = _merge(single, single2), _merge(batch, batch2)
         expected = _acknowledged(ack_dir)
     finally:
         shutil.rmtree(ack_dir, ignore_errors=True)
@@ -131,6 +174,9 @@ def run(cfg, running, out_dir):
             statuses[code] = statuses.get(code, 0) + n
     return {
         "duration": duration,
+        "p99_alone": p99_alone,
+        "p99_with": p99_with,
+        "hostile": hostile,
         "creates": single["records"],
         "patches": single["statuses"].get("200", 0),
         "batches": batch["ok"],
@@ -153,8 +199,9 @@ def problems(r):
     """How many answers or records break the soak's promises (0 is a pass)."""
     st = r["statuses"]
     fives = sum(n for c, n in st.items() if int(c) >= 500)
+    slowed = r["p99_with"] is not None and r["p99_with"] - r["p99_alone"] > HOSTILE_ALLOWANCE
     return (st.get("409", 0) + st.get("412", 0) + fives + r["subfailed"] + r["missing"]
-            + r["stale"] + r["changed"] + r["timeouts"])
+            + r["stale"] + r["changed"] + r["timeouts"] + slowed)
 
 
 def render(results):
@@ -176,6 +223,17 @@ def render(results):
             f"{r['batches']} ({r['batch_records']}) | {st.get('409', 0)} | {st.get('412', 0)} | "
             f"{fives} | {r['subfailed']} | {r['acknowledged']} | {r['missing']} | "
             f"{r['stale'] + r['changed']} | {verdict} |")
+    lines += ["", "Slow and stalled clients beside the writers (create + PATCH p99; the"
+              f" difference must stay within {HOSTILE_ALLOWANCE * 1000:.0f} ms):", "",
+              "| server | p99 alone | p99 with them | difference | their answers |",
+              "|---|---:|---:|---:|---|"]
+    for label, r in results:
+        if r["p99_with"] is None:
+            lines.append(f"| {label} | {r['p99_alone'] * 1000:.1f} ms | — | — | (reference: not run) |")
+            continue
+        answers = ", ".join(f"{key}: {n}" for key, n in sorted((r["hostile"] or {}).items()))
+        lines.append(f"| {label} | {r['p99_alone'] * 1000:.1f} ms | {r['p99_with'] * 1000:.1f} ms | "
+                     f"{(r['p99_with'] - r['p99_alone']) * 1000:+.1f} ms | {answers} |")
     lines.append("")
     lines += [f"- {label}: {r['unlisted']} acknowledged records missing from the paginated"
               " listing were found by id (a pagination problem, or writes still in flight)"

@@ -48,6 +48,8 @@ def test_serve_picks_one_worker_on_memory_backends(ini, monkeypatch):
     calls = []
     monkeypatch.setattr(cli.os, "execvp", lambda prog, argv: calls.append(argv))
     monkeypatch.delenv("CLIQUET_STORAGE_BACKEND", raising=False)
+    for name in ("CLIQUET_INI", "CLIQUET_SERVE_THREADS", "CLIQUET_SERVE_WORKERS"):  # serve sets them
+        monkeypatch.setenv(name, "")
     cli.main(["serve", "--ini", ini, "--port", "9999"])
     argv = calls[0]
     assert argv[argv.index("--workers") + 1] == "1" and argv[argv.index("--port") + 1] == "9999"
@@ -59,7 +61,8 @@ def test_serve_picks_one_worker_on_memory_backends(ini, monkeypatch):
         monkeypatch.setenv(f"CLIQUET_{kind}_BACKEND", f"cliquet.{kind.lower()}.redis")
     cli.main(["serve", "--ini", ini])
     argv = calls[2]
-    assert int(argv[argv.index("--workers") + 1]) >= 1 and argv[argv.index("--blocking-threads") + 1] == "2"
+    assert int(argv[argv.index("--workers") + 1]) >= 1 and cli.os.environ["CLIQUET_SERVE_THREADS"] == "2"
+    assert argv[argv.index("--interface") + 1] == "rsgi"  # bodies read before a thread is taken
 
 
 def test_purge_deleted_needs_a_duration(ini, capsys):

@@ -4,9 +4,10 @@
   of every configured backend (storage, cache, permission).
 * ``cliquet purge-deleted --ini FILE --older-than DURATION`` — remove old
   tombstones.
-* ``cliquet serve --ini FILE [--port N] [--workers N]`` — serve the app with
-  Granian: one worker on the in-process memory backends, one per core
-  otherwise.
+* ``cliquet serve --ini FILE [--port N] [--workers N] [--threads N]`` — serve
+  the app with Granian: one worker on the in-process memory backends, one per
+  core otherwise; request bodies are read before a thread is taken
+  (:mod:`cliquet.serving`).
 """
 
 from __future__ import annotations
@@ -94,9 +95,13 @@ def cmd_serve(args):
     workers = args.workers or os.environ.get("WORKERS") or (1 if in_memory else os.cpu_count() or 2)
     threads = args.threads or os.environ.get("THREADS") or (1 if in_memory else 2)
     os.environ["CLIQUET_INI"] = os.path.abspath(args.ini)
-    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", port,
-               "--workers", str(workers), "--blocking-threads", str(threads),
-               "--no-ws", "cliquet.wsgi:application"]
+    os.environ["CLIQUET_SERVE_THREADS"] = str(threads)
+    os.environ["CLIQUET_SERVE_WORKERS"] = str(workers)
+    # RSGI, not Granian's WSGI: request bodies are read on the event loop,
+    # under cliquet.request_body_timeout, before one of the app's `threads`
+    # is taken (cliquet.serving), so that a slow client holds no thread.
+    command = [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", host, "--port", port,
+               "--workers", str(workers), "--no-ws", "cliquet.rsgi:application"]
     print(f"Serving {args.ini} on http://{host}:{port}/v1/ ({workers} worker(s) x {threads} thread(s))",
           file=sys.stderr, flush=True)
     os.execvp(command[0], command)

@@ -28,7 +28,9 @@ import time
 import urllib.error
 import urllib.request
 
-__all__ = ["ServedApp", "cliquet_command", "free_port", "serve"]
+__all__ = ["ServedApp", "backend_environ", "cliquet_command", "free_port", "serve"]
+
+_KINDS = ("storage", "cache", "permission")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -115,6 +117,46 @@ def run_migrate(ini: str, environ: dict | None = None, timeout: float = 120.0) -
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"cliquet migrate failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+@contextlib.contextmanager
+def backend_environ(backend: str, url: str, tag: str):
+    """Yield the environment that serves an app on ``backend``
+    (``postgresql`` or ``redis``) for its storage, cache and permissions, in
+    a place of its own on the server at ``url``: the PostgreSQL schema
+    ``tag`` (created, then dropped) or the Redis key prefix ``tag:`` (its keys
+    deleted afterwards)."""
+    env, prefix = {}, ""
+    if backend == "postgresql":
+        import urllib.parse
+
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{tag}"')
+        option = urllib.parse.quote(f"-csearch_path={tag}")
+        server_url = f"{url}{'&' if '?' in url else '?'}options={option}"
+    elif backend == "redis":
+        server_url, prefix = url, f"{tag}:"
+    else:
+        raise ValueError(f"no served backend {backend!r} (postgresql or redis)")
+    for kind in _KINDS:
+        env[f"CLIQUET_{kind.upper()}_BACKEND"] = f"cliquet.{kind}.{backend}"
+        env[f"CLIQUET_{kind.upper()}_URL"] = server_url
+        if prefix:
+            env[f"CLIQUET_{kind.upper()}_PREFIX"] = f"{prefix}{kind[0]}:"
+    try:
+        yield env
+    finally:
+        if backend == "postgresql":
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
+        else:
+            from cliquet.storage.redis_client import close_client, delete_prefix, get_client
+
+            client = get_client(url, pool_size=1)
+            delete_prefix(client, prefix)
+            close_client(client)
 
 
 @contextlib.contextmanager
