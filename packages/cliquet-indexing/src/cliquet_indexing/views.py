@@ -38,9 +38,21 @@ def _not_found(resource_name):
                                 "description": f"{resource_name!r} is not an indexed resource"}])
 
 
+def _query_params(request) -> dict:
+    """The query string, split on ``&`` only and decoded strictly: text
+    that is not UTF-8 (``%FF``, an encoded surrogate) is a 400, not a 500
+    nor a silently replaced character."""
+    from urllib.parse import parse_qsl
+
+    try:
+        return dict(parse_qsl(request.environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="strict"))
+    except UnicodeDecodeError:
+        raise_invalid("querystring", None, "the query string is not valid UTF-8 once percent-decoded")
+
+
 def _get_body(request) -> dict:
     """Turn ``?q=&size=&from=`` into a query body."""
-    params = request.GET
+    params = _query_params(request)
     details = [{"location": "querystring", "name": name, "description": "unknown parameter "
                 f"(expected one of {', '.join(GET_PARAMETERS)})"} for name in params if name not in GET_PARAMETERS]
     body = simple_query(params["q"]) if params.get("q", "").strip() else {}

@@ -266,3 +266,84 @@ class QueryContract:
             backend.validate_query({"query": {"bool": {"must": [{"term": {"a b": 1}}] * 200}}})
         details = caught.value.details
         assert len(details) <= 21 and details[-1]["description"] == "and 180 more problems"
+
+
+# -- hostile search bodies, for tests through the HTTP stack ----------------------------------
+
+def _words(count: int) -> str:
+    return " ".join(f"w{i}" for i in range(count))
+
+
+def _json(body) -> bytes:
+    import json
+
+    return json.dumps(body).encode()
+
+
+#: ``name -> (() -> raw request body, the setting the error names or None)``: what every
+#: indexer behind ``/search/{resource}`` refuses with a 400 (errno 107, or 106 for what is not
+#: JSON at all) in a bounded time. The records searched have ``title`` and ``score``.
+HOSTILE_SEARCHES = {
+    "20 000 words in match": (lambda: _json({"query": {"match": {"title": _words(20_000)}}}),
+                              "search_max_string_length"),
+    "20 000 words in match_phrase": (lambda: _json({"query": {"match_phrase": {"title": _words(20_000)}}}),
+                                     "search_max_string_length"),
+    "20 000 words in multi_match": (lambda: _json({"query": {"multi_match": {"query": _words(20_000)}}}),
+                                    "search_max_string_length"),
+    "a prefix of 20 000 characters": (lambda: _json({"query": {"prefix": {"title": "x" * 20_000}}}),
+                                      "search_max_string_length"),
+    "300 words in match": (lambda: _json({"query": {"match": {"title": _words(300)}}}), "search_max_words"),
+    "300 words in multi_match": (lambda: _json({"query": {"multi_match": {"query": _words(300), "fields": ["*"]}}}),
+                                 "search_max_words"),
+    "1 200 term clauses": (lambda: _json({"query": {"bool": {"should": [{"term": {"score": i}}
+                                                                      for i in range(1200)]}}}),
+                           "search_max_clauses"),
+    "100 000 should clauses": (lambda: _json({"query": {"bool": {"should": [{}] * 100_000}}}),
+                               "search_max_clauses"),
+    "100 000 terms values": (lambda: _json({"query": {"terms": {"score": list(range(100_000))}}}),
+                             "search_max_terms"),
+    "100 000 sort keys": (lambda: _json({"sort": ["score"] * 100_000}), "search_max_clauses"),
+    "100 000 multi_match fields": (lambda: _json({"query": {"multi_match": {"query": "x",
+                                                                            "fields": ["title"] * 100_000}}}),
+                                   "search_max_clauses"),
+    "bool nested 25 deep": (lambda: _json({"query": _nested(25)}), "search_max_depth"),
+    "term past int64": (lambda: b'{"query": {"term": {"score": 9223372036854775808}}}', None),
+    "terms past int64": (lambda: b'{"query": {"terms": {"score": [1, 18446744073709551615]}}}', None),
+    "range past int64": (lambda: b'{"query": {"range": {"score": {"gt": 9223372036854775808}}}}', None),
+    "size past int64": (lambda: b'{"size": 9223372036854775808}', None),
+    "from past int64": (lambda: b'{"from": 99999999999999999999}', None),
+    "an exponent past float": (lambda: b'{"query": {"term": {"score": 1e999}}}', None),
+    "NaN": (lambda: b'{"query": {"range": {"score": {"gt": NaN}}}}', None),
+    "depth 10 000": (lambda: b'{"query": ' + b'{"bool": {"must": ' * 5000 + b'{}' + b'}}' * 5000 + b'}', None),
+    "arrays 10 000 deep": (lambda: b'{"query": {"terms": {"score": ' + b'[' * 10_000 + b']' * 10_000 + b'}}}', None),
+    "a lone surrogate": (lambda: b'{"query": {"match": {"title": "caf\\ud800"}}}', None),
+    "invalid UTF-8": (lambda: b'{"query": {"match": {"title": "caf\xff\xfe"}}}', None),
+    "an unknown clause": (lambda: _json({"query": {"no_such_clause": {"title": "x"}}}), None),
+}
+
+
+def _nested(depth: int) -> dict:
+    clause = {"match_all": {}}
+    for _ in range(depth):
+        clause = {"bool": {"must": clause}}
+    return clause
+
+
+def assert_refused(app, url: str, headers: dict, raw: bytes, setting=None, seconds: float = 3.0):
+    """POST ``raw`` to ``url``; check a 400 JSON error (errno 107, or 106 for
+    a body that is not JSON) within ``seconds``, naming ``cliquet.<setting>``
+    when given, with a bounded list of problems. Returns the response."""
+    import time
+
+    start = time.monotonic()
+    resp = app.post(url, params=raw, headers={**headers, "Content-Type": "application/json"}, status=400)
+    elapsed = time.monotonic() - start
+    assert elapsed < seconds, f"answered in {elapsed:.2f} s"
+    assert resp.content_type == "application/json"
+    assert resp.json["errno"] in (106, 107)
+    details = resp.json.get("details") or []
+    assert len(details) <= 21
+    if setting is not None:
+        assert resp.json["errno"] == 107
+        assert any(f"cliquet.{setting}" in d["description"] for d in details), details
+    return resp
