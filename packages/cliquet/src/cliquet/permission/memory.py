@@ -67,10 +67,10 @@ class Permission(PermissionBase):
                 elif kind == "revoke":
                     self._grant(key, permission, value, None)
                 elif kind == "add_user":
-                    principals = self._user_principals[key]
+                    principals = self._user_principals.get(key, set())
                     principals.discard(value)
                     if not principals:
-                        del self._user_principals[key]
+                        self._user_principals.pop(key, None)
                 else:  # remove_user
                     self._user_principals.setdefault(key, set()).add(value)
 

@@ -155,7 +155,6 @@ class Storage(StorageBase):
     """
 
     def __init__(self, query_cache_size: int = 64, query_cache_records: int = 200_000):
-        self._lock = threading.Lock()
         self._buckets: dict[tuple, _Bucket] = {}
         self._versions = itertools.count(1)
         self._cache: OrderedDict = OrderedDict()
