@@ -159,6 +159,15 @@ class _Checker:
         if len(self.details) < MAX_DETAILS:
             self.details.append({"location": "body", "name": path or "body", "description": description})
 
+    def raise_problems(self):
+        """Raise :class:`InvalidQuery` with what was found (if anything),
+        saying how many problems were left out of the list."""
+        if self.problems > len(self.details):
+            self.details.append({"location": "body", "name": "body",
+                                 "description": f"and {self.problems - len(self.details)} more problems"})
+        if self.details:
+            raise InvalidQuery(self.details)
+
     def stop(self, path: str, limit: str):
         """A limit was passed: the answer is this one problem, found now."""
         self.details = [{"location": "body", "name": path or "body", "description": self.limits.describe(limit)}]
@@ -500,11 +509,7 @@ def validate(body: Any, max_size: int = DEFAULT_MAX_SIZE, limits: Limits | None 
                 check.error("from", f"from + size must be <= {MAX_WINDOW}")
     except _TooLarge:
         pass
-    if check.problems > len(check.details):
-        check.details.append({"location": "body", "name": "body",
-                              "description": f"and {check.problems - len(check.details)} more problems"})
-    if check.details:
-        raise InvalidQuery(check.details)
+    check.raise_problems()
     return {"query": query, "sort": sort, "size": size, "from": start}
 
 
@@ -554,8 +559,7 @@ def check_bounds(body: Any, limits: Limits | None = None, path: str = "") -> Non
                 check.number(where, value)
     except _TooLarge:
         pass
-    if check.details:
-        raise InvalidQuery(check.details)
+    check.raise_problems()
 
 
 def simple_query(words: str) -> dict:
