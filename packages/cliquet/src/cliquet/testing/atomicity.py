@@ -333,6 +333,8 @@ class RequestAtomicityContract:
                 assert statuses.count(503) == 1 and all(s < 400 or s == 503 for s in statuses), f"{where}: {statuses}"
                 failed = scenario.parts[statuses.index(503)]
                 expected = {name: before[name] if name in failed else done[name] for name in scenario.names}
+                kept = [r["body"]["data"]["last_modified"] for r in response.json["responses"] if r["status"] < 400]
+                assert _timestamp(client) == max([stamp] + kept), f"{where}: the collection timestamp moved"
             assert observe(client, ids) == expected, f"{where}: traces left of {failed}"
             cache = client.app.app.registry.cache
             for key, value in cache_before.items():
