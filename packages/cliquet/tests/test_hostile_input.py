@@ -259,6 +259,7 @@ class TestQuerystrings:
 
     @pytest.mark.parametrize("query,count", [
         ("author.x=nan", 1), ("author.x=12", 0), ("author.x=-9223372036854775808", 0), ("score=1.5e3", 0),
+        ("score=01", 1), ("score=-0.1e1", 0),
     ])
     def test_free_fields_compare_text_that_is_not_a_json_number_as_text(self, app, query, count):
         app.post_json(URL, {"data": {"title": "x", "score": 1, "author": {"x": "nan"}}}, headers=ALICE)

@@ -112,7 +112,8 @@ def test_list_parameters(document):
     for name in ("_limit", "_sort", "_token", "_since", "_before", "_fields", "If-None-Match",
                  "title", "min_score", "in_score", "not_published", "exclude_last_modified", "gt_id"):
         assert name in params, name
-    assert params["score"]["schema"] == {"type": "number"}
+    # filter values must be compared exactly: within 64 bits (docs/security.rst)
+    assert params["score"]["schema"] == {"type": "number", "minimum": -(2 ** 63), "maximum": 2 ** 63 - 1}
     assert params["published"]["schema"] == {"type": "boolean"}
     assert params["_limit"]["schema"]["minimum"] == 1
     assert "tags" not in params and "author" not in params  # lists and objects: no plain filter
@@ -208,7 +209,7 @@ def test_preserve_unknown_resources_sort_on_any_field():
     validate(document)
     params = {p["name"]: p for p in document["paths"]["/v1/gadgets"]["get"]["parameters"]}
     assert params["_sort"]["schema"]["pattern"].startswith("^[-+]?[A-Za-z0-9_]")
-    assert params["count"]["schema"] == {"type": "integer"}
+    assert params["count"]["schema"] == {"type": "integer", "minimum": -(2 ** 63), "maximum": 2 ** 63 - 1}
     assert "when" in params  # strings with a format are still strings
 
 

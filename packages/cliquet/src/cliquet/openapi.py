@@ -149,8 +149,10 @@ def case_insensitive(word: str) -> str:
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
 
 
-_INT = r"-?[0-9]+"
-_NUM = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
+# Numbers in querystrings must fit 64 bits (integers) or a float (finite).
+_INT = r"-?[0-9]{1,18}"
+_NUM = r"-?[0-9]{1,18}(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?"
+_INT64 = {"minimum": -(2 ** 63), "maximum": 2 ** 63 - 1}
 _BOOL = f"({case_insensitive('true')}|{case_insensitive('false')})"
 _TIMESTAMP = f'^("{_INT}"|{_INT})$'
 
@@ -195,7 +197,7 @@ def list_parameters(resource_cls) -> list[dict]:
              "number": {"type": "string", "pattern": _comma_list(_NUM)},
              "boolean": {"type": "string", "pattern": _comma_list(_BOOL)}}
     for name, kind in fields.items():
-        schema = {"type": kind}
+        schema = {"type": kind, **(_INT64 if kind in ("integer", "number") else {})}
         params.append(_query(name, schema, f"Records whose {name} equals the value."))
         for op in _PREFIXES:
             if op in (COMPARISON.IN, COMPARISON.EXCLUDE):

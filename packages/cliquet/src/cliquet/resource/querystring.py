@@ -4,8 +4,8 @@ Every parameter is checked against the resource's schema: an unknown field,
 a value of the wrong type or a malformed parameter is a 400 errno 107 whose
 ``details`` name the parameter (``location: querystring``).
 
-Numbers are read with JSON's grammar only (no ``nan``, ``inf``, ``1_000`` or
-``+1``), and must be stored and compared exactly by every backend: integers
+Numbers are read with JSON's grammar (leading zeros tolerated; no ``nan``,
+``inf``, ``1_000`` or ``+1``), and must be stored and compared exactly by every backend: integers
 within 64 bits, finite floats. Anything else is a 400 naming the parameter.
 """
 
@@ -24,7 +24,8 @@ from cliquet.utils import strip_quotes
 #: querystring prefixes, longest first so ``not_`` isn't read as a field.
 _PREFIXES = sorted((op for op in COMPARISON if op.value), key=lambda op: -len(op.value))
 _RESERVED = {"_limit", "_sort", "_token", "_since", "_before", "_to", "_fields"}
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+#: a JSON number, leading zeros tolerated (``007``); no ``nan``, ``inf``, ``1_000`` or ``+1``.
+_JSON_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
