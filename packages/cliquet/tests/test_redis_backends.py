@@ -225,27 +225,3 @@ def test_since_reads_only_changes_even_many(redis_url, cliquet_worker_prefix):
         assert [r["n"] for r in records[:-1]] == list(range(1, 2500))
     finally:
         storage.flush()
-
-
-@pytest.mark.services
-def test_an_undo_never_clobbers_a_later_write_and_restores_tombstones(redis_url, cliquet_worker_prefix):
-    config = make_config(storage_url=redis_url, storage_prefix=f"{cliquet_worker_prefix}undo:")
-    storage = redis_storage.load_from_config(config)
-    other = redis_storage.load_from_config(config)  # another app server
-    try:
-        gone = storage.create("c", "p", {"id": "gone"})
-        tombstone = storage.delete("c", "p", gone["id"])
-        shared = storage.create("c", "p", {"id": "shared", "v": 0})
-        with pytest.raises(ZeroDivisionError):
-            with storage.transaction():
-                storage.create("c", "p", {"id": "gone", "v": "back"})  # over the tombstone
-                storage.update("c", "p", "shared", {"v": 1})
-                other.update("c", "p", "shared", {"v": "theirs"})  # after ours
-                1 / 0
-        records, total = storage.get_all("c", "p", include_deleted=True)
-        assert total == 1
-        assert {r["id"]: r for r in records}["gone"] == tombstone
-        assert storage.get("c", "p", "shared")["v"] == "theirs"
-        assert shared["v"] == 0
-    finally:
-        storage.flush()

@@ -32,10 +32,10 @@ from __future__ import annotations
 from typing import Iterable
 
 from cliquet.permission import PermissionBase
-from cliquet.storage.exceptions import ConflictError
+from cliquet.storage.exceptions import BackendError, ConflictError
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, same_database, wrap_errors
 from cliquet.storage.redis_scripts import COMMIT
-from cliquet.storage.redis_transaction import Commit, Transaction
+from cliquet.storage.redis_transaction import Commit, Transaction, committed
 
 #: how many times a write outside a transaction is tried when its sets change under it.
 ATTEMPTS = 5
@@ -122,9 +122,15 @@ class RedisPermission(PermissionBase):
             self.prepare_commit(None, commit, pending)
             if commit.empty:
                 return
-            with wrap_errors():
-                if self._commit(keys=commit.keys, args=commit.args(), client=self.client) == b"ok":
-                    return
+            try:
+                with wrap_errors():
+                    out = self._commit(keys=commit.keys, args=commit.args(), client=self.client)
+            except BackendError:
+                if committed(self.client, commit.keys[0]):
+                    return  # the reply was lost, not the commit
+                raise
+            if out == b"ok":
+                return
         raise ConflictError(None, "the permissions kept changing during the write")
 
     def _load(self, pending, pairs) -> None:

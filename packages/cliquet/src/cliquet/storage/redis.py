@@ -58,7 +58,7 @@ from cliquet.storage import query as q
 from cliquet.storage import redis_scripts as lua
 from cliquet.storage.exceptions import BackendError, ConflictError
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
-from cliquet.storage.redis_transaction import Commit, Transaction
+from cliquet.storage.redis_transaction import Commit, Transaction, committed
 
 logger = logging.getLogger(__name__)
 
@@ -205,15 +205,15 @@ class RedisStorage(StorageBase):
         commit = Commit(f"{self.prefix}done:{txn.token}", txn.token)
         for scope, keys in txn.locks.items():
             entries = txn.records.get(scope)
-            commit.check_equal(keys.lock, txn.token, f"the write lock of {scope} expired")
             if entries:
+                commit.check_equal(keys.lock, txn.token, f"the write lock of {scope} expired")
                 commit.check_equal(keys.ts, txn.bases[scope], f"the timestamp of {scope} moved")
                 for object_id, (stamp, payload, tomb) in entries.items():
                     self._commit_entry(commit, keys, object_id, str(stamp), payload, tomb)
                 commit.op("SET", keys.ts, str(txn.stamps[scope]))
                 commit.op("SET", keys.v, uuid.uuid4().hex)
                 commit.op("SADD", f"{self.prefix}scopes", scope)
-            commit.op("DEL", keys.lock)
+            commit.op("UNLOCK", keys.lock)
         for participant in txn.participants:
             participant.prepare_commit(txn, commit)
         if commit.empty:
@@ -221,6 +221,8 @@ class RedisStorage(StorageBase):
         try:
             out = self._run("commit", commit.keys, commit.args())
         except BaseException:
+            if committed(self.client, commit.keys[0]):
+                return  # the reply was lost, not the commit
             self._release(txn)
             raise
         if out != b"ok":
@@ -246,21 +248,22 @@ class RedisStorage(StorageBase):
         """Take (or renew) the collection's write lock for ``txn``; return
         the server's time and the committed record (value, tombstone)."""
         deadline, delay = None, 0.0005
+        holding = any(other != scope for other in txn.bases)
+        # Noted before asking: if the reply is lost, the lock is still released.
+        txn.locks.setdefault(scope, keys)
         while True:
             out = self._run("lock", [keys.lock, keys.ts, keys.r, keys.t],
                             [txn.token, max(1, int(self.lock_ttl * 1000)), object_id, "" if given else "1"])
             if out[0] == b"ok":
-                if scope not in txn.locks:
-                    txn.locks[scope] = keys
-                    txn.bases[scope] = out[2].decode()
+                txn.bases.setdefault(scope, out[2].decode())
                 return int(out[1]), out[3], out[4]
             now = time.monotonic()
             if deadline is None:
                 # Holding a lock, wait briefly: two transactions waiting for
                 # each other's lock both give up and run again.
-                deadline = now + (random.uniform(0.05, 0.2) if txn.locks else self.lock_ttl + 1)
+                deadline = now + (random.uniform(0.05, 0.2) if holding else self.lock_ttl + 1)
             if now >= deadline:
-                if txn.locks:
+                if holding:
                     raise ConflictError(None, f"the collection {scope} is being written by another request")
                 raise BackendError(None, f"timed out waiting for the write lock of {scope}")
             time.sleep(min(delay, deadline - now))

@@ -62,7 +62,8 @@ return 1
 #   "eq"  — GET key equals the value ("" for absent);
 #   "set" — SMEMBERS key equals the set given as (count, members...).
 # An operation is (command, key index, argument count, arguments...) with
-# command one of HSET HDEL ZADD ZREM SET DEL SADD SREM.
+# command one of HSET HDEL ZADD ZREM SET DEL SADD SREM, or UNLOCK (delete
+# the key if it holds the token).
 # Returns "ok", or {"conflict", check number} without writing anything.
 # Run twice with the same token (a retried call whose reply was lost), it
 # answers "ok" again without applying anything twice.
@@ -86,8 +87,13 @@ for n = 1, tonumber(ARGV[2]) do
 end
 while i <= #ARGV do
   local command, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
-  if not allowed[command] then return redis.error_reply('unknown operation ' .. command) end
-  redis.call(command, key, unpack(ARGV, i + 3, i + 2 + count))
+  if command == 'UNLOCK' then
+    if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+  elseif allowed[command] then
+    redis.call(command, key, unpack(ARGV, i + 3, i + 2 + count))
+  else
+    return redis.error_reply('unknown operation ' .. command)
+  end
   i = i + 3 + count
 end
 redis.call('SET', KEYS[1], '1', 'PX', 10000)

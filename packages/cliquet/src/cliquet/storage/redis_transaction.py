@@ -22,6 +22,16 @@ _MISSING = object()
 CHUNK = 500
 
 
+def committed(client, marker: str) -> bool:
+    """Whether the commit whose marker key is ``marker`` was applied (asked
+    after a commit call failed: its reply may have been lost, not the
+    commit). ``False`` when the server cannot tell either."""
+    try:
+        return bool(client.exists(marker))
+    except Exception:
+        return False
+
+
 class Transaction:
     """The pending writes of one outermost :meth:`transaction` block.
 
