@@ -10,11 +10,21 @@ savepoint by replaying the log backwards.
 
 :class:`Commit` gathers the checks and writes of the commit script
 (:data:`cliquet.storage.redis_scripts.COMMIT`), keys passed in ``KEYS``.
+:class:`RedisTransactions` is the storage's side: the write lock, the
+timestamps, the commit and the release.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import random
+import time
 import uuid
+
+from cliquet.storage.exceptions import BackendError, ConflictError
+
+logger = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -132,3 +142,174 @@ class Commit:
     def args(self) -> list:
         """The ``ARGV`` of the commit script."""
         return [self.token, self.count, *self.checks, *self.ops]
+
+
+class RedisTransactions:
+    """The transactions of :class:`~cliquet.storage.redis.RedisStorage`
+    (needs its ``client``, ``prefix``, ``lock_ttl``, ``_txn`` context
+    variable and ``_run(script, keys, args)``)."""
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Run the block as one atomic, isolated unit (nested blocks:
+        savepoints, an exception undoes only theirs).
+
+        Nothing the block writes is seen by other clients before the
+        outermost block ends; then one script applies every write (and
+        those of a permission backend that joined, see
+        :meth:`cliquet.permission.redis.RedisPermission.join_transactions`),
+        or none. The block reads its own writes. An exception discards the
+        writes: nothing was sent, nothing is left.
+
+        A write of a collection waits for the collection's write lock, held
+        by another transaction until it ends. An :meth:`update` or
+        :meth:`delete` of a record read in the block before another writer
+        changed it raises :class:`~cliquet.storage.exceptions.ConflictError`
+        (running the block again resolves it), as does the commit if a lock
+        expired meanwhile, or a wait for a lock while holding another (so
+        that two transactions never wait for each other).
+        """
+        txn = self._txn.get()
+        if txn is not None:
+            savepoint = txn.savepoint()
+            try:
+                yield
+            except BaseException:
+                txn.rollback_to(savepoint)
+                raise
+            return
+        txn = Transaction()
+        reset = self._txn.set(txn)
+        try:
+            yield
+        except BaseException:
+            self._txn.reset(reset)
+            self._release(txn)
+            raise
+        self._txn.reset(reset)
+        self._commit(txn)
+
+    def _release(self, txn) -> None:
+        """Give back the locks of a transaction that does not commit (if the
+        server does not answer, they expire)."""
+        if not txn.locks:
+            return
+        try:
+            self._run("unlock", [keys.lock for keys in txn.locks.values()], [txn.token])
+        except BackendError:
+            logger.warning("could not release the write locks of a transaction; they expire in %ss",
+                           self.lock_ttl, exc_info=True)
+
+    def _commit(self, txn) -> None:
+        """Apply the writes of ``txn`` with one script (see :data:`~cliquet.storage.redis_scripts.COMMIT`)."""
+        commit = Commit(f"{self.prefix}done:{txn.token}", txn.token)
+        for scope, keys in txn.locks.items():
+            entries = txn.records.get(scope)
+            if entries:
+                commit.check_equal(keys.lock, txn.token, f"the write lock of {scope} expired")
+                commit.check_equal(keys.ts, txn.bases[scope], f"the timestamp of {scope} moved")
+                for object_id, (stamp, payload, tomb) in entries.items():
+                    self._commit_entry(commit, keys, object_id, str(stamp), payload, tomb)
+                commit.op("SET", keys.ts, str(txn.stamps[scope]))
+                commit.op("SET", keys.v, uuid.uuid4().hex)
+                commit.op("SADD", f"{self.prefix}scopes", scope)
+            commit.op("UNLOCK", keys.lock)
+        for participant in txn.participants:
+            participant.prepare_commit(txn, commit)
+        if commit.empty:
+            return
+        try:
+            out = self._run("commit", commit.keys, commit.args())
+        except BaseException:
+            if committed(self.client, commit.keys[0]):
+                return  # the reply was lost, not the commit
+            self._release(txn)
+            raise
+        if out != b"ok":
+            self._release(txn)
+            raise ConflictError(None, f"commit refused: {commit.describe[int(out[1]) - 1]}")
+
+    @staticmethod
+    def _commit_entry(commit, keys, object_id, stamp, payload, tomb) -> None:
+        if payload is not None:
+            commit.op("HSET", keys.r, object_id, stamp.encode() + b"|" + payload)
+            commit.op("HDEL", keys.t, object_id)
+            commit.op("ZADD", keys.z, stamp, object_id)
+        elif tomb:
+            commit.op("HDEL", keys.r, object_id)
+            commit.op("HSET", keys.t, object_id, stamp)
+            commit.op("ZADD", keys.z, stamp, object_id)
+        else:
+            commit.op("HDEL", keys.r, object_id)
+            commit.op("HDEL", keys.t, object_id)
+            commit.op("ZREM", keys.z, object_id)
+
+    def _write_lock(self, txn, scope, keys, object_id="", given=None):
+        """Take (or renew) the collection's write lock for ``txn``; return
+        the server's time and the committed record (value, tombstone)."""
+        deadline, delay = None, 0.0005
+        holding = any(other != scope for other in txn.bases)
+        # Noted before asking: if the reply is lost, the lock is still released.
+        txn.locks.setdefault(scope, keys)
+        while True:
+            out = self._run("lock", [keys.lock, keys.ts, keys.r, keys.t],
+                            [txn.token, max(1, int(self.lock_ttl * 1000)), object_id, "" if given else "1"])
+            if out[0] == b"ok":
+                txn.bases.setdefault(scope, out[2].decode())
+                return int(out[1]), out[3], out[4]
+            now = time.monotonic()
+            if deadline is None:
+                # Holding a lock, wait briefly: two transactions waiting for
+                # each other's lock both give up and run again.
+                deadline = now + (random.uniform(0.05, 0.2) if holding else self.lock_ttl + 1)
+            if now >= deadline:
+                if holding:
+                    raise ConflictError(None, f"the collection {scope} is being written by another request")
+                raise BackendError(None, f"timed out waiting for the write lock of {scope}")
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.02)
+
+    def _next_stamp(self, txn, scope, now, given=None, count=1) -> int:
+        """Give ``count`` new timestamps; return the last one."""
+        last = max(int(txn.bases[scope] or 0), txn.stamps.get(scope, 0))
+        if given is not None and count == 1 and given > last:
+            stamp = given
+        else:
+            stamp = max(now + count - 1, last + count)
+        txn.set(txn.stamps, scope, stamp)
+        return stamp
+
+    def _pending(self, txn, scope, object_id):
+        """The transaction's own write of the record: ``(stamp, payload or
+        None, tombstone?)``, or ``None``."""
+        if txn is None:
+            return None
+        return txn.records.get(scope, {}).get(object_id)
+
+    def _put(self, txn, scope, object_id, entry) -> None:
+        txn.set(txn.records.setdefault(scope, {}), object_id, entry)
+
+    def _check_read(self, txn, scope, object_id, value) -> None:
+        """Raise :class:`ConflictError` if the transaction read the record at
+        another version than the committed one (``value``)."""
+        key = (scope, object_id)
+        if key in txn.reads and self._pending(txn, scope, object_id) is None:
+            current = int(value.partition(b"|")[0]) if value is not None else None
+            if current != txn.reads[key]:
+                raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
+
+    def _atomically(self, write):
+        """Return ``write(txn)`` run in the current transaction, or in one of
+        its own (run again if its commit is refused: it read nothing that a
+        new run would see differently)."""
+        txn = self._txn.get()
+        if txn is not None:
+            return write(txn)
+        for attempt in range(3):
+            try:
+                with self.transaction():
+                    result = write(self._txn.get())
+                return result
+            except ConflictError:
+                if attempt == 2:
+                    raise
