@@ -1,6 +1,6 @@
 """Elasticsearch stops in the middle of a run: searches answer 503 (errno
 201), writes still succeed (storage is the truth), and once Elasticsearch is
-back the retry queue and ``reindex`` bring the index in line with storage.
+back the background retry queue and ``reindex`` bring the index in line with storage.
 
 The node stopped here is one this test starts for itself, on ports of its
 own: the node the other tests share is never touched.
@@ -8,6 +8,7 @@ own: the node the other tests share is never touched.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -36,7 +37,7 @@ def storage_keys(app, resource="article"):
     keys = set()
     for parent in registry.storage.parent_ids(resource):
         records, _ = registry.storage.get_all(resource, parent, limit=10_000)
-        keys.update((parent, r["id"]) for r in records)
+        keys.update((parent, r["id"], r["last_modified"]) for r in records)
     return keys
 
 
@@ -47,7 +48,7 @@ def indexed(app, resource="article"):
 
 def test_down_then_back(own_node, es_prefix):
     app = make_search_app(indexing_backend="cliquet_elasticsearch", indexing_url=own_node.url,
-                          indexing_prefix=es_prefix, elasticsearch_timeout="30s")
+                          indexing_prefix=es_prefix, elasticsearch_timeout="30s", indexing_retry_interval="1")
     registry = app.app.registry
     assert isinstance(registry.indexer, ElasticsearchIndexer)
     alice = basic_auth("alice")
@@ -69,14 +70,18 @@ def test_down_then_back(own_node, es_prefix):
     assert len(app.get("/v1/articles", headers=alice).json["data"]) == 8
 
     own_node.start()
-    # The next change replays what was queued, before itself.
+    # The background thread replays what was queued; writes meanwhile queue theirs.
     app.post_json("/v1/articles", {"data": {"title": "after"}}, headers=alice, status=201)
+    deadline = time.monotonic() + 60
+    while (len(registry.indexing_retry) or registry.indexing_retry.failing) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(registry.indexing_retry) == 0
     assert indexed(app) == storage_keys(app)
     assert app.get("/v1/search/articles?q=during", headers=alice).headers["Total-Records"] == "4"
     assert app.get("/v1/search/articles?q=renamed", headers=alice).json["data"][0]["id"] == kept[0]["id"]
     assert app.get(f"/v1/search/articles?q=before", headers=alice).headers["Total-Records"] == "3"
     assert {r["id"] for r in added} <= {k[1] for k in indexed(app)}
+    assert kept[1]["id"] not in {k[1] for k in indexed(app)}
 
     # Changes the index never heard of (a process that died with its queue,
     # a write straight to storage): reindex repairs the index from storage.

@@ -31,7 +31,7 @@ import urllib.request
 
 import orjson
 
-__all__ = ["ElasticsearchNode", "find_java_home", "free_port"]
+__all__ = ["ElasticsearchNode", "SwitchableProxy", "find_java_home", "free_port"]
 
 
 def find_java_home() -> str | None:
@@ -153,3 +153,117 @@ class ElasticsearchNode:
         """Stop the node and remove its directory."""
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SwitchableProxy:
+    """A TCP proxy on loopback in front of a server, which a test switches
+    between forwarding, refusing and black-holing connections — Elasticsearch
+    going away and coming back, without touching the node other tests use::
+
+        proxy = SwitchableProxy("http://127.0.0.1:9200")
+        proxy.url              # give this to the indexer
+        proxy.set_mode("blackhole")   # connections accepted, never answered
+        proxy.set_mode("refuse")      # connections reset at once (a closed port)
+        proxy.set_mode("forward")
+        proxy.close()
+
+    Switching mode cuts the connections open at that moment (a client's
+    pooled keep-alive connections included).
+    """
+
+    MODES = ("forward", "refuse", "blackhole")
+
+    def __init__(self, target_url: str):
+        import threading
+        import urllib.parse
+
+        parts = urllib.parse.urlsplit(target_url)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.mode = "forward"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._open: set = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+
+    def set_mode(self, mode: str) -> None:
+        """Switch to ``mode`` (one of :attr:`MODES`) and cut the open connections."""
+        if mode not in self.MODES:
+            raise ValueError(mode)
+        with self._lock:
+            self.mode = mode
+            doomed, self._open = self._open, set()
+        for sock in doomed:
+            self._shut(sock)
+
+    def close(self) -> None:
+        """Stop listening and cut every connection."""
+        self._closed = True
+        self.set_mode("refuse")
+        self._listener.close()
+
+    @staticmethod
+    def _shut(sock) -> None:
+        import contextlib
+        import struct
+
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                mode = self.mode
+                if mode != "refuse":
+                    self._open.add(client)
+            if mode == "refuse":
+                self._shut(client)
+            elif mode == "blackhole":
+                threading.Thread(target=self._drain, args=(client,), daemon=True).start()
+            else:
+                threading.Thread(target=self._forward, args=(client,), daemon=True).start()
+
+    def _drain(self, client) -> None:
+        try:
+            while client.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def _forward(self, client) -> None:
+        import threading
+
+        try:
+            upstream = socket.create_connection(self.target, timeout=10)
+            upstream.settimeout(None)
+        except OSError:
+            self._shut(client)
+            return
+        with self._lock:
+            self._open.add(upstream)
+
+        def pump(source, sink):
+            try:
+                while True:
+                    data = source.recv(65536)
+                    if not data:
+                        break
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                self._shut(source)
+                self._shut(sink)
+
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
