@@ -2,11 +2,12 @@
 
 16 connections create records and PATCH (with ``If-Match``) the ones they
 created while 4 connections send batches of 25 creates, all into one
-collection, for ``BENCH_SOAK_DURATION`` seconds; then the same again with
-slow and stalled clients beside them (``hostile.py``:
+collection, for ``BENCH_SOAK_DURATION`` seconds; then the same again (in a
+fresh collection) with slow and stalled clients beside them (``hostile.py``:
 ``BENCH_SOAK_STALLED`` clients, 8, that announce a body and stop, and
-``BENCH_SOAK_SLOW``, 4, that send theirs a byte at a time). The writers' p99
-with them must stay within 100 ms of their p99 without them (Kinto, the
+``BENCH_SOAK_SLOW``, 4, that send theirs a byte at a time), then once more
+without them. The writers' p99 with them must stay within 100 ms of the
+worse of their p99s without them (before and after) (Kinto, the
 reference, gets no hostile phase: its single WSGI thread would just wait). Every answer below 400 is
 kept (``bench.lua`` writes its body to a file); afterwards the whole
 collection is read back page by page and each acknowledged record must be
@@ -121,34 +122,8 @@ def _merge(first, second):
     return merged
 
 
-def run(cfg, running, out_dir):
-    """Soak one server, without then with slow and stalled clients; return the
-    figures and the verdict."""
-    duration = cfg["soak_duration"]
-    target = running.target("soak")
-    ack_dir = tempfile.mkdtemp(prefix="soak-", dir=out_dir)
-    hostile = None
-    try:
-        single, batch = _phase(cfg, running, target, duration, ack_dir)
-        p99_alone = single["p99_us"] / 1e6
-        p99_with = None
-        if not running.server.is_reference:
-            other = running.target("hostile")
-            clients = HostileClients(running.base_url, other.auth, other.path,
-                                     stalled=int(os.environ.get("BENCH_SOAK_STALLED", "8")),
-                                     slow=int(os.environ.get("BENCH_SOAK_SLOW", "4")),
-                                     pause=float(os.environ.get("BENCH_SOAK_SLOW_PAUSE", "0.05"))).start()
-            time.sleep(1)  # every hostile client connected and stuck
-            try:
-                single2, batch2 = _phase(cfg, running, target, duration, ack_dir)
-            finally:
-                hostile = clients.stop()
-            p99_with = single2["p99_us"] / 1e6
-            single, batch = _merge(single, single2), _merge(batch, batch2)
-        expected = _acknowledged(ack_dir)
-    finally:
-        shutil.rmtree(ack_dir, ignore_errors=True)
-    time.sleep(2)  # let the requests wrk left in flight finish
+def _verify(running, target, expected):
+    """Compare the acknowledged records with the collection's; the counts."""
     stored = _stored(running.base_url, target)
     unlisted = 0
     for rid in [rid for rid in expected if rid not in stored]:
@@ -168,13 +143,59 @@ def run(cfg, running, out_dir):
         elif found["last_modified"] == record["last_modified"] and any(
                 found.get(k) != record.get(k) for k in FIELDS):
             changed += 1
+    return {"acknowledged": len(expected), "stored": len(stored), "missing": len(missing),
+            "missing_ids": missing[:5], "unlisted": unlisted, "stale": stale, "changed": changed}
+
+
+def _soaked_phase(cfg, running, name, out_dir):
+    """One phase in a collection of its own: wrk results and verified counts."""
+    target = running.target(name)
+    ack_dir = tempfile.mkdtemp(prefix="soak-", dir=out_dir)
+    try:
+        single, batch = _phase(cfg, running, target, cfg["soak_duration"], ack_dir)
+        expected = _acknowledged(ack_dir)
+    finally:
+        shutil.rmtree(ack_dir, ignore_errors=True)
+    time.sleep(2)  # let the requests wrk left in flight finish
+    return single, batch, _verify(running, target, expected)
+
+
+def run(cfg, running, out_dir):
+    """Soak one server: without slow and stalled clients, with them, and
+    without them again (each phase in a fresh collection). The p99 with them
+    is compared with the worse of the two without them: on a busy machine
+    two runs alike differ by more than the allowance, and a server whose
+    backends fill up drifts; an effect of the hostile clients shows as a p99
+    worse than both. Return the figures and the verdict."""
+    single, batch, checked = _soaked_phase(cfg, running, "soak", out_dir)
+    p99_alone, p99_with, hostile = single["p99_us"] / 1e6, None, None
+    p99_runs = (p99_alone,)
+    if not running.server.is_reference:
+        other = running.target("hostile")
+        clients = HostileClients(running.base_url, other.auth, other.path,
+                                 stalled=int(os.environ.get("BENCH_SOAK_STALLED", "8")),
+                                 slow=int(os.environ.get("BENCH_SOAK_SLOW", "4")),
+                                 pause=float(os.environ.get("BENCH_SOAK_SLOW_PAUSE", "0.05"))).start()
+        time.sleep(1)  # every hostile client connected and stuck
+        try:
+            single2, batch2, checked2 = _soaked_phase(cfg, running, "soak-beside-hostile", out_dir)
+        finally:
+            hostile = clients.stop()
+        single3, batch3, checked3 = _soaked_phase(cfg, running, "soak-again", out_dir)
+        p99_with = single2["p99_us"] / 1e6
+        p99_runs = (p99_alone, single3["p99_us"] / 1e6)
+        p99_alone = max(p99_runs)
+        single = _merge(_merge(single, single2), single3)
+        batch = _merge(_merge(batch, batch2), batch3)
+        checked = {key: (value + checked2[key] + checked3[key]) for key, value in checked.items()}
     statuses = {}
     for res in (single, batch):
         for code, n in res["statuses"].items():
             statuses[code] = statuses.get(code, 0) + n
     return {
-        "duration": duration,
+        "duration": cfg["soak_duration"],
         "p99_alone": p99_alone,
+        "p99_runs": p99_runs,
         "p99_with": p99_with,
         "hostile": hostile,
         "creates": single["records"],
@@ -184,13 +205,7 @@ def run(cfg, running, out_dir):
         "subfailed": batch["subfailed"],
         "statuses": statuses,
         "timeouts": single["errors"]["timeout"] + batch["errors"]["timeout"],
-        "acknowledged": len(expected),
-        "stored": len(stored),
-        "missing": len(missing),
-        "missing_ids": missing[:5],
-        "unlisted": unlisted,
-        "stale": stale,
-        "changed": changed,
+        **checked,
         "first_error": single["first_error"] or batch["first_error"],
     }
 
@@ -223,16 +238,18 @@ def render(results):
             f"{r['batches']} ({r['batch_records']}) | {st.get('409', 0)} | {st.get('412', 0)} | "
             f"{fives} | {r['subfailed']} | {r['acknowledged']} | {r['missing']} | "
             f"{r['stale'] + r['changed']} | {verdict} |")
-    lines += ["", "Slow and stalled clients beside the writers (create + PATCH p99; the"
-              f" difference must stay within {HOSTILE_ALLOWANCE * 1000:.0f} ms):", "",
-              "| server | p99 alone | p99 with them | difference | their answers |",
+    lines += ["", "Slow and stalled clients beside the writers (create + PATCH p99 of a run"
+              " before, one with them and one after, each in a fresh collection; with them must"
+              f" stay within {HOSTILE_ALLOWANCE * 1000:.0f} ms of the worse run without):", "",
+              "| server | p99 alone (before, after) | p99 with them | difference | their answers |",
               "|---|---:|---:|---:|---|"]
     for label, r in results:
         if r["p99_with"] is None:
             lines.append(f"| {label} | {r['p99_alone'] * 1000:.1f} ms | — | — | (reference: not run) |")
             continue
         answers = ", ".join(f"{key}: {n}" for key, n in sorted((r["hostile"] or {}).items()))
-        lines.append(f"| {label} | {r['p99_alone'] * 1000:.1f} ms | {r['p99_with'] * 1000:.1f} ms | "
+        runs = ", ".join(f"{p99 * 1000:.1f}" for p99 in r["p99_runs"])
+        lines.append(f"| {label} | {runs} ms | {r['p99_with'] * 1000:.1f} ms | "
                      f"{(r['p99_with'] - r['p99_alone']) * 1000:+.1f} ms | {answers} |")
     lines.append("")
     lines += [f"- {label}: {r['unlisted']} acknowledged records missing from the paginated"

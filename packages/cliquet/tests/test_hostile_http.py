@@ -215,3 +215,35 @@ def test_no_plaintext_credentials_are_kept_in_memory():
         app.get("/v1/", headers=basic_auth(user, password))
     gc.collect()
     assert reachable_strings(":" + password) == []  # no "user:password" anywhere
+
+
+# -- Bodies the server could not read (cliquet.serving) ---------------------------------
+
+
+@pytest.mark.parametrize("error, status, errno", [("timeout", 408, 107), ("too-large", 413, 113)])
+def test_a_body_the_server_gave_up_on_is_a_json_error_and_writes_nothing(headers, error, status, errno):
+    app = make_app(request_body_timeout="3s")
+    response = app.post("/v1/articles", b"", headers={**headers, "Content-Type": "application/json"},
+                        extra_environ={"cliquet.body_error": error}, status=status)
+    assert (response.json["code"], response.json["errno"]) == (status, errno)
+    assert app.get("/v1/articles", headers=headers).json["data"] == []
+
+
+def test_the_rsgi_scope_becomes_a_wsgi_environ():
+    from types import SimpleNamespace
+
+    from cliquet.serving import wsgi_environ
+
+    class Headers(dict):
+        def items(self):
+            return [("content-type", "application/json"), ("x-a", "1"), ("x-a", "2")]
+
+    scope = SimpleNamespace(server="[::1]:8888", client="127.0.0.1:5000", method="POST", path="/v1/é",
+                            query_string="a=1", http_version="2", scheme="https", headers=Headers(),
+                            authority="api.example.com")
+    environ = wsgi_environ(scope, b"{}")
+    assert environ["PATH_INFO"] == "/v1/\xc3\xa9"  # UTF-8 bytes read as latin-1 (PEP 3333)
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"], environ["REMOTE_ADDR"]) == ("::1", "8888", "127.0.0.1")
+    assert environ["CONTENT_TYPE"] == "application/json" and environ["HTTP_X_A"] == "1,2"
+    assert environ["HTTP_HOST"] == "api.example.com" and environ["SERVER_PROTOCOL"] == "HTTP/2"
+    assert environ["wsgi.input"].read() == b"{}" and environ["wsgi.url_scheme"] == "https"
