@@ -129,6 +129,8 @@ class Scenario:
     """One request (or batch) to break at each of its writes.
 
     :param name: shown in failures.
+    :param names: the records it is about; each test run gives each name a
+        fresh id (``ids``), and observes those records only.
     :param setup: ``(client, ids) -> None``: the state before, made through
         the app (``client`` has ``alice``, ``bob``, ``carol`` headers and ids).
     :param send: ``(client, ids) -> response``.
