@@ -310,6 +310,39 @@ class TestQuerystrings:
         app.post_json(URL, {"data": {"title": "x", "score": 1, "author": {"x": "nan"}}}, headers=ALICE)
         assert len(timed(app.get, f"{URL}?{query}", headers=ALICE).json["data"]) == count
 
+    @pytest.mark.parametrize("query,name", [
+        ("&".join(f"not_title=a{i}" for i in range(5_000)), None),  # 5 000 filters: 11 s on PostgreSQL
+        ("&".join(f"not_title=a{i}" for i in range(65)), "not_title"),
+        ("in_score=" + ",".join(str(i) for i in range(100_000)), "in_score"),  # 6 s on PostgreSQL
+        ("in_score=" + ",".join(["1"] * 600) + "&exclude_title=" + ",".join(["a"] * 600), "exclude_title"),
+        ("_sort=" + ",".join(["title"] * 65), "_sort"),
+        ("&".join(f"not_title=a{i}" for i in range(60)) + "&_sort=title,score,published,url,id", "_sort"),
+    ])
+    @pytest.mark.parametrize("method", ["get", "delete"])
+    def test_lists_asking_too_much_work_are_400(self, backend_app, query, name, method):
+        app = backend_app
+        app.post_json(URL, {"data": {"title": "x", "score": 1}}, headers=ALICE)
+        resp = timed(getattr(app, method), f"{URL}?{query}", headers=ALICE, status="*")
+        assert_error(resp, 400, 107, "querystring", name)
+        assert "cliquet.list_max_" in resp.json["message"]
+        assert len(app.get(URL, headers=ALICE).json["data"]) == 1
+
+    def test_lists_at_the_limits_are_served_in_time(self, backend_app):
+        app = backend_app
+        app.post_json(URL, {"data": {"title": "x", "score": 1}}, headers=ALICE)
+        query = ("&".join(f"not_title=a{i}" for i in range(62)) + "&_sort=-score"
+                 + "&in_score=" + ",".join(str(i) for i in range(1024)))
+        assert len(timed(app.get, f"{URL}?{query}", headers=ALICE).json["data"]) == 1
+
+    def test_the_list_limits_are_settings(self):
+        app = make_app(list_max_clauses="2", list_max_values="3")
+        app.get(f"{URL}?title=a&_sort=score", headers=ALICE, status=200)
+        assert_error(app.get(f"{URL}?title=a&score=1&_sort=score", headers=ALICE, status=400), 400, 107,
+                     "querystring", "_sort")
+        app.get(f"{URL}?in_score=1,2,3", headers=ALICE, status=200)
+        assert_error(app.get(f"{URL}?in_score=1,2,3,4", headers=ALICE, status=400), 400, 107,
+                     "querystring", "in_score")
+
     def test_undecodable_querystring_values_are_read_with_replacement(self, backend_app):
         app = backend_app
         app.post_json(URL, {"data": {"title": "x"}}, headers=ALICE)

@@ -1,6 +1,7 @@
 """The settings of the core, with their defaults. See ``docs/settings.rst``."""
 
 from cliquet.resource.http import DEFAULT_JSON_DEPTH, as_json_depth
+from cliquet.resource.querystring import QueryLimits
 from cliquet.settings import (
     Setting,
     as_bool,
@@ -55,6 +56,10 @@ CORE_SETTINGS = {
                                         "after it, 408."),
     "json_max_depth": Setting(DEFAULT_JSON_DEPTH, as_json_depth,
                               doc="Most levels of nesting in a JSON body (1 to 200); deeper is a 400."),
+    "list_max_clauses": Setting(QueryLimits.max_clauses, as_int,
+                                doc="Most filters and _sort keys in one list request (more is a 400)."),
+    "list_max_values": Setting(QueryLimits.max_values, as_int,
+                               doc="Most values in the in_/exclude_ filters of one list, together (more is a 400)."),
     "readonly": Setting(False, as_bool, public=True, doc="Refuse every write."),
     "cors_origins": Setting("*", as_list, doc="Origins allowed by CORS."),
     "cors_max_age_seconds": Setting(3600, as_int, doc="How long browsers may cache a preflight."),

@@ -23,7 +23,13 @@ from cliquet.events import ACTIONS, notify_read
 from cliquet.resource import http
 from cliquet.resource.model import Model
 from cliquet.resource.pagination import InvalidToken
-from cliquet.resource.querystring import FieldTypes, parse_list_query, project_fields, request_params
+from cliquet.resource.querystring import (
+    FieldTypes,
+    QueryLimits,
+    parse_list_query,
+    project_fields,
+    request_params,
+)
 from cliquet.resource.schema import ResourceSchema, invalid_details, validate
 from cliquet.storage import Sort
 from cliquet.storage.exceptions import HistoryPurgedError, RecordNotFoundError, UnicityError
@@ -218,7 +224,7 @@ class UserResource:
     def _list_query(self):
         settings = self.registry.settings
         return parse_list_query(request_params(self.request), self.field_types(), self.default_sort,
-                                settings["cliquet.paginate_by"])
+                                settings["cliquet.paginate_by"], QueryLimits.from_settings(settings))
 
     def _token_scope(self, query):
         return self.registry.cliquet_token_signer.scope_digest(

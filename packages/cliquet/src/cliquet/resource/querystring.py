@@ -4,6 +4,11 @@ Every parameter is checked against the resource's schema: an unknown field,
 a value of the wrong type or a malformed parameter is a 400 errno 107 whose
 ``details`` name the parameter (``location: querystring``).
 
+The work a list asks for is bounded: at most ``cliquet.list_max_clauses``
+filters and ``_sort`` keys together, and ``cliquet.list_max_values`` values
+in all its ``in_``/``exclude_`` lists together (thousands of them made a
+PostgreSQL list take seconds); past either, a 400 names the limit.
+
 Numbers are read with JSON's grammar (leading zeros tolerated; no ``nan``,
 ``inf``, ``1_000`` or ``+1``), and must be stored and compared exactly by every backend: integers
 within 64 bits, finite floats. Anything else is a 400 naming the parameter.
@@ -27,6 +32,27 @@ _RESERVED = {"_limit", "_sort", "_token", "_since", "_before", "_to", "_fields"}
 #: a JSON number, leading zeros tolerated (``007``); no ``nan``, ``inf``, ``1_000`` or ``+1``.
 _JSON_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryLimits:
+    """How much one list may ask for (``cliquet.list_max_clauses`` and
+    ``cliquet.list_max_values``)."""
+
+    #: filters and ``_sort`` keys of one list, together.
+    max_clauses: int = 64
+    #: values of the ``in_``/``exclude_`` lists of one list, together.
+    max_values: int = 1024
+
+    @classmethod
+    def from_settings(cls, settings) -> "QueryLimits":
+        """The limits configured in ``settings`` (defaults for those unset)."""
+        return cls(settings.get("cliquet.list_max_clauses") or cls.max_clauses,
+                   settings.get("cliquet.list_max_values") or cls.max_values)
+
+
+def _too_many(name, what, limit, setting):
+    raise_invalid("querystring", name, f"At most {limit} {what} in one list (cliquet.{setting})")
 
 
 @dataclasses.dataclass
@@ -152,12 +178,17 @@ class FieldTypes:
         return native_value(text)
 
 
-def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> ListQuery:
+def parse_list_query(params, types: FieldTypes, default_sort, max_limit, limits=None) -> ListQuery:
     """Parse ``params`` (a multidict) for a list or delete request.
 
     :param default_sort: list of :class:`Sort` when ``_sort`` is absent.
     :param max_limit: ``cliquet.paginate_by`` (``None``: no cap).
+    :param limits: a :class:`QueryLimits` (default: its defaults).
     """
+    limits = limits or QueryLimits()
+    if len(params) > limits.max_clauses + len(_RESERVED):
+        _too_many(None, "filters and sort keys", limits.max_clauses, "list_max_clauses")
+    values = 0
     filters = []
     sorting = None
     limit = max_limit
@@ -178,6 +209,8 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
                 if max_limit is not None:
                     limit = min(limit, max_limit)
             elif name == "_sort":
+                if value.count(",") + len(filters) >= limits.max_clauses:
+                    _too_many("_sort", "filters and sort keys", limits.max_clauses, "list_max_clauses")
                 sorting = _parse_sort(value, types)
                 canonical_parts.append(f"_sort={value}")
             elif name == "_token":
@@ -208,6 +241,12 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit) -> List
                 break
         if name.startswith("_") or not types.is_known(field):
             raise_invalid("querystring", name, f"Unknown filter field {field!r}")
+        if len(filters) + len(sorting or ()) >= limits.max_clauses:
+            _too_many(name, "filters and sort keys", limits.max_clauses, "list_max_clauses")
+        if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
+            values += value.count(",") + 1
+            if values > limits.max_values:
+                _too_many(name, "values in in_ and exclude_ filters", limits.max_values, "list_max_values")
         try:
             if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
                 converted = [types.convert(field, part) for part in value.split(",")]
