@@ -327,6 +327,19 @@ class TestQuerystrings:
         assert "cliquet.list_max_" in resp.json["message"]
         assert len(app.get(URL, headers=ALICE).json["data"]) == 1
 
+    @pytest.mark.parametrize("record", [False, True])
+    def test_fields_are_deduplicated_and_bounded(self, backend_app, record):
+        app = backend_app
+        rid = app.post_json(URL, {"data": {"title": "x", "author": {"f1": 1}}}, headers=ALICE).json["data"]["id"]
+        url = f"{URL}/{rid}" if record else URL
+        # 20 000 times the same field: projected once (it took 3.4 s for 500 records)
+        resp = timed(app.get, f"{url}?_fields=" + ",".join(["author.f1"] * 20_000), headers=ALICE)
+        data = resp.json["data"] if record else resp.json["data"][0]
+        assert data == {"id": rid, "last_modified": data["last_modified"], "author": {"f1": 1}}
+        many = ",".join(f"author.f{i}" for i in range(65))
+        assert_error(timed(app.get, f"{url}?_fields={many}", headers=ALICE, status="*"), 400, 107,
+                     "querystring", "_fields")
+
     def test_lists_at_the_limits_are_served_in_time(self, backend_app):
         app = backend_app
         app.post_json(URL, {"data": {"title": "x", "score": 1}}, headers=ALICE)

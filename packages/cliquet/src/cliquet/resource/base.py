@@ -26,6 +26,7 @@ from cliquet.resource.pagination import InvalidToken
 from cliquet.resource.querystring import (
     FieldTypes,
     QueryLimits,
+    parse_fields,
     parse_list_query,
     project_fields,
     request_params,
@@ -340,7 +341,8 @@ class UserResource:
         notify_read(self.request, self.name, self.collection_uri(), self.model.parent_id, timestamp, [record])
         fields = request_params(self.request).get("_fields")
         if fields:
-            record = {**project_fields(record, [f for f in fields.split(",") if f])}
+            limits = QueryLimits.from_settings(self.registry.settings)
+            record = {**project_fields(record, parse_fields(fields, limits))}
         response = self._record_response(record)
         response.headers["Last-Modified"] = http.http_date(timestamp)
         return response

@@ -5,7 +5,8 @@ a value of the wrong type or a malformed parameter is a 400 errno 107 whose
 ``details`` name the parameter (``location: querystring``).
 
 The work a list asks for is bounded: at most ``cliquet.list_max_clauses``
-filters and ``_sort`` keys together, and ``cliquet.list_max_values`` values
+filters and ``_sort`` keys together (and distinct ``_fields``), and
+``cliquet.list_max_values`` values
 in all its ``in_``/``exclude_`` lists together (thousands of them made a
 PostgreSQL list take seconds); past either, a 400 names the limit.
 
@@ -53,6 +54,16 @@ class QueryLimits:
 
 def _too_many(name, what, limit, setting):
     raise_invalid("querystring", name, f"At most {limit} {what} in one list (cliquet.{setting})")
+
+
+def parse_fields(value: str, limits=None) -> list:
+    """The distinct fields of a ``_fields`` value, at most
+    ``limits.max_clauses`` of them (each is projected out of every record)."""
+    limits = limits or QueryLimits()
+    fields = list(dict.fromkeys(f for f in value.split(",") if f))
+    if len(fields) > limits.max_clauses:
+        _too_many("_fields", "fields in _fields", limits.max_clauses, "list_max_clauses")
+    return fields
 
 
 @dataclasses.dataclass
@@ -216,7 +227,7 @@ def parse_list_query(params, types: FieldTypes, default_sort, max_limit, limits=
             elif name == "_token":
                 token = value
             elif name == "_fields":
-                fields = [f for f in value.split(",") if f]
+                fields = parse_fields(value, limits)
                 for field in fields:
                     if not types.is_known(field.split(".", 1)[0]):
                         raise_invalid("querystring", "_fields", f"Unknown field {field!r}")
