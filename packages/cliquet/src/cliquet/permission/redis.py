@@ -280,6 +280,8 @@ class RedisPermission(PermissionBase):
         result = self._read_aces(object_id, wanted)
         pending = self._pending()
         if pending is not None:
+            for permission in wanted if wanted is not None else result:  # known for a later write
+                pending.ace_base.setdefault((object_id, permission), frozenset(result.get(permission, ())))
             self._overlay(pending, object_id, wanted, result)
         return result
 
@@ -316,9 +318,13 @@ class RedisPermission(PermissionBase):
 
         self._write(change)
         result = {permission: set(who) for permission, who in wanted.items() if who}
-        if others:  # permissions it did not name
-            result.update(self._read_aces(object_id, others))
         pending = self._pending()
+        known = {p: pending.ace_base[(object_id, p)] for p in others
+                 if (object_id, p) in pending.ace_base} if pending is not None else {}
+        result.update({p: set(who) for p, who in known.items() if who})
+        unknown = [p for p in others if p not in known]
+        if unknown:  # permissions it did not name, not read before in this transaction
+            result.update(self._read_aces(object_id, unknown))
         if pending is not None:
             self._overlay(pending, object_id, None, result)
         return result

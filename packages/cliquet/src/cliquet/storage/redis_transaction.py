@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
 import uuid
 
@@ -63,6 +64,8 @@ class Transaction:
         self.reads: dict = {}
         self.parts: dict = {}
         self.participants: list = []
+        #: the process-local locks it holds (one per collection locked)
+        self.local: list = []
         self._log: list = []
 
     def set(self, mapping: dict, key, value) -> None:
@@ -149,6 +152,12 @@ class RedisTransactions:
     (needs its ``client``, ``prefix``, ``lock_ttl``, ``_txn`` context
     variable and ``_run(script, keys, args)``)."""
 
+    @property
+    def _local_locks(self) -> dict:
+        """``scope → threading.Lock``: writers of this process take turns here
+        before asking Redis for the collection's lock."""
+        return self.__dict__.setdefault("_cliquet_local_locks", {})
+
     @contextlib.contextmanager
     def transaction(self):
         """Run the block as one atomic, isolated unit (nested blocks:
@@ -181,13 +190,17 @@ class RedisTransactions:
         txn = Transaction()
         reset = self._txn.set(txn)
         try:
-            yield
-        except BaseException:
+            try:
+                yield
+            except BaseException:
+                self._txn.reset(reset)
+                self._release(txn)
+                raise
             self._txn.reset(reset)
-            self._release(txn)
-            raise
-        self._txn.reset(reset)
-        self._commit(txn)
+            self._commit(txn)
+        finally:
+            for lock in txn.local:
+                lock.release()
 
     def _release(self, txn) -> None:
         """Give back the locks of a transaction that does not commit (if the
@@ -249,6 +262,16 @@ class RedisTransactions:
         the server's time and the committed record (value, tombstone)."""
         deadline, delay = None, 0.0005
         holding = any(other != scope for other in txn.bases)
+        # Holding a lock, wait briefly: two transactions waiting for each
+        # other's lock both give up and run again.
+        patience = random.uniform(0.05, 0.2) if holding else self.lock_ttl + 1
+        if scope not in txn.locks:
+            # The threads of this process queue here rather than poll Redis.
+            local = self._local_locks.setdefault(scope, threading.Lock())
+            if not local.acquire(timeout=patience):
+                self._lock_timeout(scope, holding)
+            txn.local.append(local)
+            deadline = time.monotonic() + patience
         # Noted before asking: if the reply is lost, the lock is still released.
         txn.locks.setdefault(scope, keys)
         while True:
@@ -259,15 +282,17 @@ class RedisTransactions:
                 return int(out[1]), out[3], out[4]
             now = time.monotonic()
             if deadline is None:
-                # Holding a lock, wait briefly: two transactions waiting for
-                # each other's lock both give up and run again.
-                deadline = now + (random.uniform(0.05, 0.2) if holding else self.lock_ttl + 1)
+                deadline = now + patience
             if now >= deadline:
-                if holding:
-                    raise ConflictError(None, f"the collection {scope} is being written by another request")
-                raise BackendError(None, f"timed out waiting for the write lock of {scope}")
+                self._lock_timeout(scope, holding)
             time.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, 0.02)
+            delay = min(delay * 2, 0.005)
+
+    @staticmethod
+    def _lock_timeout(scope, holding):
+        if holding:
+            raise ConflictError(None, f"the collection {scope} is being written by another request")
+        raise BackendError(None, f"timed out waiting for the write lock of {scope}")
 
     def _next_stamp(self, txn, scope, now, given=None, count=1) -> int:
         """Give ``count`` new timestamps; return the last one."""
