@@ -284,6 +284,35 @@ class TestJsonBodies:
         nothing_written(app)
 
 
+class TestErrorsStaySmall:
+    """An error echoes a bounded part of the input: at most 10 faults, names
+    and descriptions cut (a 300 kB body of wrong values was an 11 MB answer)."""
+
+    @pytest.mark.parametrize("data", [
+        {"title": "x", "tags": [1] * 100_000},
+        {"title": "x", **{f"k{i}": 1 for i in range(50_000)}},
+        {"title": "x", "k" * 500_000: 1},
+    ])
+    def test_validation_errors_list_at_most_ten_faults(self, app, data):
+        resp = post_raw(app, URL, json.dumps({"data": data}))
+        assert_error(resp, 400, 107, "body")
+        assert len(resp.json["details"]) <= 10
+        assert len(resp.body) < 5_000
+        nothing_written(app)
+
+    @pytest.mark.parametrize("body", [{"data": {"title": "x"}, "k" * 500_000: 1}])
+    def test_unknown_body_members_are_named_briefly(self, app, body):
+        resp = post_raw(app, URL, json.dumps(body))
+        assert_error(resp, 400, 107, "body")
+        assert len(resp.body) < 5_000
+        nothing_written(app)
+
+    def test_querystring_values_are_echoed_briefly(self, app):
+        resp = timed(app.get, f"{URL}?score={'x' * 500_000}", headers=ALICE, status="*")
+        assert_error(resp, 400, 107, "querystring", "score")
+        assert len(resp.body) < 5_000
+
+
 class TestQuerystrings:
     """Numbers in filters and timestamps: a 400 naming the parameter when they
     cannot be stored or compared exactly (past 64 bits, not finite) — an

@@ -89,6 +89,14 @@ def http_error(httpexception, errno=None, code=None, error=None, message=None, i
     return httpexception
 
 
+def _cut(text, length):
+    """``text`` cut to ``length`` characters (with "…"): errors echo client
+    input, and must not echo a megabyte of it."""
+    if isinstance(text, str) and len(text) > length:
+        return text[:length - 1] + "…"
+    return text
+
+
 def raise_invalid(location="body", name=None, description=None, errno=ERRORS.INVALID_PARAMETERS,
                   details=None, message=None):
     """Raise a 400 with ``details`` naming where the problem is.
@@ -96,9 +104,11 @@ def raise_invalid(location="body", name=None, description=None, errno=ERRORS.INV
     :param location: ``body``, ``querystring``, ``path`` or ``header``.
     :param name: the field or parameter at fault (dotted path for nested fields).
     :param description: a human-readable sentence.
+
+    ``name`` and ``description`` are cut to 200 and 500 characters.
     """
     if details is None:
-        details = [{"location": location, "name": name, "description": description}]
+        details = [{"location": location, "name": _cut(name, 200), "description": _cut(description, 500)}]
     if message is None:
         message = "; ".join(
             f"{d['name']} in {d['location']}: {d['description']}" if d.get("name") else str(d["description"])
