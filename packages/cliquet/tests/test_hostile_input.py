@@ -97,6 +97,7 @@ def backend_app(request, cliquet_worker_prefix):
 
 
 def post_raw(app, path, text, headers=ALICE, content_type="application/json"):
+    """POST ``text`` (str or bytes) as it is, within the time bound."""
     body = text.encode() if isinstance(text, str) else text
     return timed(app.post, path, body, headers={**headers, "Content-Type": content_type}, status="*")
 
