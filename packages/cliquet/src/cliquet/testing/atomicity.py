@@ -49,7 +49,6 @@ pytest-xdist worker still needs its own database, schema or prefix).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 import uuid
@@ -58,7 +57,7 @@ import pytest
 
 from cliquet.storage import COMPARISON, Filter
 from cliquet.storage.exceptions import BackendError
-from cliquet.testing.storage_races import RACE_ROUNDS_VARIABLE
+from cliquet.testing.storage_races import default_race_rounds
 
 #: the writing methods of each backend kind, which the fault injector wraps.
 WRITES = {
@@ -264,7 +263,7 @@ class RequestAtomicityContract:
     @pytest.fixture
     def race_rounds(self):
         """How many races each race test runs."""
-        return int(os.environ.get(RACE_ROUNDS_VARIABLE) or 20)
+        return default_race_rounds()
 
     @pytest.fixture
     def race_threads(self):

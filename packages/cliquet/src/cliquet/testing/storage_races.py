@@ -53,6 +53,11 @@ RACE_ROUNDS_VARIABLE = "CLIQUET_TEST_RACE_ROUNDS"
 WON, CONFLICT, PRECONDITION = "won", "conflict", "precondition failed"
 
 
+def default_race_rounds() -> int:
+    """Rounds per race: ``CLIQUET_TEST_RACE_ROUNDS``, or 20."""
+    return int(os.environ.get(RACE_ROUNDS_VARIABLE) or 20)
+
+
 class PreconditionFailed(Exception):
     """The record is not at the version the contender expected (a ``412``)."""
 
@@ -148,7 +153,7 @@ class StorageRaceContract:
     @pytest.fixture
     def race_rounds(self):
         """How many races each race test runs."""
-        return int(os.environ.get(RACE_ROUNDS_VARIABLE) or 20)
+        return default_race_rounds()
 
     @pytest.fixture
     def race_threads(self):
