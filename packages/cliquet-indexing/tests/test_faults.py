@@ -215,3 +215,46 @@ def test_a_queue_replay_that_fails_keeps_everything(index_path):
     assert [payload for *_, payload in queue.pending()] == [entry, 4]
     queue.add("r", [(UNINDEX, "u", "a", 3)])
     assert [(op, payload) for _, op, _, _, payload in queue.pending()] == [(UNINDEX, 4), (UNINDEX, 3)]
+
+
+def test_a_hanging_indexer_costs_a_write_at_most_the_write_timeout(index_path):
+    from cliquet_indexing.embedded import EmbeddedIndexer
+
+    indexer = EmbeddedIndexer(f"sqlite:///{index_path}")
+    hanging = BlockingIndexer(indexer)
+    queue = RetryQueue(hanging, interval=0, write_timeout=0.2)
+    entry = IndexEntry("u", {"id": "a", "last_modified": 1, "t": "x"}, ("u",))
+    started = time.perf_counter()
+    assert queue.submit("r", [(INDEX, "u", "a", entry)]) is False
+    assert time.perf_counter() - started < 1
+    assert queue.failing and len(queue) == 1  # queued as well as in flight
+    started = time.perf_counter()
+    assert queue.submit("r", [(UNINDEX, "u", "b", 2)]) is False  # no call at all now
+    assert time.perf_counter() - started < 0.1
+    hanging.release.set()
+    assert queue.replay() == 2
+    assert list(indexer.indexed_keys("r")) == [("u", "a", 1)]
+    queue.close()
+
+
+def test_the_write_timeout_setting_reaches_the_queue(index_path):
+    app = make(index_path, indexing_write_timeout="0.25")
+    assert app.app.registry.indexing_retry.write_timeout == 0.25
+
+
+def test_a_slow_call_that_succeeds_after_all_unqueues_its_changes(index_path):
+    from cliquet_indexing.embedded import EmbeddedIndexer
+
+    indexer = EmbeddedIndexer(f"sqlite:///{index_path}")
+    slow = BlockingIndexer(indexer)
+    queue = RetryQueue(slow, interval=0, write_timeout=0.1)
+    entry = IndexEntry("u", {"id": "a", "last_modified": 1}, ("u",))
+    assert queue.submit("r", [(INDEX, "u", "a", entry)]) is False
+    assert queue.failing and len(queue) == 1
+    slow.release.set()
+    deadline = time.monotonic() + 10
+    while queue.failing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not queue.failing and len(queue) == 0
+    assert list(indexer.indexed_keys("r")) == [("u", "a", 1)]
+    queue.close()

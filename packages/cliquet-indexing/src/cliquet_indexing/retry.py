@@ -1,9 +1,12 @@
 """The retry queue: changes the indexer could not take, replayed in the background.
 
 Storage is the truth; the index follows it. A change reaches the index from
-the request that committed it, straight away, while the indexer answers.
-When a call fails, the write has already committed: its changes are queued
-and the queue turns *failing* (a circuit breaker). From then on no request
+the request that committed it, straight away, while the indexer answers:
+the request waits for the indexer's answer, at most
+``cliquet.indexing_write_timeout`` seconds (5), the call itself running on a
+small pool of threads. When the call fails or does not answer in time, the
+write has already committed: its changes are queued and the queue turns
+*failing* (a circuit breaker). From then on no request
 calls the indexer: each queues its changes and returns at once, so an
 indexer outage costs a write nothing but a dictionary update. A background
 thread replays the queue, oldest first, in batches, waiting between failed
@@ -29,6 +32,7 @@ pending loses them (they are logged) and ``reindex`` repairs the index.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import threading
 
@@ -43,6 +47,8 @@ INDEX, UNINDEX = "index", "unindex"
 REPLAY_BATCH = 500
 #: seconds before the first background attempt after a failure (then doubling).
 FIRST_DELAY = 1.0
+#: threads that call the indexer for requests.
+SENDERS = 4
 
 
 class RetryQueue:
@@ -56,12 +62,16 @@ class RetryQueue:
     :param interval: the longest wait between background attempts (``0``: no
         background thread — only :meth:`replay` empties the queue, as tests do).
     :param max_queued: the most records pending (see :attr:`stale`).
+    :param write_timeout: the longest a request waits for the indexer
+        (``0``: the request calls the indexer itself and waits as long as it takes).
     """
 
-    def __init__(self, indexer: IndexerBase, interval: float = 10.0, max_queued: int = 100_000):
+    def __init__(self, indexer: IndexerBase, interval: float = 10.0, max_queued: int = 100_000,
+                 write_timeout: float = 5.0):
         self.indexer = indexer
         self.interval = interval
         self.max_queued = max_queued
+        self.write_timeout = write_timeout
         #: changes dropped because the queue was full (since the process started).
         self.dropped = 0
         #: ``True`` once a change was dropped: the index misses changes until
@@ -73,6 +83,7 @@ class RetryQueue:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
+        self._senders = None
 
     def __len__(self):
         with self._lock:
@@ -91,8 +102,9 @@ class RetryQueue:
     # -- the request side -----------------------------------------------------------------
 
     def submit(self, resource_name: str, operations: list) -> bool:
-        """Send ``operations`` to the indexer now, unless it is failing; queue
-        them when it is or when the call fails. Never raises
+        """Send ``operations`` to the indexer now, unless it is failing, and
+        wait for it at most :attr:`write_timeout`; queue them when it is
+        failing, fails or is late. Never raises
         :class:`~cliquet.storage.exceptions.BackendError`.
 
         :returns: ``True`` when the indexer took them, ``False`` when queued.
@@ -101,17 +113,52 @@ class RetryQueue:
             if self._failing:
                 self._queue(resource_name, operations)
                 return False
+        if self.write_timeout <= 0:
+            return self._send(resource_name, operations)
+        future = self._pool().submit(self._send, resource_name, operations)
+        try:
+            return future.result(timeout=self.write_timeout)
+        except concurrent.futures.TimeoutError:
+            # Still in flight: queued as well (sending a change twice is
+            # harmless), and unqueued if the call succeeds after all.
+            self._failed(resource_name, operations, f"no answer within {self.write_timeout}s")
+            future.add_done_callback(lambda done: done.result() and self._arrived(resource_name, operations))
+            return False
+
+    def _send(self, resource_name, operations) -> bool:
         try:
             _apply(self.indexer, resource_name, operations)
             return True
         except BackendError as exc:
-            with self._lock:
-                opened = not self._failing
-                self._failing = True
-                self._queue(resource_name, operations)
-            if opened:
-                logger.error("Indexer unavailable: changes are queued for retry in the background (%s)", exc)
+            self._failed(resource_name, operations, exc)
             return False
+
+    def _arrived(self, resource_name, operations) -> None:
+        """A late call succeeded: drop the copies queued for it (unless newer
+        changes replaced them); an empty queue stops failing."""
+        with self._lock:
+            for op, parent_id, record_id, payload in operations:
+                key = (resource_name, parent_id, record_id)
+                known = self._pending.get(key)
+                if known is not None and known[0] == op and known[1] is payload:
+                    del self._pending[key]
+            if not self._pending:
+                self._failing = False
+
+    def _failed(self, resource_name, operations, reason) -> None:
+        with self._lock:
+            opened = not self._failing
+            self._failing = True
+            self._queue(resource_name, operations)
+        if opened:
+            logger.error("Indexer unavailable: changes are queued for retry in the background (%s)", reason)
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._senders is None:
+            with self._lock:
+                if self._senders is None:
+                    self._senders = concurrent.futures.ThreadPoolExecutor(SENDERS, "cliquet-indexing-send")
+        return self._senders
 
     def add(self, resource_name: str, operations: list) -> None:
         """Queue ``operations`` without trying the indexer (and mark it failing)."""
@@ -210,8 +257,10 @@ class RetryQueue:
                 delay = self.interval
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the background thread (what is pending stays queued)."""
+        """Stop the background thread and the senders (what is pending stays queued)."""
         self._stop.set()
+        if self._senders is not None:
+            self._senders.shutdown(wait=False, cancel_futures=True)
         thread = self._thread
         if thread is not None:
             thread.join(timeout)

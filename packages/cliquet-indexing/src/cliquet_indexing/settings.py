@@ -49,6 +49,10 @@ INDEXING_SETTINGS = {
                                        doc="Longest wait (seconds) between background attempts to replay the "
                                            "changes the indexer missed (from 1 s, doubling); 0: no background "
                                            "replay (tests)."),
+    "indexing_write_timeout": Setting(5.0, as_duration,
+                                      doc="Longest a write waits for the indexer (seconds) before it answers "
+                                          "anyway, its changes queued for retry; 0: wait as long as the "
+                                          "indexer's own timeout."),
     "indexing_retry_max_queued": Setting(100_000, as_positive_int,
                                          doc="Most records with changes pending for replay; past it changes "
                                              "are dropped, logged, and the index is stale until "

@@ -106,7 +106,8 @@ def includeme(config):
         registry.indexer = load_indexer(config)
         registry.indexing_retry = RetryQueue(registry.indexer,
                                              interval=settings["cliquet.indexing_retry_interval"],
-                                             max_queued=settings["cliquet.indexing_retry_max_queued"])
+                                             max_queued=settings["cliquet.indexing_retry_max_queued"],
+                                             write_timeout=settings["cliquet.indexing_write_timeout"])
         logger.debug("Indexer: %s", type(registry.indexer).__module__)
         _warn_if_private(registry)
 
