@@ -164,3 +164,21 @@ def test_a_body_larger_than_allowed_is_not_read(served):
     status, headers, body, waited = read_response(sock)
     sock.close()
     assert (status, body["errno"]) == (413, 113) and waited < BODY_TIMEOUT
+
+
+@pytest.mark.parametrize("served", CONFIGURATIONS[:1], indirect=True)
+def test_a_client_that_never_reads_its_answers_delays_no_one(served):
+    server, _ = served
+    port = _port(server)
+    baseline = max(timed_requests(port))
+    reader = socket.create_connection(("127.0.0.1", port), timeout=30)
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = b"GET /v1/__api__ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    try:
+        reader.sendall(request * 200)  # pipelined: several MB of answers it never reads
+        time.sleep(0.5)
+        latencies = timed_requests(port)
+        assert max(latencies) <= baseline + ALLOWED_DELAY, (baseline, latencies)
+    finally:
+        reader.close()
+
