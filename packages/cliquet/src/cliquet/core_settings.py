@@ -57,9 +57,11 @@ CORE_SETTINGS = {
     "json_max_depth": Setting(DEFAULT_JSON_DEPTH, as_json_depth,
                               doc="Most levels of nesting in a JSON body (1 to 200); deeper is a 400."),
     "list_max_clauses": Setting(QueryLimits.max_clauses, as_int,
-                                doc="Most filters, ``_sort`` keys and distinct ``_fields`` in one list request (more is a 400)."),
+                                doc="Most filters, ``_sort`` keys and distinct ``_fields`` "
+                                    "in one list request (more is a 400)."),
     "list_max_values": Setting(QueryLimits.max_values, as_int,
-                               doc="Most values in the ``in_``/``exclude_`` filters of one list, together (more is a 400)."),
+                               doc="Most values in the ``in_``/``exclude_`` filters of one list, "
+                                   "together (more is a 400)."),
     "readonly": Setting(False, as_bool, public=True, doc="Refuse every write."),
     "cors_origins": Setting("*", as_list, doc="Origins allowed by CORS."),
     "cors_max_age_seconds": Setting(3600, as_int, doc="How long browsers may cache a preflight."),
