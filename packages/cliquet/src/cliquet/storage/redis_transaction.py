@@ -31,6 +31,8 @@ _MISSING = object()
 
 #: most arguments of one operation of the commit script (Lua's ``unpack`` has a limit).
 CHUNK = 500
+#: how many process-local locks the collections of a storage share.
+LOCAL_STRIPES = 256
 
 
 def committed(client, marker: str) -> bool:
@@ -64,7 +66,7 @@ class Transaction:
         self.reads: dict = {}
         self.parts: dict = {}
         self.participants: list = []
-        #: the process-local locks it holds (one per collection locked)
+        #: the process-local locks it holds (see RedisTransactions._local_lock)
         self.local: list = []
         self._log: list = []
 
@@ -152,11 +154,16 @@ class RedisTransactions:
     (needs its ``client``, ``prefix``, ``lock_ttl``, ``_txn`` context
     variable and ``_run(script, keys, args)``)."""
 
-    @property
-    def _local_locks(self) -> dict:
-        """``scope → threading.Lock``: writers of this process take turns here
-        before asking Redis for the collection's lock."""
-        return self.__dict__.setdefault("_cliquet_local_locks", {})
+    def _local_lock(self, scope) -> threading.Lock:
+        """The lock on which the writers of ``scope`` in this process take
+        turns before asking Redis for the collection's lock: one of
+        :data:`LOCAL_STRIPES`, by hash (bounded memory whatever the number
+        of collections; two collections may share one)."""
+        stripes = self.__dict__.get("_cliquet_local_locks")
+        if stripes is None:
+            stripes = self.__dict__.setdefault("_cliquet_local_locks",
+                                               tuple(threading.Lock() for _ in range(LOCAL_STRIPES)))
+        return stripes[hash(scope) % LOCAL_STRIPES]
 
     @contextlib.contextmanager
     def transaction(self):
@@ -265,9 +272,9 @@ class RedisTransactions:
         # Holding a lock, wait briefly: two transactions waiting for each
         # other's lock both give up and run again.
         patience = random.uniform(0.05, 0.2) if holding else self.lock_ttl + 1
-        if scope not in txn.locks:
+        local = self._local_lock(scope)
+        if not any(held is local for held in txn.local):
             # The threads of this process queue here rather than poll Redis.
-            local = self._local_locks.setdefault(scope, threading.Lock())
             if not local.acquire(timeout=patience):
                 self._lock_timeout(scope, holding)
             txn.local.append(local)
