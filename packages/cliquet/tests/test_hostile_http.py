@@ -247,3 +247,85 @@ def test_the_rsgi_scope_becomes_a_wsgi_environ():
     assert environ["CONTENT_TYPE"] == "application/json" and environ["HTTP_X_A"] == "1,2"
     assert environ["HTTP_HOST"] == "api.example.com" and environ["SERVER_PROTOCOL"] == "HTTP/2"
     assert environ["wsgi.input"].read() == b"{}" and environ["wsgi.url_scheme"] == "https"
+
+
+class FakeProtocol:
+    """An RSGI HTTP protocol: a body in chunks (``None`` = the client stalls,
+    an exception = the client disconnects), and the answer it was given."""
+
+    def __init__(self, *chunks):
+        self.chunks, self.answer = chunks, None
+
+    def __aiter__(self):
+        return self._chunks()
+
+    async def _chunks(self):
+        import asyncio
+
+        for chunk in self.chunks:
+            if chunk is None:
+                await asyncio.sleep(3600)
+            if isinstance(chunk, Exception):
+                raise chunk
+            yield chunk
+
+    def response_bytes(self, status, headers, body):
+        self.answer = (status, dict(headers), body)
+
+
+def rsgi_scope(method="POST", length=None, path="/v1/articles"):
+    from types import SimpleNamespace
+
+    headers = {"host": "127.0.0.1", "content-type": "application/json", **basic_auth()}
+    if length is not None:
+        headers["content-length"] = str(length)
+
+    class Headers(dict):
+        def items(self):
+            return list(super().items())
+
+    return SimpleNamespace(proto="http", server="127.0.0.1:8888", client="127.0.0.1:5000", method=method,
+                           path=path, query_string="", http_version="1.1", scheme="http",
+                           headers=Headers(headers), authority=None)
+
+
+def serve_once(app, scope, protocol):
+    import asyncio
+
+    asyncio.run(app.__rsgi__(scope, protocol))
+    return protocol.answer
+
+
+def test_buffered_wsgi_reads_whole_bodies_and_refuses_the_rest():
+    from cliquet.serving import BufferedWSGI
+    from cliquet.testing.app import make_wsgi_app
+
+    wsgi = make_wsgi_app(request_body_timeout="0.2s", max_request_body_size="100")
+    app = BufferedWSGI.from_app(wsgi, threads=1)
+    body = b'{"data": {"title": "in two chunks"}}'
+    status, _, content = serve_once(app, rsgi_scope(length=len(body)), FakeProtocol(body[:5], body[5:]))
+    assert status == 201 and json.loads(content)["data"]["title"] == "in two chunks"
+
+    started = time.monotonic()
+    status, headers, content = serve_once(app, rsgi_scope(length=50), FakeProtocol(b"{", None))
+    assert (status, json.loads(content)["errno"], headers["Connection"]) == (408, 107, "close")
+    assert time.monotonic() - started < 5
+
+    for scope, protocol in ((rsgi_scope(length=10_000), FakeProtocol()),  # refused from the header
+                            (rsgi_scope(), FakeProtocol(b"x" * 60, b"x" * 60))):  # grows past the limit
+        status, headers, content = serve_once(app, scope, protocol)
+        assert (status, json.loads(content)["errno"], headers["Connection"]) == (413, 113, "close")
+
+    assert serve_once(app, rsgi_scope(length=10), FakeProtocol(b"{", ConnectionResetError())) is None
+    listed = serve_once(app, rsgi_scope("GET"), FakeProtocol())
+    assert [r["title"] for r in json.loads(listed[2])["data"]] == ["in two chunks"]  # nothing else written
+
+
+def test_buffered_wsgi_answers_500_when_the_application_crashes():
+    from cliquet.serving import BufferedWSGI
+
+    def broken(environ, start_response):
+        raise RuntimeError("boom")
+
+    status, _, content = serve_once(BufferedWSGI(broken), rsgi_scope("GET"), FakeProtocol())
+    assert (status, json.loads(content)["errno"]) == (500, 999)
