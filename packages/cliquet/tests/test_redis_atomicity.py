@@ -526,3 +526,31 @@ def test_a_rolled_back_write_over_a_tombstone_leaves_the_tombstone(redis_url, pr
         assert storage.collection_timestamp("c", "p") == stamp
     finally:
         storage.flush()
+
+
+def test_permissions_join_the_storage_on_the_same_database_only(redis_url, prefix):
+    base = redis_url.rsplit("/", 1)[0]
+    storage = redis_storage.load_from_config(make_config(storage_url=f"{base}/0", storage_prefix=f"{prefix}s:"))
+    same = redis_permission.load_from_config(make_config(  # other pool settings, same database
+        permission_url=f"{base}/0", permission_pool_size="3", permission_pool_timeout="7", permission_prefix=f"{prefix}p:"))
+    other = redis_permission.load_from_config(make_config(permission_url=f"{base}/1", permission_prefix=f"{prefix}p:"))
+    assert same.client is not storage.client
+    assert same.join_transactions(storage) is True
+    assert other.join_transactions(storage) is False
+
+
+def test_a_transaction_writing_collections_that_share_a_local_lock_does_not_wait_for_itself(
+        redis_url, prefix, monkeypatch):
+    from cliquet.storage import redis_transaction
+
+    monkeypatch.setattr(redis_transaction, "LOCAL_STRIPES", 1)  # every collection on one local lock
+    storage = redis_storage.load_from_config(make_config(storage_url=redis_url, storage_prefix=f"{prefix}s:"))
+    try:
+        started = time.monotonic()
+        with storage.transaction():
+            storage.create("a", "p", {"id": "x"})
+            storage.create("b", "p", {"id": "y"})
+        assert time.monotonic() - started < 1
+        assert storage.get("b", "p", "y")["id"] == "y"
+    finally:
+        storage.flush()
