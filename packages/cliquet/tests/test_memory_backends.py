@@ -85,3 +85,8 @@ class TestMemoryRequests(RequestAtomicityContract):
     def app_settings(self):
         return {"storage_backend": "cliquet.storage.memory", "permission_backend": "cliquet.permission.memory",
                 "cache_backend": "cliquet.cache.memory"}
+
+    @pytest.fixture
+    def capabilities(self):
+        # One process's memory: another app server has its own.
+        return {"atomicity", "isolation"}

@@ -39,6 +39,10 @@ skipped with the reason):
     (``registry.cliquet_atomic_permissions``).
 ``"isolation"``
     concurrent ``If-Match`` requests never both win.
+``"shared"``
+    the same race between app servers: 3 processes, each with its own app
+    on these backends (built from ``app_settings``, which must then be
+    picklable).
 
 ``race_rounds`` and ``race_threads`` size the races (default
 ``CLIQUET_TEST_RACE_ROUNDS`` or 20 rounds, 6 threads). Tests use fresh
@@ -246,7 +250,7 @@ class RequestAtomicityContract:
     """Request-level contracts every set of backends must pass (not
     collected: no ``Test`` prefix). See the module documentation."""
 
-    all_capabilities = frozenset({"atomicity", "isolation"})
+    all_capabilities = frozenset({"atomicity", "isolation", "shared"})
 
     @pytest.fixture
     def app_settings(self):
@@ -441,3 +445,54 @@ class RequestAtomicityContract:
         assert current.json["data"]["title"] == f"round {round_number}: {winner}", f"round {round_number}"
         assert current.headers["ETag"] == statuses[winner][1]
         return current.headers["ETag"]
+
+    def test_racing_if_match_requests_between_app_servers_have_one_winner(self, client, app_settings, capabilities,
+                                                                          race_rounds):
+        self.require(capabilities, "shared")
+        import multiprocessing
+
+        processes = 3
+        record = client.app.post_json(URL, {"data": {"title": "contended"}}, headers=client.alice).json["data"]
+        context = multiprocessing.get_context("spawn")  # no fork of a process with pools and threads
+        barrier, results = context.Barrier(processes), context.Queue()
+        servers = [context.Process(target=app_server_racing, args=(
+            app_settings, barrier, f"{URL}/{record['id']}", race_rounds, f"s{n}", results)) for n in range(processes)]
+        for server in servers:
+            server.start()
+        try:
+            outcomes = [results.get(timeout=180) for _ in range(processes * race_rounds)]
+        finally:
+            for server in servers:
+                server.join(30)
+                if server.is_alive():  # pragma: no cover - a hung app server
+                    server.kill()
+        for round_number in range(race_rounds):
+            statuses = sorted(status for n, _, status in outcomes if n == round_number)
+            assert statuses == [200] + [412] * (processes - 1), f"round {round_number}: {statuses}"
+        last = max(outcomes)[0]
+        winner = next(me for n, me, status in outcomes if n == last and status == 200)
+        current = client.app.get(f"{URL}/{record['id']}", headers=client.alice).json["data"]
+        assert current["title"] == f"round {last}: {winner}"
+
+
+def app_server_racing(app_settings, barrier, url, rounds, me, results) -> None:
+    """An app server process of the ``"shared"`` race: its own app on the
+    same backends; each round, read the record's ``ETag``, wait for the
+    others, ``PATCH`` with ``If-Match``, wait for the others again; put
+    ``(round, me, status)`` on ``results`` (599 for an exception)."""
+    import webtest
+
+    from cliquet.testing.app import SharedArticle, basic_auth, make_wsgi_app
+
+    app = webtest.TestApp(make_wsgi_app(resources=(SharedArticle,), **app_settings))
+    alice = basic_auth("alice")
+    for round_number in range(rounds):
+        try:
+            etag = app.get(url, headers=alice).headers["ETag"]
+            barrier.wait(timeout=60)
+            status = app.patch_json(url, {"data": {"title": f"round {round_number}: {me}"}},
+                                    headers={**alice, "If-Match": etag}, expect_errors=True).status_int
+            barrier.wait(timeout=60)
+        except Exception:  # reported to the parent as a status no request answers
+            status = 599
+        results.put((round_number, me, status))
