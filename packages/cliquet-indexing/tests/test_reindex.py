@@ -151,3 +151,32 @@ def test_an_indexer_file_is_what_the_command_fills(ini, tmp_path):
     found = indexer.search("article", indexer.validate_query({"query": {"match": {"title": "storage"}}}), ["u1"])
     assert [r["title"] for r in found.records] == ["only in storage"]
     indexer.close()
+
+
+def test_reindex_never_removes_what_was_written_during_the_run(ini):
+    """A record created (and indexed by the service) while reindex reads
+    storage is not taken for a stale entry; one deleted meanwhile stays deleted."""
+    app = app_for(ini)
+    registry = app.app.registry
+    for i in range(30):
+        registry.storage.create("article", "someone", {"title": f"t{i:02d}"})
+    doomed = registry.storage.create("article", "someone", {"id": "zzzz-doomed", "title": "doomed"})
+    registry.indexer.index_records("article", [IndexEntry("someone", doomed, ("someone",))])
+    written = {}
+
+    def meanwhile(step, total):
+        if total is None and not written:
+            # behind the cursor of the listing: never seen by this run
+            record = registry.storage.create("article", "someone", {"id": "0000-new", "title": "new"})
+            registry.indexer.index_records("article", [IndexEntry("someone", record, ("someone",))])
+            tombstone = registry.storage.delete("article", "someone", doomed["id"])
+            registry.indexer.unindex_records("article", [("someone", doomed["id"], tombstone["last_modified"])])
+            written["new"] = record
+
+    counts = reindex_resource(registry, None, "article", batch_size=10, progress=meanwhile)
+    keys = {rid for _, rid, _ in registry.indexer.indexed_keys("article")}
+    assert "0000-new" in keys
+    assert doomed["id"] not in keys
+    assert counts["removed"] == 1  # the doomed record's entry, at the version just above its own
+    stored = {r["id"] for r in registry.storage.get_all("article", "someone", limit=1000)[0]}
+    assert keys == stored
