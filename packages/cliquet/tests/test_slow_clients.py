@@ -135,7 +135,8 @@ def test_stalled_and_slow_clients_delay_no_one(served):
     slow = []
     slow_thread = threading.Thread(target=slow_post, args=(port, "slow", slow))
     slow_thread.start()
-    stalled = [stalled_post(port, "stalled") for _ in range(app_threads + 1)]  # more than the threads
+    # more than twice the threads: every worker gets more than it has threads
+    stalled = [stalled_post(port, "stalled") for _ in range(2 * app_threads + 2)]
     try:
         time.sleep(0.2)  # let them be taken in
         with_stalled = timed_requests(port)
