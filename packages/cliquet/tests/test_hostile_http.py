@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from cliquet.testing.app import basic_auth, make_app
+from cliquet.testing.plugin import require_module
 
 ORIGIN = "https://app.example.com"
 
@@ -72,7 +73,7 @@ def series(app, name="cliquet_request_duration_seconds_count"):
 
 
 def test_made_up_methods_and_paths_add_no_series():
-    pytest.importorskip("prometheus_client")  # the extra, not a service
+    require_module("prometheus_client", reason="the `prometheus` extra is not installed")
     app = make_app(prometheus_enabled="true")
     app.get("/v1/")
     before = len(series(app))
@@ -103,7 +104,7 @@ def test_statsd_keys_are_bounded_too():
 
 
 def test_metrics_can_be_restricted_to_principals():
-    pytest.importorskip("prometheus_client")
+    require_module("prometheus_client", reason="the `prometheus` extra is not installed")
     scraper = make_app(prometheus_enabled="true").get("/v1/", headers=basic_auth("scraper")).json["user"]["id"]
     app = make_app(prometheus_enabled="true", prometheus_principals=scraper)
     assert app.get("/__metrics__", status=401).json["errno"] == 104
