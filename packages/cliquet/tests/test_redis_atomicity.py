@@ -143,11 +143,11 @@ def faulty_client(client, plan):
 
 
 def dump(client, prefix):
-    """Every key under ``prefix`` and its value (write locks and commit
-    markers left out: they are no data)."""
+    """Every key under ``prefix`` and its value (write locks, their wake-up
+    lists and commit markers left out: they are no data)."""
     out = {}
     for key in sorted(client.scan_iter(match=prefix + "*", count=1000)):
-        if b":lock:" in key or b":done:" in key:
+        if b":lock:" in key or b":wake:" in key or b":done:" in key:
             continue
         kind = client.type(key)
         if kind == b"string":

@@ -13,8 +13,9 @@ Layout, per collection scope ``S`` (the JSON text ``["collection", "parent"]``):
 * ``{prefix}z:S`` — sorted set of both, scored by ``last_modified``;
 * ``{prefix}ts:S`` — the collection timestamp; ``{prefix}v:S`` — a random
   version, new at every commit that changed the collection (purges included);
-* ``{prefix}lock:S`` — the write lock (see below); ``{prefix}pb:S`` — the
-  purge horizon (see :meth:`RedisStorage.purged_before`);
+* ``{prefix}lock:S`` — the write lock (see below); ``{prefix}wake:S`` — a
+  list on which a writer waiting for it is woken when it is released;
+  ``{prefix}pb:S`` — the purge horizon (see :meth:`RedisStorage.purged_before`);
 * ``{prefix}scopes`` — every scope, for purges across collections;
   ``{prefix}done:T`` — the commit marker of transaction ``T`` (ten seconds).
 
@@ -55,7 +56,7 @@ from cliquet.storage import redis_scripts as lua
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
 from cliquet.storage.redis_transaction import RedisTransactions
 
-_Keys = collections.namedtuple("_Keys", "r t z ts v lock pb")
+_Keys = collections.namedtuple("_Keys", "r t z ts v lock wake pb")
 
 
 class _Snapshot:

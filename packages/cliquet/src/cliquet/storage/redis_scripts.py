@@ -48,10 +48,16 @@ end
 return {'ok', now, ts, value, tomb}
 """
 
-# KEYS: locks...  ARGV: token.  Release the locks this token holds.
+# KEYS: (lock, wake) pairs.  ARGV: token.  Release the locks this token
+# holds, waking a writer waiting for each (see WAKE below).
 UNLOCK = """
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    redis.call('DEL', KEYS[i + 1])
+    redis.call('RPUSH', KEYS[i + 1], '1')
+    redis.call('PEXPIRE', KEYS[i + 1], 1000)
+  end
 end
 return 1
 """
@@ -63,12 +69,15 @@ return 1
 #   "set" — SMEMBERS key equals the set given as (count, members...).
 # An operation is (command, key index, argument count, arguments...) with
 # command one of HSET HDEL ZADD ZREM SET DEL SADD SREM, or UNLOCK (delete
-# the key if it holds the token).
+# the lock key if it holds the token, and push one wake-up token, which a
+# writer waiting for the lock pops with BLPOP, on the list given as the key
+# of the next operation, a WAKE).
 # Returns "ok", or {"conflict", check number} without writing anything.
 # Run twice with the same token (a retried call whose reply was lost), it
 # answers "ok" again without applying anything twice.
 COMMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'ok' end
+local unlocked = false
 local allowed = {HSET=true, HDEL=true, ZADD=true, ZREM=true, SET=true, DEL=true, SADD=true, SREM=true}
 local i = 3
 for n = 1, tonumber(ARGV[2]) do
@@ -88,7 +97,14 @@ end
 while i <= #ARGV do
   local command, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
   if command == 'UNLOCK' then
-    if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+    unlocked = redis.call('GET', key) == ARGV[1]
+    if unlocked then redis.call('DEL', key) end
+  elseif command == 'WAKE' then
+    if unlocked then
+      redis.call('DEL', key)
+      redis.call('RPUSH', key, '1')
+      redis.call('PEXPIRE', key, 1000)
+    end
   elseif allowed[command] then
     redis.call(command, key, unpack(ARGV, i + 3, i + 2 + count))
   else

@@ -24,6 +24,7 @@ import time
 import uuid
 
 from cliquet.storage.exceptions import BackendError, ConflictError
+from cliquet.storage.redis_client import wrap_errors
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class RedisTransactions:
         if not txn.locks:
             return
         try:
-            self._run("unlock", [keys.lock for keys in txn.locks.values()], [txn.token])
+            self._run("unlock", [key for keys in txn.locks.values() for key in (keys.lock, keys.wake)], [txn.token])
         except BackendError:
             logger.warning("could not release the write locks of a transaction; they expire in %ss",
                            self.lock_ttl, exc_info=True)
@@ -234,6 +235,7 @@ class RedisTransactions:
                 commit.op("SET", keys.v, uuid.uuid4().hex)
                 commit.op("SADD", f"{self.prefix}scopes", scope)
             commit.op("UNLOCK", keys.lock)
+            commit.op("WAKE", keys.wake)
         for participant in txn.participants:
             participant.prepare_commit(txn, commit)
         if commit.empty:
@@ -267,7 +269,7 @@ class RedisTransactions:
     def _write_lock(self, txn, scope, keys, object_id="", given=None):
         """Take (or renew) the collection's write lock for ``txn``; return
         the server's time and the committed record (value, tombstone)."""
-        deadline, delay = None, 0.0005
+        deadline = None
         holding = any(other != scope for other in txn.bases)
         # Holding a lock, wait briefly: two transactions waiting for each
         # other's lock both give up and run again.
@@ -292,8 +294,9 @@ class RedisTransactions:
                 deadline = now + patience
             if now >= deadline:
                 self._lock_timeout(scope, holding)
-            time.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, 0.005)
+            # Woken when the holder releases it (a lost wake-up costs 50 ms at most).
+            with wrap_errors():
+                self.client.blpop([keys.wake], timeout=max(0.001, min(0.05, deadline - now)))
 
     @staticmethod
     def _lock_timeout(scope, holding):
