@@ -554,3 +554,23 @@ def test_a_transaction_writing_collections_that_share_a_local_lock_does_not_wait
         assert storage.get("b", "p", "y")["id"] == "y"
     finally:
         storage.flush()
+
+
+def test_the_process_cache_of_collections_holds_committed_data_only(redis_url, prefix):
+    config = make_config(storage_url=redis_url, storage_prefix=f"{prefix}s:")
+    storage = redis_storage.load_from_config(config)
+    other = redis_storage.load_from_config(config)  # another app server
+    try:
+        kept = storage.create("c", "p", {"id": "kept"})
+        assert storage.get_all("c", "p") == ([kept], 1)  # cached
+        with pytest.raises(ZeroDivisionError):
+            with storage.transaction():
+                storage.create("c", "p", {"id": "mine"})
+                storage.delete("c", "p", "kept")
+                assert [r["id"] for r in storage.get_all("c", "p")[0]] == ["mine"]
+                1 / 0
+        assert storage.get_all("c", "p") == ([kept], 1)
+        theirs = other.create("c", "p", {"id": "theirs"})
+        assert storage.get_all("c", "p") == ([theirs, kept], 2)
+    finally:
+        storage.flush()
