@@ -128,6 +128,19 @@ class TestBatchAmplification:
         assert responses[0]["body"]["errno"] in (111, 116)
         nothing_written(app)
 
+    @pytest.mark.parametrize("path", ["/__heartbeat__", "/v1/__heartbeat__", "/%5F%5Fheartbeat__",
+                                      "/__heartbeat__/", "/__lbheartbeat__", "/__version__"])
+    def test_operational_endpoints_are_not_batched(self, app, path):
+        # Inside the batch's transaction, the heartbeat's checks (other
+        # threads) waited for the memory backends' lock the batch held: one
+        # such batch froze the service for minutes.
+        body = {"requests": [{"method": "POST", "path": "/articles", "body": {"data": {"title": "x"}}},
+                             {"path": path}]}
+        resp = timed(app.post_json, "/v1/batch", body, headers=ALICE, status="*")
+        assert_error(resp, 400, 107, "body", "requests.1.path")
+        nothing_written(app)
+        assert timed(app.get, "/__heartbeat__").status_code == 200
+
     def test_the_batch_view_refuses_to_run_as_a_sub_request_whatever_its_route(self):
         from cliquet.views.batch import post_batch
 

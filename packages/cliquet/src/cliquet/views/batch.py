@@ -14,7 +14,10 @@ with one entry per request, errors in place::
 
 Bounded work: at most ``cliquet.batch_max_requests`` sub-requests, whose
 bodies add up to at most ``cliquet.max_request_body_size`` bytes, and never a
-batch inside a batch. The recursion guard is on the *resolved route*, not
+batch inside a batch, nor an operational endpoint (``/__heartbeat__`` and
+the others the protocol tween answers outside any transaction: inside the
+batch's transaction, the heartbeat's checks waited for the very lock the
+batch held). The recursion guard is on the *resolved route*, not
 the path text (``/%62atch``, ``/v1/batch?x`` name the batch too): a
 sub-request whose path routes to the batch refuses the whole batch, and the
 batch view itself refuses to run as a sub-request (an alias route to it
@@ -33,6 +36,7 @@ from pyramid.interfaces import IRoutesMapper
 from cliquet.errors import ERRORS, http_error, raise_invalid
 from cliquet.resource.http import DEFAULT_JSON_DEPTH, loads_json
 from cliquet.services import make_service
+from cliquet.tweens import ROOT_PATHS
 from cliquet.utils import json_response
 
 batch = make_service(name="batch", path="/batch", description="Batch operations")
@@ -137,6 +141,8 @@ def _build(parent, i, item, prefix):
     redirected = mapper.get_route(batch.name).match(sub.path_info.rstrip("/"))
     if (route is not None and route.name == batch.name) or redirected is not None:
         raise_invalid("body", f"requests.{i}.path", "Recursive calls to the batch endpoint are not allowed")
+    if sub.path_info[len(prefix):].startswith(ROOT_PATHS):
+        raise_invalid("body", f"requests.{i}.path", "Operational endpoints cannot be batched")
     return sub, path
 
 
