@@ -232,6 +232,20 @@ class TestJsonBodies:
                      "data.author.a.b")
         assert post_raw(app, URL, '{"data": {"title": "x", "author": {"a": {}}}}').status_code == 201
 
+    def test_records_at_the_highest_limit_serialise_in_every_answer(self):
+        # body (1) → data (2) → author (3) → 197 more: 200 levels; a list in
+        # a batch nests the record 5 levels deeper: 204, under orjson's 254
+        app = make_app(json_max_depth="200")
+        created = post_raw(app, URL, '{"data": {"title": "x", "author": ' + deep(198) + "}}")
+        assert created.status_code == 201
+        assert post_raw(app, URL, '{"data": {"title": "x", "author": ' + deep(199) + "}}").status_code == 400
+        requests = [{"path": "/articles"}, {"path": f"/articles/{created.json['data']['id']}"},
+                    {"method": "PATCH", "path": f"/articles/{created.json['data']['id']}",
+                     "headers": {"Content-Type": "application/merge-patch+json"},
+                     "body": {"data": {"author": json.loads(deep(197, '{"b": 2}'))}}}]
+        responses = timed(app.post_json, "/v1/batch", {"requests": requests}, headers=ALICE).json["responses"]
+        assert [r["status"] for r in responses] == [200, 200, 200]
+
     @pytest.mark.parametrize("value", ["0", "201", "-3", "x"])
     def test_the_setting_is_checked_at_start_up(self, value):
         with pytest.raises(ConfigurationError, match="json_max_depth"):
