@@ -9,14 +9,12 @@ difference between milliseconds and the minutes of an amplification.
 
 import json
 import time
-import urllib.parse
 import uuid
 
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from cliquet.testing.app import SharedArticle, basic_auth, make_app
-from cliquet.testing.plugin import require_module
+from cliquet.testing.app import SharedArticle, app_on_backends, basic_auth, make_app
 
 URL = "/v1/articles"
 ALICE, BOB, CAROL = basic_auth("alice"), basic_auth("bob"), basic_auth("carol")
@@ -64,36 +62,7 @@ def backend_app(request, cliquet_worker_prefix):
     PostgreSQL (storage and permissions) against the real servers, each
     test with its own keys or schema."""
     prefix = f"{cliquet_worker_prefix}hostile{uuid.uuid4().hex[:8]}"
-    settings, cleanup = {}, None
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        settings = {"storage_backend": "cliquet.storage.redis", "storage_url": url,
-                    "storage_prefix": f"{prefix}s:", "permission_backend": "cliquet.permission.redis",
-                    "permission_url": url, "permission_prefix": f"{prefix}p:"}
-    elif request.param == "postgresql":
-        psycopg = require_module("psycopg", "the `postgresql` extra is not installed")
-        url = request.getfixturevalue("postgresql_url")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{prefix}"')
-        scoped = f"{url}?options={urllib.parse.quote(f'-csearch_path={prefix}')}"
-        settings = {"storage_backend": "cliquet.storage.postgresql", "storage_url": scoped,
-                    "permission_backend": "cliquet.permission.postgresql", "permission_url": scoped}
-
-        def cleanup():
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE')
-    app = make_app(settings, resources=(SharedArticle,))
-    registry = app.app.registry
-    registry.storage.initialize_schema()
-    registry.permission.initialize_schema()
-    try:
-        yield app
-    finally:
-        if request.param == "redis":
-            registry.storage.flush()
-            registry.permission.flush()
-        if cleanup is not None:
-            cleanup()
+    yield from app_on_backends(request, request.param, prefix)
 
 
 def post_raw(app, path, text, headers=ALICE, content_type="application/json"):

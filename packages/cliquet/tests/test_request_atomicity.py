@@ -11,39 +11,15 @@ Redis and PostgreSQL against their real servers.
 
 import threading
 import time
-import urllib.parse
 import uuid
 
 import pytest
 import webtest
 
-from cliquet.testing.app import SharedArticle, basic_auth, make_app
-from cliquet.testing.plugin import require_module
+from cliquet.testing.app import SharedArticle, app_on_backends, basic_auth, make_app
 
 URL = "/v1/articles"
 ALICE, BOB = basic_auth("alice"), basic_auth("bob")
-
-
-def _redis_settings(request, prefix):
-    url = request.getfixturevalue("redis_url")
-    yield {"storage_backend": "cliquet.storage.redis", "storage_url": url, "storage_prefix": f"{prefix}s:",
-           "permission_backend": "cliquet.permission.redis", "permission_url": url,
-           "permission_prefix": f"{prefix}p:"}
-
-
-def _postgresql_settings(request, prefix):
-    psycopg = require_module("psycopg", "the `postgresql` extra is not installed")
-    url = request.getfixturevalue("postgresql_url")
-    schema = prefix.rstrip("_:")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    scoped = f"{url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-    try:
-        yield {"storage_backend": "cliquet.storage.postgresql", "storage_url": scoped,
-               "permission_backend": "cliquet.permission.postgresql", "permission_url": scoped}
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(params=[
@@ -55,23 +31,7 @@ def app(request, cliquet_worker_prefix):
     """A shareable-articles app on the backends of the parameter (each test
     gets its own keys or schema)."""
     prefix = f"{cliquet_worker_prefix}atom{uuid.uuid4().hex[:8]}_"
-    if request.param == "memory":
-        settings = iter([{}])
-    elif request.param == "redis":
-        settings = _redis_settings(request, prefix)
-    else:
-        settings = _postgresql_settings(request, prefix)
-    app = make_app(next(settings), resources=(SharedArticle,))
-    registry = app.app.registry
-    registry.storage.initialize_schema()
-    registry.permission.initialize_schema()
-    try:
-        yield app
-    finally:
-        if request.param == "redis":
-            registry.storage.flush()
-            registry.permission.flush()
-        next(settings, None)
+    yield from app_on_backends(request, request.param, prefix)
 
 
 def userid(app, headers):

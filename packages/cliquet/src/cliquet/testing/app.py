@@ -71,6 +71,63 @@ def make_app(settings=None, resources=(Article,), **extra):
     return webtest.TestApp(make_wsgi_app(settings, resources, **extra))
 
 
+#: the backends :func:`app_on_backends` knows, as pytest parameters.
+BACKEND_NAMES = ("memory", "redis", "postgresql")
+
+
+def app_on_backends(request, backend, prefix, resources=None):
+    """Yield a :class:`webtest.TestApp` whose storage and permission backends
+    are ``backend`` (``"memory"``, ``"redis"`` or ``"postgresql"``), then
+    remove what it wrote: a generator for a pytest fixture.
+
+    Redis and PostgreSQL are the real servers of the ``redis_url`` and
+    ``postgresql_url`` fixtures (fetched through ``request``); the app keeps
+    its keys under ``prefix`` (Redis) or its tables in a schema named after
+    it (PostgreSQL, dropped at the end), so parallel tests never meet.
+    ``resources`` defaults to :class:`SharedArticle`.
+    """
+    import urllib.parse
+
+    from cliquet.testing.plugin import require_module
+
+    settings, drop_schema = {}, None
+    if backend == "redis":
+        url = request.getfixturevalue("redis_url")
+        settings = {"storage_backend": "cliquet.storage.redis", "storage_url": url,
+                    "storage_prefix": f"{prefix}s:", "permission_backend": "cliquet.permission.redis",
+                    "permission_url": url, "permission_prefix": f"{prefix}p:"}
+    elif backend == "postgresql":
+        psycopg = require_module("psycopg", "the `postgresql` extra is not installed")
+        url = request.getfixturevalue("postgresql_url")
+        schema = prefix.rstrip("_:")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+
+        def drop_schema():
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+        scoped = f"{url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+        settings = {"storage_backend": "cliquet.storage.postgresql", "storage_url": scoped,
+                    "permission_backend": "cliquet.permission.postgresql", "permission_url": scoped}
+    elif backend != "memory":
+        raise ValueError(f"unknown backend {backend!r}: expected one of {BACKEND_NAMES}")
+    try:
+        app = make_app(settings, resources=resources or (SharedArticle,))
+        registry = app.app.registry
+        registry.storage.initialize_schema()
+        registry.permission.initialize_schema()
+        try:
+            yield app
+        finally:
+            if backend == "redis":
+                registry.storage.flush()
+                registry.permission.flush()
+    finally:
+        if drop_schema is not None:
+            drop_schema()
+
+
 def app_factory(global_config, **settings):
     """A PasteDeploy factory (``use = call:cliquet.testing.app:app_factory``)
     serving the test ``articles`` resource, for command-line tests."""

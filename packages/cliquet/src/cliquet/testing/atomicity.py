@@ -61,7 +61,7 @@ import pytest
 
 from cliquet.storage import COMPARISON, Filter
 from cliquet.storage.exceptions import BackendError
-from cliquet.testing.storage_races import default_race_rounds
+from cliquet.testing.storage_races import RaceFixtures
 
 #: the writing methods of each backend kind, which the fault injector wraps.
 WRITES = {
@@ -246,7 +246,7 @@ def _timestamp(client) -> int:
     return client.app.app.registry.storage.collection_timestamp(COLLECTION, PARENT)
 
 
-class RequestAtomicityContract:
+class RequestAtomicityContract(RaceFixtures):
     """Request-level contracts every set of backends must pass (not
     collected: no ``Test`` prefix). See the module documentation."""
 
@@ -263,16 +263,6 @@ class RequestAtomicityContract:
     def capabilities(self):
         """What the backends promise (default: everything)."""
         return set(self.all_capabilities)
-
-    @pytest.fixture
-    def race_rounds(self):
-        """How many races each race test runs."""
-        return default_race_rounds()
-
-    @pytest.fixture
-    def race_threads(self):
-        """How many requests race in each round."""
-        return 6
 
     @pytest.fixture
     def client(self, app_settings):

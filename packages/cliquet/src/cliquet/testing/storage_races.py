@@ -58,6 +58,21 @@ def default_race_rounds() -> int:
     return int(os.environ.get(RACE_ROUNDS_VARIABLE) or 20)
 
 
+class RaceFixtures:
+    """The fixtures every race contract asks for; override them in a
+    subclass to race harder or shorter."""
+
+    @pytest.fixture
+    def race_rounds(self):
+        """How many races each race test runs (:func:`default_race_rounds`)."""
+        return default_race_rounds()
+
+    @pytest.fixture
+    def race_threads(self):
+        """How many contenders race in each round."""
+        return 6
+
+
 class PreconditionFailed(Exception):
     """The record is not at the version the contender expected (a ``412``)."""
 
@@ -135,7 +150,7 @@ def check_one_winner(outcomes, final, round_number):
     assert final["winner"] == winners[0], f"round {round_number}: stored {final['winner']!r}, won by {winners[0]!r}"
 
 
-class StorageRaceContract:
+class StorageRaceContract(RaceFixtures):
     """Lost updates and racing writers (mixed into ``StorageContract``)."""
 
     @pytest.fixture
@@ -149,16 +164,6 @@ class StorageRaceContract:
         """``(module, settings)`` to build this backend in another process
         (default: unknown)."""
         return None
-
-    @pytest.fixture
-    def race_rounds(self):
-        """How many races each race test runs."""
-        return default_race_rounds()
-
-    @pytest.fixture
-    def race_threads(self):
-        """How many contenders race in each round."""
-        return 6
 
     # -- one transaction against one concurrent writer -----------------------------
 
