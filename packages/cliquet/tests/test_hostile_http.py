@@ -72,6 +72,7 @@ def series(app, name="cliquet_request_duration_seconds_count"):
     return [line for line in text.splitlines() if line.startswith(name + "{")]
 
 
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # webtest's lint, about what this test sends
 def test_made_up_methods_and_paths_add_no_series():
     require_module("prometheus_client", reason="the `prometheus` extra is not installed")
     app = make_app(prometheus_enabled="true")
