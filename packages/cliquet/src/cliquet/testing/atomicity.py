@@ -61,7 +61,7 @@ import pytest
 
 from cliquet.storage import COMPARISON, Filter
 from cliquet.storage.exceptions import BackendError
-from cliquet.testing.storage_races import RaceFixtures
+from cliquet.testing.storage_races import RaceFixtures, race_processes
 
 #: the writing methods of each backend kind, which the fault injector wraps.
 WRITES = {
@@ -439,23 +439,12 @@ class RequestAtomicityContract(RaceFixtures):
     def test_racing_if_match_requests_between_app_servers_have_one_winner(self, client, app_settings, capabilities,
                                                                           race_rounds):
         self.require(capabilities, "shared")
-        import multiprocessing
-
         processes = 3
         record = client.app.post_json(URL, {"data": {"title": "contended"}}, headers=client.alice).json["data"]
-        context = multiprocessing.get_context("spawn")  # no fork of a process with pools and threads
-        barrier, results = context.Barrier(processes), context.Queue()
-        servers = [context.Process(target=app_server_racing, args=(
-            app_settings, barrier, f"{URL}/{record['id']}", race_rounds, f"s{n}", results)) for n in range(processes)]
-        for server in servers:
-            server.start()
-        try:
-            outcomes = [results.get(timeout=180) for _ in range(processes * race_rounds)]
-        finally:
-            for server in servers:
-                server.join(30)
-                if server.is_alive():  # pragma: no cover - a hung app server
-                    server.kill()
+        outcomes = race_processes(
+            app_server_racing, lambda n, barrier, results: (
+                app_settings, barrier, f"{URL}/{record['id']}", race_rounds, f"s{n}", results),
+            outcomes_each=race_rounds, processes=processes, timeout=180)
         for round_number in range(race_rounds):
             statuses = sorted(status for n, _, status in outcomes if n == round_number)
             assert statuses == [200] + [412] * (processes - 1), f"round {round_number}: {statuses}"

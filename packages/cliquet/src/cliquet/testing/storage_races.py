@@ -58,6 +58,31 @@ def default_race_rounds() -> int:
     return int(os.environ.get(RACE_ROUNDS_VARIABLE) or 20)
 
 
+def race_processes(target, make_args, outcomes_each, processes=3, timeout=120.0) -> list:
+    """Run ``target`` in ``processes`` spawned processes racing on a shared
+    barrier, and return what they put on the shared queue.
+
+    ``make_args(n, barrier, results)`` gives the arguments of process ``n``;
+    each process puts ``outcomes_each`` items on ``results``. Spawned, not
+    forked: the test process holds pools and threads. A process that hangs
+    is killed once the outcomes are in (or ``timeout`` passed).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=target, args=make_args(n, barrier, results)) for n in range(processes)]
+    for worker in workers:
+        worker.start()
+    try:
+        return [results.get(timeout=timeout) for _ in range(processes * outcomes_each)]
+    finally:
+        for worker in workers:
+            worker.join(30)
+            if worker.is_alive():  # pragma: no cover - a hung contender
+                worker.kill()
+
+
 class RaceFixtures:
     """The fixtures every race contract asks for; override them in a
     subclass to race harder or shorter."""
@@ -254,25 +279,12 @@ class StorageRaceContract(RaceFixtures):
         self.require(capabilities, "shared")
         assert backend_spec is not None, (
             "a backend declaring 'shared' provides `backend_spec`: (module, settings) to build it in another process")
-        import multiprocessing
-
-        processes = 3
-        context = multiprocessing.get_context("spawn")  # no fork of a process with pools and threads
         records = [backend.create(collection, parent, {"winner": None}) for _ in range(race_rounds)]
         targets = [(r["id"], r["last_modified"]) for r in records]
-        barrier, results = context.Barrier(processes), context.Queue()
-        workers = [context.Process(target=race_in_process,
-                                   args=(backend_spec, barrier, collection, parent, targets, f"p{n}", results))
-                   for n in range(processes)]
-        for worker in workers:
-            worker.start()
-        try:
-            outcomes = [results.get(timeout=120) for _ in range(processes * race_rounds)]
-        finally:
-            for worker in workers:
-                worker.join(30)
-                if worker.is_alive():  # pragma: no cover - a hung contender
-                    worker.kill()
+        outcomes = race_processes(
+            race_in_process, lambda n, barrier, results: (
+                backend_spec, barrier, collection, parent, targets, f"p{n}", results),
+            outcomes_each=race_rounds, timeout=120)
         for round_number, record in enumerate(records):
             mine = [(who, outcome) for n, who, outcome in outcomes if n == round_number]
             check_one_winner(mine, backend.get(collection, parent, record["id"]), round_number)
