@@ -130,28 +130,32 @@ class PostgreSQLPermission(PermissionBase):
         return result
 
     def replace_object_permissions(self, object_id: str, permissions: dict[str, Iterable[str]]) -> dict[str, set[str]]:
-        """Set the named ACEs to exactly the given principals (in one
-        transaction); return the object's permissions afterwards."""
+        """Set the named ACEs to exactly the given principals; return the
+        object's permissions afterwards.
+
+        One statement, hence atomic and one round trip: the entries no longer
+        wanted are deleted and the wanted ones inserted (those present stay
+        untouched: the two sets of rows are disjoint, so the order in which
+        PostgreSQL runs the two sub-statements does not matter); the answer
+        is the other permissions' entries, as of the statement's snapshot,
+        plus the wanted ones."""
+        if not permissions:
+            return self.get_object_permissions(object_id)
         wanted = {permission: sorted(set(principals)) for permission, principals in permissions.items()}
-
-        def fn(conn):
-            if wanted:
-                conn.execute(f"DELETE FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s)",
-                             (object_id, list(wanted)))
-                perms = [p for p, principals in wanted.items() for _ in principals]
-                principals = [x for _, ps in wanted.items() for x in ps]
-                if perms:
-                    conn.execute(
-                        f"INSERT INTO {_ACES} (object_id, permission, principal) "
-                        "SELECT %s, p, q FROM unnest(%s::text[], %s::text[]) AS v(p, q) ON CONFLICT DO NOTHING",
-                        (object_id, perms, principals),
-                    )
-            rows = conn.execute(f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s",
-                                (object_id,)).fetchall()
-            return rows
-
+        perms = [p for p, principals in wanted.items() for _ in principals]
+        principals = [x for ps in wanted.values() for x in ps]
+        rows = self.client.execute(
+            f"WITH wanted AS (SELECT p, q FROM unnest(%(perms)s::text[], %(principals)s::text[]) AS v(p, q)), "
+            f"gone AS (DELETE FROM {_ACES} AS a WHERE a.object_id = %(id)s AND a.permission = ANY(%(names)s) "
+            "AND NOT EXISTS (SELECT 1 FROM wanted WHERE p = a.permission AND q = a.principal)), "
+            f"added AS (INSERT INTO {_ACES} (object_id, permission, principal) "
+            "SELECT %(id)s, p, q FROM wanted ON CONFLICT DO NOTHING) "
+            f"SELECT permission, principal FROM {_ACES} WHERE object_id = %(id)s "
+            "AND NOT (permission = ANY(%(names)s)) UNION ALL SELECT p, q FROM wanted",
+            {"id": object_id, "names": list(wanted), "perms": perms, "principals": principals},
+        )
         result: dict[str, set[str]] = {}
-        for permission, principal in self.client.run(fn):
+        for permission, principal in rows:
             result.setdefault(permission, set()).add(principal)
         return result
 

@@ -1,0 +1,77 @@
+"""How many statements each request sends to PostgreSQL: every round trip
+is latency on the request's critical path, so the folds made to save them
+are pinned here, through the real stack and the real server."""
+
+import urllib.parse
+
+import pytest
+
+from cliquet.testing.plugin import require_module
+
+psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
+
+from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+
+URL = "/v1/articles"
+
+
+@pytest.fixture
+def pg_url(postgresql_url, cliquet_worker_prefix):
+    schema = f"{cliquet_worker_prefix}trips"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def app(pg_url):
+    app = make_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql", storage_url=pg_url,
+                   permission_backend="cliquet.permission.postgresql", permission_url=pg_url)
+    app.app.registry.storage.initialize_schema()
+    app.app.registry.permission.initialize_schema()
+    return app
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """The text of every statement sent from now on (a list, cleared at will)."""
+    sent = []
+    original = psycopg.Connection.execute
+
+    def execute(self, query, *args, **kwargs):
+        sent.append(" ".join(str(query).split()))
+        return original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", execute)
+    return sent
+
+
+@pytest.mark.services
+def test_replacing_permissions_is_one_statement_that_keeps_unchanged_entries(app, statements):
+    permission = app.app.registry.permission
+    permission.replace_object_permissions("/o", {"read": ["a", "b"], "write": ["w"]})
+    ctid = permission.client.execute(
+        "SELECT ctid::text FROM cliquet_access_control_entries WHERE object_id = '/o' AND principal = 'a'",
+        fetch="one")[0]
+    statements.clear()
+    result = permission.replace_object_permissions("/o", {"read": ["a", "c"], "share": []})
+    assert len(statements) == 1, statements
+    assert result == {"read": {"a", "c"}, "write": {"w"}}
+    assert permission.get_object_permissions("/o") == result
+    # "a" was kept, not deleted and inserted again
+    assert permission.client.execute(
+        "SELECT ctid::text FROM cliquet_access_control_entries WHERE object_id = '/o' AND principal = 'a'",
+        fetch="one")[0] == ctid
+    assert permission.replace_object_permissions("/o", {}) == result
+
+
+@pytest.mark.services
+def test_a_create_sends_one_statement_for_its_permissions(app, statements):
+    app.post_json(URL, {"data": {"title": "warm-up"}}, headers=basic_auth())
+    statements.clear()
+    app.post_json(URL, {"data": {"title": "t"}, "permissions": {"read": ["bob"]}}, headers=basic_auth())
+    aces = [s for s in statements if "cliquet_access_control_entries" in s]
+    assert len(aces) == 1, aces
