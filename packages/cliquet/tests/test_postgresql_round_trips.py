@@ -75,3 +75,19 @@ def test_a_create_sends_one_statement_for_its_permissions(app, statements):
     app.post_json(URL, {"data": {"title": "t"}, "permissions": {"read": ["bob"]}}, headers=basic_auth())
     aces = [s for s in statements if "cliquet_access_control_entries" in s]
     assert len(aces) == 1, aces
+
+
+@pytest.mark.services
+def test_a_create_reads_the_collection_timestamp_only_for_a_precondition(app, statements):
+    first = app.post_json(URL, {"data": {"title": "warm-up"}}, headers=basic_auth()).json["data"]
+    statements.clear()
+    app.post_json(URL, {"data": {"title": "t"}}, headers=basic_auth())
+    reads = [s for s in statements if s.startswith("SELECT") and "cliquet_timestamps" in s]
+    assert reads == []
+    assert len(statements) <= 6, statements  # principals, BEGIN, ACEs, record, COMMIT (+ the permission check)
+    stale = {**basic_auth(), "If-Match": f'"{first["last_modified"]}"'}
+    resp = app.post_json(URL, {"data": {"title": "late"}}, headers=stale, status=412)
+    assert resp.json["errno"] == 114
+    assert "late" not in {r["title"] for r in app.get(URL, headers=basic_auth()).json["data"]}
+    ts = app.get(URL, headers=basic_auth()).headers["ETag"]
+    app.post_json(URL, {"data": {"title": "fresh"}}, headers={**basic_auth(), "If-Match": ts}, status=201)

@@ -117,6 +117,14 @@ class UserResource:
             raise http_error(httpexceptions.HTTPMethodNotAllowed(), errno=ERRORS.METHOD_NOT_ALLOWED,
                              message="The service is in read-only mode")
 
+    def _check_collection_preconditions(self, none_match_any=True):
+        """Apply ``If-Match`` / ``If-None-Match`` to the collection; its
+        timestamp is only read when one of them is sent (a write without
+        them costs no extra round trip to the storage)."""
+        headers = self.request.headers
+        if "If-Match" in headers or "If-None-Match" in headers:
+            http.check_preconditions(self.request, self.model.timestamp(), none_match_any=none_match_any)
+
     def _record_id(self):
         record_id = self.request.matchdict["id"]
         if not self.model.id_generator.match(record_id):
@@ -290,7 +298,7 @@ class UserResource:
         self.authorize_collection("create")
         data = self._body_data()
         # If-None-Match: * is about the record created (below), not the collection.
-        http.check_preconditions(self.request, self.model.timestamp(), none_match_any=False)
+        self._check_collection_preconditions(none_match_any=False)
         record = self._validate(data)
         record_id = record.get(self.model.id_field)
         if record_id is not None:
@@ -318,7 +326,7 @@ class UserResource:
         http.check_accept(self.request)
         self.authorize_collection("write")
         query = self._list_query()
-        http.check_preconditions(self.request, self.model.timestamp())
+        self._check_collection_preconditions()
         deleted = self.model.delete_records(filters=query.filters + self.list_filters("write"))
         for tombstone in deleted:
             self._changed(ACTIONS.DELETE, tombstone, old={self.model.id_field: tombstone[self.model.id_field]})
