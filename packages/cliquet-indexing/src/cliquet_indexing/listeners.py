@@ -52,6 +52,8 @@ def on_resource_changed(event) -> None:
     request = event.request
     registry = request.registry
     resource_name = event.payload["resource_name"]
+    if getattr(registry.indexer, "transactional", False):
+        return  # indexed before the commit, in the storage transaction
     if not is_indexed(registry, resource_name):
         return
     operations = operations_of(event)

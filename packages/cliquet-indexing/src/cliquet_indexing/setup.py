@@ -44,9 +44,28 @@ def load_indexer(config) -> IndexerBase:
 
     from cliquet_indexing.query import Limits
 
+    choose_default_backend(config)
     indexer = load_backend(config, "indexing", IndexerBase)
     indexer.limits = Limits.from_settings(config.get_settings())
     return indexer
+
+
+def choose_default_backend(config) -> None:
+    """Beside a PostgreSQL storage, make the PostgreSQL indexer
+    (:mod:`cliquet_indexing.postgresql`) the default: unless the application
+    named an indexer, or gave an ``indexing_url`` that is not PostgreSQL's,
+    the index lives in the storage's database and transaction."""
+    from cliquet.settings import explicit_setting
+
+    from cliquet_indexing.postgresql import SCHEMES
+    from cliquet_indexing.settings import DEFAULT_BACKEND
+
+    settings = config.get_settings()
+    if (explicit_setting(config.registry, "indexing_backend") is None
+            and settings.get("cliquet.indexing_backend") == DEFAULT_BACKEND
+            and str(settings.get("cliquet.storage_backend") or "").endswith(".postgresql")
+            and (not settings.get("cliquet.indexing_url") or settings["cliquet.indexing_url"].startswith(SCHEMES))):
+        settings["cliquet.indexing_backend"] = "cliquet_indexing.postgresql"
 
 
 def _warn_if_private(registry):
@@ -109,6 +128,14 @@ def includeme(config):
                                              max_queued=settings["cliquet.indexing_retry_max_queued"],
                                              write_timeout=settings["cliquet.indexing_write_timeout"])
         logger.debug("Indexer: %s", type(registry.indexer).__module__)
+        if getattr(registry.indexer, "transactional", False) and settings["cliquet.indexing_listener_enabled"]:
+            # Indexed inside the storage transaction, before it commits (the
+            # after-commit listener leaves such an indexer alone).
+            from cliquet.events import ResourceChanged
+
+            from cliquet_indexing.postgresql import on_resource_changed
+
+            registry.registerHandler(on_resource_changed, (ResourceChanged,))
         _warn_if_private(registry)
 
     hooks = registry.__dict__.setdefault("cliquet_migrate_hooks", [])

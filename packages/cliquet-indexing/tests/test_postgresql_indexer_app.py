@@ -1,0 +1,122 @@
+"""The PostgreSQL indexer through the WSGI app on a PostgreSQL storage (the
+real server of ``ci/services``): the default beside that storage, written in
+the request's transaction, so a failed request leaves no index write."""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+
+import pytest
+
+from cliquet.events import ResourceChanged
+from cliquet.testing.app import SharedArticle, basic_auth
+from cliquet.testing.plugin import require_module
+
+from cliquet_indexing.postgresql import PostgreSQLIndexer
+from cliquet_indexing.setup import migrate_indexer
+from cliquet_indexing.testing.app import make_search_app
+
+psycopg = require_module("psycopg", reason="the `postgresql` extra of cliquet is not installed")
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def schema_url(postgresql_url, cliquet_worker_prefix):
+    """A schema of this test's own on the test server."""
+    schema = f"{cliquet_worker_prefix}pa{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def app(schema_url):
+    """A search app on PostgreSQL storage and permissions, no indexer named, migrated."""
+    app = make_search_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql",
+                          storage_url=schema_url, permission_backend="cliquet.permission.postgresql",
+                          permission_url=schema_url)
+    registry = app.app.registry
+    registry.storage.initialize_schema()
+    registry.permission.initialize_schema()
+    migrate_indexer(registry)  # what `cliquet migrate` runs
+    return app
+
+
+def titles(app, headers, query=None):
+    body = {"size": 100, "sort": ["title"], **({"query": query} if query else {})}
+    resp = app.post_json("/v1/search/articles", body, headers=headers)
+    assert resp.headers["Total-Records"] == str(len(resp.json["data"]))
+    return [r["title"] for r in resp.json["data"]]
+
+
+def test_it_is_the_default_beside_postgresql_storage_and_shares_its_client(app):
+    registry = app.app.registry
+    assert isinstance(registry.indexer, PostgreSQLIndexer)
+    assert registry.indexer.client is registry.storage.client
+    exists = registry.storage.client.execute("SELECT to_regclass('cliquet_index') IS NOT NULL", fetch="one")[0]
+    assert exists  # created by the migrate hook
+
+
+def test_an_explicit_indexer_or_a_sqlite_url_keeps_the_embedded_one(schema_url, tmp_path):
+    from cliquet_indexing.embedded import EmbeddedIndexer
+
+    pg = {"storage_backend": "cliquet.storage.postgresql", "storage_url": schema_url}
+    named = make_search_app(indexing_backend="cliquet_indexing.embedded", **pg)
+    assert isinstance(named.app.registry.indexer, EmbeddedIndexer)
+    sqlite = make_search_app(indexing_url=f"sqlite:///{tmp_path / 'i.db'}", **pg)
+    assert isinstance(sqlite.app.registry.indexer, EmbeddedIndexer)
+    assert isinstance(make_search_app().app.registry.indexer, EmbeddedIndexer)  # memory storage
+
+
+def test_writes_are_searchable_when_acknowledged_within_the_read_scope(app):
+    alice, bob = basic_auth("alice"), basic_auth("bob")
+    created = app.post_json("/v1/articles", {"data": {"title": "Brown fox", "tags": ["pets"]}}, headers=alice)
+    record_id = created.json["data"]["id"]
+    app.post_json("/v1/articles", {"data": {"title": "Lazy dog"}}, headers=bob)
+    assert titles(app, alice, {"match": {"title": "FOX"}}) == ["Brown fox"]
+    assert titles(app, bob) == ["Lazy dog"]
+    app.patch_json(f"/v1/articles/{record_id}", {"data": {"title": "Quick fox"}}, headers=alice)
+    assert titles(app, alice, {"match_phrase": {"title": "quick fox"}}) == ["Quick fox"]
+    # shared with bob: the read principals are replaced in the same transaction
+    bob_id = app.get("/v1/", headers=bob).json["user"]["id"]
+    app.patch_json(f"/v1/articles/{record_id}", {"permissions": {"read": [bob_id]}}, headers=alice)
+    assert titles(app, bob) == ["Lazy dog", "Quick fox"]
+    app.delete(f"/v1/articles/{record_id}", headers=alice)
+    assert titles(app, alice) == [] and titles(app, bob) == ["Lazy dog"]
+    assert app.get("/v1/search/articles?q=fox", headers=alice).json["data"] == []
+
+
+def test_a_request_that_fails_after_its_write_leaves_no_index_write(app):
+    """The index row is written in the request's transaction: the listener
+    failing after it rolls back the record and its index entry together."""
+    alice = basic_auth("alice")
+    registry = app.app.registry
+    kept = app.post_json("/v1/articles", {"data": {"title": "kept"}}, headers=alice).json["data"]
+
+    seen = []
+
+    def fail(event):
+        ids = [r["new"]["id"] for r in event.impacted_records if r["new"].get("title") in ("boom", "changed")]
+        if ids:
+            # the index already holds the write, inside the transaction about to roll back
+            indexed = {key[1]: key[2] for key in registry.indexer.indexed_keys("article")}
+            seen.append(all(indexed.get(r["new"]["id"]) == r["new"]["last_modified"]
+                            for r in event.impacted_records))
+            raise RuntimeError("a listener fails after the index write")
+
+    registry.registerHandler(fail, (ResourceChanged,))  # after the indexer's listener
+    app.post_json("/v1/articles", {"data": {"title": "boom"}}, headers=alice, status=500)
+    app.patch_json(f"/v1/articles/{kept['id']}", {"data": {"title": "changed"}}, headers=alice, status=500)
+    batch = {"requests": [{"method": "POST", "path": "/articles", "body": {"data": {"title": "fine"}}},
+                          {"method": "POST", "path": "/articles", "body": {"data": {"title": "boom"}}}]}
+    app.post_json("/v1/batch", batch, headers=alice, expect_errors=True)
+    assert seen == [True, True, True]
+    assert titles(app, alice) == ["kept"]
+    rows = registry.storage.client.execute("SELECT data->>'title' FROM cliquet_index WHERE NOT deleted",
+                                           readonly=True)
+    assert [row[0] for row in rows] == ["kept"]
+    assert registry.indexer.indexed_keys("article") and len(list(registry.indexer.indexed_keys("article"))) == 1
