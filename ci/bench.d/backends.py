@@ -2,7 +2,7 @@
 
 PostgreSQL and Redis come from ``ci/services`` (``CLIQUET_TEST_POSTGRESQL_URL``,
 ``CLIQUET_TEST_REDIS_URL``). Each server gets an empty database of its own
-(``bench_<label>``, dropped and created again) or Redis db, so no figure
+(``bench_<label>``, dropped and created again) or Redis db (15, 14, ...), so no figure
 depends on what an earlier run left behind.
 """
 
@@ -16,8 +16,9 @@ SERVICE_VARS = {
     "postgresql": "CLIQUET_TEST_POSTGRESQL_URL",
     "redis": "CLIQUET_TEST_REDIS_URL",
 }
-#: Redis database number the bench flushes and uses.
-REDIS_DB = "15"
+#: Redis database numbers the bench flushes and uses, one per server label
+#: (the first server gets 15, the next 14...).
+REDIS_DBS = {}
 
 
 def _slug(label):
@@ -50,10 +51,11 @@ def analyze(label):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _redis_database(url):
-    """Flush the bench's Redis db; return its URL."""
+def _redis_database(url, label):
+    """Flush the Redis db of ``label``; return its URL."""
     parts = urllib.parse.urlsplit(url)
-    url = urllib.parse.urlunsplit(parts._replace(path="/" + REDIS_DB))
+    db = REDIS_DBS.setdefault(label, str(15 - len(REDIS_DBS)))
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + db))
     cli = shutil.which("redis-cli")
     if cli is None:
         raise RuntimeError("redis-cli not found: run ci/services first")
@@ -75,10 +77,13 @@ def environment(server):
             print(f"SKIPPED {server.label}: {var} is not set "
                   f"(eval \"$(ci/services)\" first)", file=sys.stderr)
             return None
-        if need == "postgresql":
+        if need == "postgresql" and server.shares:
+            # the database of another server of the group, started before it
+            urls[need] = DATABASES[server.label] = DATABASES[server.shares]
+        elif need == "postgresql":
             urls[need] = DATABASES[server.label] = _postgresql_database(os.environ[var], server.label)
         else:
-            urls[need] = _redis_database(os.environ[var])
+            urls[need] = _redis_database(os.environ[var], server.label)
     for key, value in server.env.items():
         env[key] = value.format(**urls)
     if server.migrate:

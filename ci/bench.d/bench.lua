@@ -1,5 +1,6 @@
 -- wrk script for ci/bench: one file, one scenario per run, chosen by the
--- BENCH_MODE environment variable (create, get, list, since, patch, batch).
+-- BENCH_MODE environment variable (create, get, list, since, patch, batch,
+-- search).
 --
 -- Every response goes through response(), which counts answers below 400 as
 -- "ok" and keeps a histogram of statuses; done() prints one line starting
@@ -16,6 +17,7 @@
 --   BENCH_BATCH_PATH    sub-request path inside a batch (e.g. /articles)
 --   BENCH_BATCH_SIZE    sub-requests per batch (default 25)
 --   BENCH_THREADS       number of wrk threads (to split records for patch)
+--   BENCH_SEARCH_FILE   search: one JSON query body a line, sent in turn
 --   BENCH_ACK_DIR       if set, every answer below 400 is appended, one body
 --                       per line, to <dir>/<mode>-<thread>.jsonl (soak mode)
 --
@@ -32,6 +34,8 @@ local batch_path = os.getenv("BENCH_BATCH_PATH") or "/articles"
 local batch_size = tonumber(os.getenv("BENCH_BATCH_SIZE") or "25")
 local nthreads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local ack_dir = os.getenv("BENCH_ACK_DIR")
+local search_file = os.getenv("BENCH_SEARCH_FILE")
+local searches = {}
 local ack_file
 
 -- ---------------------------------------------------------------- main state
@@ -86,6 +90,13 @@ function init(args)
       read_ids()
       if #ids == 0 then error("no ids in " .. tostring(ids_file)) end
    end
+   if mode == "search" then
+      local f = assert(io.open(search_file, "r"))
+      for line in f:lines() do
+         if #line > 0 then table.insert(searches, line) end
+      end
+      f:close()
+   end
    if mode == "patch" then
       -- Each thread patches its own records, so no 412 comes from two
       -- threads racing on one record: any 412 is a real failure.
@@ -125,6 +136,11 @@ function request()
       return wrk.format("GET", path .. "?" .. query, headers_json)
    elseif mode == "batch" then
       return wrk.format("POST", "/v1/batch", headers_json, batch_body)
+   elseif mode == "search" then
+      -- the queries in turn, each thread starting at its own
+      seq = seq + 1
+      return wrk.format("POST", path, headers_json,
+                        searches[(seq + (tid or 0)) % #searches + 1])
    elseif mode == "soak" then
       seq = seq + 1
       if seq % 2 == 0 and ready_head <= ready_tail then

@@ -3,16 +3,17 @@
 Run through ``ci/bench`` (which installs wrk, Kinto and the example app and
 sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
 
-``BENCH_CONFIG``        server groups from ``servers.CONFIGS`` (default ``memory``)
+``BENCH_CONFIG``        server groups from ``servers.CONFIGS`` (default ``memory``;
+                        ``production`` = postgresql,redis, ``all`` = the three)
 ``BENCH_DURATION``      seconds per wrk run (default 5)
 ``BENCH_RUNS``          runs per scenario, the median is reported (default 3)
 ``BENCH_QUICK=1``       1 run of 2 s: a smoke test of the script itself
 ``BENCH_CONNECTIONS``   wrk connections (default 16)
 ``BENCH_THREADS``       wrk threads (default 2)
-``BENCH_SIZES``         collection sizes, e.g. ``1000,10000``
+``BENCH_SIZES``         collection sizes, e.g. ``1000,10000,100000``
 ``BENCH_SCENARIOS``     scenarios at the first size (default all)
-``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``get,list,since``)
-``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,list``)
+``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``get,list,since,search``)
+``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,batch``)
 ``BENCH_SOAK_DURATION`` seconds of ``--soak`` per server (default 60, quick 10)
 """
 
@@ -33,9 +34,10 @@ import profiling
 import report
 import soak
 from scenarios import (
-    SCENARIOS, CheckFailed, check, count_records, preload, query_for, since_marker,
+    SCENARIOS, CheckFailed, check, count_records, preload, query_for, search_file,
+    since_marker,
 )
-from servers import CONFIGS, HERE, ROOT, http
+from servers import ALIASES, CONFIGS, HERE, ROOT, http
 
 OUT = os.path.join(ROOT, ".cache", "bench")
 
@@ -48,15 +50,16 @@ def settings():
     """The run's parameters, from the environment."""
     quick = os.environ.get("BENCH_QUICK") == "1"
     return {
-        "configs": _env_list("BENCH_CONFIG", "memory"),
+        "configs": [g for name in _env_list("BENCH_CONFIG", "memory")
+                    for g in ALIASES.get(name, [name])],
         "duration": int(os.environ.get("BENCH_DURATION", "2" if quick else "5")),
         "runs": int(os.environ.get("BENCH_RUNS", "1" if quick else "3")),
         "connections": int(os.environ.get("BENCH_CONNECTIONS", "16")),
         "threads": int(os.environ.get("BENCH_THREADS", "2")),
         "sizes": [int(x) for x in _env_list("BENCH_SIZES", "1000,10000")],
         "scenarios": _env_list("BENCH_SCENARIOS", ",".join(SCENARIOS)),
-        "scale_scenarios": _env_list("BENCH_SCALE_SCENARIOS", "get,list,since"),
-        "profile_scenarios": _env_list("BENCH_PROFILE_SCENARIOS", "get,list"),
+        "scale_scenarios": _env_list("BENCH_SCALE_SCENARIOS", "get,list,since,search"),
+        "profile_scenarios": _env_list("BENCH_PROFILE_SCENARIOS", "get,batch"),
         "soak_duration": int(os.environ.get("BENCH_SOAK_DURATION", "10" if quick else "60")),
         "quick": quick,
     }
@@ -78,7 +81,7 @@ class Running:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(OUT, "logs", server.label.replace(" ", "-") + ".log")
         binary = os.path.join(os.environ[server.app.bin_env], "granian")
-        if server.app.name == "cliquet":
+        if server.app.name in ("cliquet", "floor"):
             # as `cliquet serve` runs it: RSGI, bodies read before a thread is taken
             interface = ["--interface", "rsgi", "--workers", str(server.workers)]
             entry = "paste_app:rsgi_application"
@@ -93,7 +96,8 @@ class Running:
             "--working-dir", HERE, entry,
         ]
         self.env = dict(env, BENCH_INI=server.ini_path, BENCH_APP_THREADS=str(server.threads),
-                        BENCH_APP_WORKERS=str(server.workers))
+                        BENCH_APP_WORKERS=str(server.workers),
+                        BENCH_LOGGING="1" if server.logging else "0")
         self.proc = None
         self.read = None        # Target of the preloaded collection
         self.ids = []
@@ -161,7 +165,8 @@ def run_wrk(cfg, running, scenario, target, duration, ids_file):
         os.environ,
         BENCH_MODE=scenario.mode,
         BENCH_AUTH=target.auth,
-        BENCH_PATH=target.path,
+        BENCH_PATH=target.search_path if scenario.key == "search" else target.path,
+        BENCH_SEARCH_FILE=search_file(),
         BENCH_BATCH_PATH=target.batch_path,
         BENCH_QUERY=query_for(scenario, running.marker),
         BENCH_IDS_FILE=ids_file,
@@ -194,12 +199,18 @@ def run_wrk(cfg, running, scenario, target, duration, ids_file):
     return result
 
 
-def prepare_stage(running, size):
-    """Grow the read collection to ``size`` records; write the ids file."""
+def prepare_stage(running, size, shared=None):
+    """Grow the read collection to ``size`` records; write the ids file.
+
+    ``shared``: the running server whose records this one reads (the floor):
+    nothing is preloaded, its ids are used.
+    """
     if running.read is None:
         running.read = running.target("read")
+    if shared is not None:
+        running.ids = shared.ids
     have = len(running.ids)
-    if size > have:
+    if shared is None and size > have:
         started = time.monotonic()
         running.ids += preload(running.base_url, running.read, have, size,
                                running.server.app.preload_parallel)
@@ -210,7 +221,8 @@ def prepare_stage(running, size):
         backends.analyze(running.server.label)
         print(f"  {running.server.label}: {size - have} records preloaded in "
               f"{time.monotonic() - started:.1f}s", file=sys.stderr)
-    running.marker = since_marker(running.base_url, running.read)
+    if shared is None:
+        running.marker = since_marker(running.base_url, running.read)
     if running.ids_file is None:
         fd, running.ids_file = tempfile.mkstemp(prefix="bench-ids-", dir=OUT)
         os.close(fd)
@@ -224,6 +236,10 @@ def measure(cfg, servers, size, keys, results, failures, profile, stamp):
         scenario = SCENARIOS[key]
         alive = []
         for running in servers:
+            if running.server.scenarios and key not in running.server.scenarios:
+                continue
+            if key == "search" and not running.server.search:
+                continue
             try:
                 check(scenario, running.base_url, running.read, running.ids,
                       running.marker)
@@ -325,9 +341,13 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
         print(f"--- {name}, {size} records", file=sys.stderr)
         servers = start_servers(name, failures)
         try:
+            by_label = {r.server.label: r for r in servers}
             for running in list(servers):
                 try:
-                    prepare_stage(running, size)
+                    shared = running.server.shares
+                    if shared and shared not in by_label:
+                        raise RuntimeError(f"{shared} is not running")
+                    prepare_stage(running, size, by_label.get(shared))
                 except (CheckFailed, OSError, RuntimeError) as exc:
                     msg = f"{running.server.label}: preloading {size} records failed: {exc}"
                     print(f"ERROR: {msg}", file=sys.stderr)

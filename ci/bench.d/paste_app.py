@@ -4,14 +4,18 @@ Granian is started with ``BENCH_INI`` naming the PasteDeploy file to load:
 Kinto on ``paste_app:application`` (``--interface wsgi``, as Kinto advises),
 the example app on ``paste_app:rsgi_application`` (``--interface rsgi``, the
 WSGI app in :class:`cliquet.serving.BufferedWSGI` on ``BENCH_APP_THREADS``
-threads), exactly as ``cliquet serve`` runs it. Logging is left unconfigured on purpose: only warnings
-and errors reach stderr, no per-request log line is printed.
+threads), exactly as ``cliquet serve`` runs it. Logging is left unconfigured (only warnings and
+errors reach stderr, no per-request log line is printed) unless ``BENCH_LOGGING=1``:
+then the INI file's logging sections are applied, as ``cliquet serve`` does.
 """
 
 import os
 
-from pyramid.paster import get_app
+from pyramid.paster import get_app, setup_logging
 
+if os.environ.get("BENCH_LOGGING") == "1":
+    # the request log, as `cliquet serve` configures it (into the server's log file)
+    setup_logging(os.environ["BENCH_INI"])
 application = get_app(os.environ["BENCH_INI"], "main")
 
 

@@ -63,10 +63,11 @@ def _package(frame):
                                 "concurrent", "collections", "logging") else head
 
 
-def summarise(path, top=20, entry="(granian/wsgi.py)"):
+def summarise(path, top=20, entry=("(granian/wsgi.py)", "(cliquet/serving.py)")):
     """Markdown lists of the top functions by self and by inclusive time.
 
-    Only samples inside a request (a stack through Granian's WSGI entry) are
+    Only samples inside a request (a stack through Granian's WSGI entry or
+    cliquet's RSGI adapter) are
     counted; the share of the others (the supervisor, idle threads) is given.
     Self time of Granian's entry frame is time in native code under it
     (Granian's Rust side) or waiting for the GIL.

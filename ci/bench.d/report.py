@@ -11,7 +11,16 @@ import statistics
 import profiling
 import soak
 from scenarios import SCENARIOS
-from servers import CONFIGS
+from servers import CONFIGS, INDEXERS, REFERENCES
+
+#: Issue 12: an as-shipped write may cost at most this much of the same
+#: server's like-for-like speed (like-for-like ok/s ÷ as-shipped ok/s).
+SHIPPED_TARGETS = {"memory": 1.5, "postgresql": 1.25, "redis": 1.25}
+WRITES = ("create", "patch", "batch")
+#: Issue 12: our GET reaches at least this share of the floor's.
+FLOOR_TARGET = 0.5
+#: Issue 12: reads and search stay within this slowdown from the first size to the last.
+FLAT_TARGET = 1.5
 
 
 def _median(runs, field):
@@ -58,7 +67,7 @@ def _group_table(name, cfg, results):
                if any(label == s.label for label, _, _ in results)]
     if not servers:
         return []
-    ref = next((s for s in servers if s.is_reference), None)
+    ref = _reference(name)
     lines = [
         f"### {name}: " + ", ".join(f"{s.label} ({s.workers}w×{s.threads}t)" for s in servers),
         "",
@@ -96,12 +105,111 @@ def _group_table(name, cfg, results):
     return lines
 
 
+def _reference(name):
+    """The Kinto server a group is compared with (maybe another group's)."""
+    ref = next((s for s in CONFIGS[name] if s.is_reference), None)
+    if ref is None and name in REFERENCES:
+        ref = next((s for servers in CONFIGS.values() for s in servers
+                    if s.label == REFERENCES[name]), None)
+    return ref
+
+
+def _role(name, role):
+    return next((s for s in CONFIGS[name] if s.role == role), None)
+
+
+def _get(results, server, key, size):
+    runs = results.get((server.label, key, size)) if server else None
+    return _summary(runs) if runs else None
+
+
+def _shipped_vs_core(name, results):
+    """As shipped beside like for like: ×Kinto for both, the cost of search and the log."""
+    shipped, core = _role(name, "shipped"), _role(name, "core")
+    ref = _reference(name)
+    target = SHIPPED_TARGETS.get(name)
+    sizes = sorted({size for label, _, size in results if shipped and label == shipped.label})
+    if not shipped or not core or not sizes:
+        return []
+    lines = [f"### {name}: as shipped (search on, {INDEXERS.get(name)} indexer, request log on)"
+             f" vs like for like (both off)", "",
+             f"Cost = like-for-like ok/s ÷ as-shipped ok/s; target for writes ≤ {target}×.", "",
+             "| scenario | records | as shipped ok/s | ×Kinto | like for like ok/s | ×Kinto "
+             "| cost | target |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for size in sizes:
+        for key, scenario in SCENARIOS.items():
+            a, b = _get(results, shipped, key, size), _get(results, core, key, size)
+            if not a and not b:
+                continue
+            k = _get(results, ref, key, size)
+
+            def cell(x):
+                if not x:
+                    return "—", "—"
+                rate = _rate(key, x)
+                if k and _throughput(key, k) > 0:
+                    return rate, f"{_throughput(key, x) / _throughput(key, k):.2f}×"
+                return rate, "—"
+            (ar, ak), (br, bk) = cell(a), cell(b)
+            cost = verdict = "—"
+            if a and b and _throughput(key, a) > 0:
+                ratio = _throughput(key, b) / _throughput(key, a)
+                cost = f"{ratio:.2f}×"
+                if key in WRITES and target:
+                    verdict = "met" if ratio <= target else f"**missed** (> {target}×)"
+            lines.append(f"| {scenario.title} | {size} | {ar} | {ak} | {br} | {bk} | {cost} | {verdict} |")
+    return lines + [""]
+
+
+def _floor(name, results):
+    """Our GET as a share of the bare Pyramid + psycopg view's."""
+    floor = _role(name, "floor")
+    if not floor:
+        return []
+    sizes = sorted({size for label, _, size in results if label == floor.label})
+    if not sizes:
+        return []
+    lines = [f"### {name}: GET against the floor (a bare Pyramid view, one primary-key SELECT,"
+             f" psycopg pool, orjson; aim ≥ {FLOOR_TARGET:.0%})", "",
+             "| records | floor ok/s | floor p50 ms | like for like | share | as shipped | share |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for size in sizes:
+        f = _get(results, floor, "get", size)
+        if not f:
+            continue
+        cells = []
+        for role in ("core", "shipped"):
+            x = _get(results, _role(name, role), "get", size)
+            cells += [f"{x['ok_rate']:.1f}", f"{x['ok_rate'] / f['ok_rate']:.0%}"] if x and f["ok_rate"] \
+                else ["—", "—"]
+        lines.append(f"| {size} | {f['ok_rate']:.1f} | {_ms(f['p50_ms'])} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _search(results):
+    """Search p50 per server and size (the as-shipped servers only search)."""
+    rows = sorted({(label, size) for label, key, size in results if key == "search"})
+    if not rows:
+        return []
+    lines = ["### Search, portable mix: p50 per indexer and size", "",
+             "| server | indexer | records | ok/s | p50 ms | p99 ms |", "|---|---|---:|---:|---:|---:|"]
+    for label, size in rows:
+        s = _summary(results[(label, "search", size)])
+        indexer = next((x.indexer for servers in CONFIGS.values() for x in servers
+                        if x.label == label), "?")
+        lines.append(f"| {label} | {indexer} | {size} | {s['ok_rate']:.1f} | "
+                     f"{_ms(s['p50_ms'])} | {_ms(s['p99_ms'])} |")
+    return lines + [""]
+
+
 def _scaling(cfg, results):
     sizes = sorted({size for _, _, size in results})
     if len(sizes) < 2:
         return []
     first = sizes[0]
-    lines = [f"### Slowdown from {first} records (ok/s at {first} ÷ ok/s at N)", "",
+    lines = [f"### Slowdown from {first} records (ok/s at {first} ÷ ok/s at N;"
+             f" flat: ≤ {FLAT_TARGET}×)", "",
              "| server | scenario | " + " | ".join(str(s) for s in sizes[1:]) + " |",
              "|---|---|" + "---:|" * (len(sizes) - 1)]
     labels = []
@@ -137,8 +245,9 @@ def render(cfg, now, load_before, results, failures, profiles, soaks=()):
         f"- {os.environ.get('BENCH_VERSIONS', '')}",
         "- both apps under the same Granian, workers × threads as in each table's title:"
         " Kinto with `--interface wsgi` (blocking threads), ours as `cliquet serve` runs it"
-        " (`--interface rsgi`, bodies read before one of its threads is taken), no request"
-        " log on either",
+        " (`--interface rsgi`, bodies read before one of its threads is taken); the request"
+        " log only on our as-shipped servers (the example INI's logging, as `cliquet serve`"
+        " applies it, into the server's log file), Kinto's off",
         "- ok/s counts answers below 400 only; a batch is ok when all its sub-requests are;"
         " the collection is counted before and after each create and batch run, and creates"
         " answered 2xx but missing are reported as lost",
@@ -148,6 +257,10 @@ def render(cfg, now, load_before, results, failures, profiles, soaks=()):
         " run first, then create and batch write into the same collection)",
         "",
     ]
+    for name in cfg["configs"]:
+        lines += _shipped_vs_core(name, results)
+        lines += _floor(name, results)
+    lines += _search(results)
     for name in cfg["configs"]:
         lines += _group_table(name, cfg, results)
     lines += _scaling(cfg, results)

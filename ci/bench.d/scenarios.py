@@ -9,6 +9,9 @@ error page.
 
 import concurrent.futures
 import dataclasses
+import json
+import os
+import tempfile
 
 from servers import http
 
@@ -36,8 +39,24 @@ SCENARIOS = {
         Scenario("patch", "PATCH + If-Match", "patch"),
         Scenario("create", "create one", "create", writes=True),
         Scenario("batch", f"batch of {BATCH_SIZE} creates", "batch", writes=True),
+        Scenario("search", "search, portable mix", "search"),
     )
 }
+
+#: The search scenario's queries, sent in turn (the portable clauses of
+#: docs/indexing.rst: full text, phrase, prefix, term, terms, range, bool,
+#: sort, on the preloaded articles).
+SEARCH_QUERIES = (
+    {"query": {"match": {"title": "article 4242"}}, "size": 20},
+    {"query": {"match_phrase": {"title": "article 777"}}},
+    {"query": {"prefix": {"title": "artic"}}, "sort": [{"score": "desc"}], "size": 20},
+    {"query": {"bool": {"filter": [{"term": {"published": True}},
+                                   {"range": {"score": {"gte": 10, "lt": 12}}}]}},
+     "sort": [{"score": "desc"}, "title"], "size": 20},
+    {"query": {"bool": {"must": {"match": {"title": "article"}},
+                        "filter": {"terms": {"tags": ["t3", "t5"]}},
+                        "must_not": {"term": {"published": False}}}}, "size": 20},
+)
 
 
 def article(n):
@@ -79,6 +98,15 @@ def preload(base_url, target, start, stop, parallel=4):
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         futures = [pool.submit(_batch, base_url, target, first, n) for first, n in chunks]
         return [rid for f in futures for rid in f.result()]
+
+
+def search_file():
+    """A file with the search queries, one JSON body a line (for bench.lua)."""
+    path = os.path.join(tempfile.gettempdir(), f"cliquet-bench-search-{os.getpid()}.jsonl")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(q) + "\n" for q in SEARCH_QUERIES))
+    return path
 
 
 def count_records(base_url, target):
@@ -146,5 +174,17 @@ def check(scenario, base_url, target, ids, marker):
         _expect(status, 201, f"POST {path}", body)
     elif scenario.key == "batch":
         _batch(base_url, target, 0, BATCH_SIZE)
+    elif scenario.key == "search":
+        for query in SEARCH_QUERIES:
+            status, headers, body = http(base_url, "POST", target.search_path, auth, query)
+            _expect(status, 200, f"POST {target.search_path} {json.dumps(query)}", body)
+            if "total-records" not in headers:
+                raise CheckFailed(f"POST {target.search_path} sent no Total-Records")
+        # the phrase is in exactly one record of the preload
+        status, headers, body = http(base_url, "POST", target.search_path, auth,
+                                     SEARCH_QUERIES[1])
+        if len(ids) > 777 and len(body.get("data", [])) != 1:
+            raise CheckFailed(f"POST {target.search_path} {json.dumps(SEARCH_QUERIES[1])} "
+                              f"found {len(body.get('data', []))} records, not 1")
     else:
         raise CheckFailed(f"no check for scenario {scenario.key}")

@@ -54,6 +54,20 @@ class Target:
     auth: str
     path: str
     batch_path: str
+    search_path: str = "/v1/search/articles"
+
+
+class FloorApp:
+    """The floor: a bare Pyramid view reading one row by primary key
+    (``floor_app.py``), on the records of another server of the group."""
+
+    name = "floor"
+    bin_env = "BENCH_CLIQUET_BIN"
+    preload_parallel = 1
+
+    def target(self, base_url, collection):
+        """The same paths as the example app's (no credentials are checked)."""
+        return Target(basic(f"bench-{collection}"), "/v1/articles", "/articles")
 
 
 class CliquetApp:
@@ -106,6 +120,7 @@ class KintoApp:
 
 
 CLIQUET = CliquetApp()
+FLOOR = FloorApp()
 KINTO = KintoApp()
 
 
@@ -127,6 +142,21 @@ class Server:
     needs: tuple = ()
     migrate: bool = False
     profile: bool = False
+    #: ``shipped`` (search plugin and request log on, as a newcomer runs the
+    #: example app), ``core`` (both off, like Kinto) or ``floor``; the report
+    #: pairs the shipped and core entries of a group.
+    role: str = ""
+    #: Whether the server answers ``/v1/search/articles`` (the search scenario).
+    search: bool = False
+    #: Configure logging from the INI file (the request log), as ``cliquet serve`` does.
+    logging: bool = False
+    #: Label of the server of the group whose PostgreSQL database and records
+    #: this one reads (the floor reads the core server's rows).
+    shares: str = ""
+    #: The only scenarios this server runs (empty: all).
+    scenarios: tuple = ()
+    #: The indexer answering its searches (for the report).
+    indexer: str = ""
 
     @property
     def ini_path(self):
@@ -149,12 +179,27 @@ QUIET = {"CLIQUET_LOGGING_RENDERER": "off"}
 #: (Kinto indexes nothing), for the like-for-like ratios.
 CORE = {**QUIET, "CLIQUET_INDEXING_RESOURCES": ""}
 
+#: The indexer of the as-shipped server per storage: None keeps the example
+#: app's default (the embedded indexer). PostgreSQL storage uses the
+#: PostgreSQL indexer of cliquet-indexing once it exists (switch it here).
+_PG_INDEXER = "cliquet_indexing.postgresql"
+SHIPPED_INDEXER = {
+    "memory": None,
+    "postgresql": _PG_INDEXER if any(
+        os.path.exists(os.path.join(ROOT, "packages/cliquet-indexing/src", *_PG_INDEXER.split("."))
+                       + ext) for ext in (".py", "/__init__.py")) else None,
+    "redis": None,
+}
 
-def _cliquet_backends(kind, url):
-    env = dict(CORE)
+
+def _backends(kind, url, shipped):
+    env = {} if shipped else dict(CORE)
     for what in ("STORAGE", "CACHE", "PERMISSION"):
         env[f"CLIQUET_{what}_BACKEND"] = f"cliquet.{what.lower()}.{kind}"
         env[f"CLIQUET_{what}_URL"] = url
+    if shipped and SHIPPED_INDEXER.get(kind):
+        env["CLIQUET_INDEXING_BACKEND"] = SHIPPED_INDEXER[kind]
+        env["CLIQUET_INDEXING_URL"] = url
     return env
 
 
@@ -162,24 +207,70 @@ def _kinto_backends(url):
     return {f"KINTO_{what}_URL": url for what in ("STORAGE", "CACHE", "PERMISSION")}
 
 
+def _pair(label, kind, workers, threads):
+    """The example app as shipped and like for like, same backends."""
+    if kind == "memory":
+        shipped_env, core_env, extra = {}, CORE, {}
+    else:
+        url = "{%s}" % kind
+        shipped_env, core_env = _backends(kind, url, True), _backends(kind, url, False)
+        extra = {"needs": (kind,), "migrate": kind == "postgresql"}
+    indexer = SHIPPED_INDEXER.get(kind) or "embedded"
+    return [
+        Server(f"{label} shipped", CLIQUET, EXAMPLE_INI, workers, threads, env=shipped_env,
+               role="shipped", search=True, logging=True, profile=kind == "postgresql",
+               indexer=indexer, **extra),
+        Server(f"{label} core", CLIQUET, EXAMPLE_INI, workers, threads, env=core_env,
+               role="core", profile=True, **extra),
+    ], indexer
+
+
+_MEMORY, MEMORY_INDEXER = _pair("cliquet memory", "memory", 1, 1)
+_POSTGRESQL, POSTGRESQL_INDEXER = _pair("cliquet postgresql", "postgresql", 2, 2)
+_REDIS, REDIS_INDEXER = _pair("cliquet redis", "redis", 2, 2)
+_KINTO_PG = Server("kinto postgresql", KINTO, "ci/bench.d/kinto-postgresql.ini", 2, 2,
+                   env=_kinto_backends("{postgresql}"), needs=("postgresql",), migrate=True)
+
 #: Server groups, selected with ``BENCH_CONFIG`` (comma-separated names).
 CONFIGS = {
     "memory": [
-        Server("cliquet memory", CLIQUET, EXAMPLE_INI, 1, 1, env=CORE, profile=True),
-        Server("cliquet memory +indexing", CLIQUET, EXAMPLE_INI, 1, 1, env=QUIET),
-        Server("cliquet memory per-user", CLIQUET, "ci/bench.d/cliquet-peruser.ini", 1, 1, env=QUIET),
+        *_MEMORY,
         Server("kinto memory", KINTO, "ci/bench.d/kinto-memory.ini", 1, 1),
     ],
-    # Issue 3: the production backends, 2 workers x 2 threads each.
-    "production": [
-        Server("cliquet postgresql", CLIQUET, EXAMPLE_INI, 2, 2,
-               env=_cliquet_backends("postgresql", "{postgresql}"),
-               needs=("postgresql",), migrate=True, profile=True),
-        Server("cliquet redis", CLIQUET, EXAMPLE_INI, 2, 2,
-               env=_cliquet_backends("redis", "{redis}"),
-               needs=("redis",), profile=True),
-        Server("kinto postgresql", KINTO, "ci/bench.d/kinto-postgresql.ini", 2, 2,
-               env=_kinto_backends("{postgresql}"),
-               needs=("postgresql",), migrate=True),
+    # The production backends, 2 workers x 2 threads each; the floor reads
+    # the core server's rows.
+    "postgresql": [
+        *_POSTGRESQL,
+        Server("floor postgresql", FLOOR, "ci/bench.d/floor.ini", 2, 2,
+               env={"BENCH_FLOOR_URL": "{postgresql}"}, needs=("postgresql",),
+               role="floor", shares="cliquet postgresql core", scenarios=("get",)),
+        _KINTO_PG,
+    ],
+    # Kinto has no Redis storage: the reference is Kinto on PostgreSQL, as
+    # measured in the postgresql group of the same run (REFERENCES).
+    "redis": _REDIS,
+    # Search only: the PostgreSQL storage with the embedded indexer, as the
+    # example app ran before the PostgreSQL indexer (its search p50 beside
+    # the PostgreSQL indexer's).
+    "postgresql-embedded": [
+        Server("cliquet postgresql, embedded search", CLIQUET, EXAMPLE_INI, 2, 2,
+               env={**{k: v for k, v in _backends("postgresql", "{postgresql}", False).items()
+                       if not k.startswith("CLIQUET_INDEXING") and k != "CLIQUET_LOGGING_RENDERER"},
+                    "CLIQUET_INDEXING_BACKEND": "cliquet_indexing.embedded"},
+               needs=("postgresql",), migrate=True, search=True, logging=True,
+               scenarios=("search",), indexer="embedded"),
+    ],
+    # The shareable resource's cost against the per-user one (issue 3).
+    "memory-peruser": [
+        Server("cliquet memory", CLIQUET, EXAMPLE_INI, 1, 1, env=QUIET),
+        Server("cliquet memory per-user", CLIQUET, "ci/bench.d/cliquet-peruser.ini", 1, 1,
+               env=QUIET),
+        Server("kinto memory", KINTO, "ci/bench.d/kinto-memory.ini", 1, 1),
     ],
 }
+#: The reference of a group without a Kinto of its own: a server of another group.
+REFERENCES = {"redis": "kinto postgresql"}
+#: Names that stand for several groups.
+ALIASES = {"production": ["postgresql", "redis"], "all": ["memory", "postgresql", "redis"]}
+#: Indexer of each group's as-shipped server, for the report.
+INDEXERS = {"memory": MEMORY_INDEXER, "postgresql": POSTGRESQL_INDEXER, "redis": REDIS_INDEXER}
