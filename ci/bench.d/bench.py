@@ -15,6 +15,9 @@ sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
 ``BENCH_SCALE_SCENARIOS`` scenarios at the next sizes (default ``get,list,since,search``)
 ``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,batch``)
 ``BENCH_SOAK_DURATION`` seconds of ``--soak`` per server (default 60, quick 10)
+``BENCH_HTTP_PRELOAD_MAX`` largest size preloaded through HTTP (default 10000): a
+                        server without the SQL preload of ``bulk.py`` (Kinto, memory,
+                        Redis) is skipped at larger sizes, with a message
 """
 
 import argparse
@@ -30,6 +33,7 @@ import tempfile
 import time
 
 import backends
+import bulk
 import profiling
 import report
 import soak
@@ -40,6 +44,12 @@ from scenarios import (
 from servers import ALIASES, CONFIGS, HERE, ROOT, http
 
 OUT = os.path.join(ROOT, ".cache", "bench")
+#: Records preloaded through HTTP before the SQL preload takes over (bulk.py).
+BULK_FROM = 1000
+
+
+class Skipped(Exception):
+    """A server is not measured at a size (no fast enough way to preload it)."""
 
 
 def _env_list(name, default):
@@ -212,8 +222,18 @@ def prepare_stage(running, size, shared=None):
     have = len(running.ids)
     if shared is None and size > have:
         started = time.monotonic()
-        running.ids += preload(running.base_url, running.read, have, size,
-                               running.server.app.preload_parallel)
+        bulk_url = backends.DATABASES.get(running.server.label) if running.server.bulk else None
+        if not bulk_url and size > int(os.environ.get("BENCH_HTTP_PRELOAD_MAX", "10000")):
+            raise Skipped(f"{running.server.label}: {size} records take too long to preload "
+                          f"through HTTP (BENCH_HTTP_PRELOAD_MAX)")
+        through_http = min(size, BULK_FROM) if bulk_url else size
+        if through_http > have:
+            running.ids += preload(running.base_url, running.read, have, through_http,
+                                   running.server.app.preload_parallel)
+        if size > len(running.ids):
+            running.ids += bulk.extend(bulk_url, len(running.ids), size)
+            if running.server.search:
+                bulk.reindex(running.server, running.env)
         total = count_records(running.base_url, running.read)
         if total != size:
             raise CheckFailed(f"{running.server.label}: {total} records in the collection "
@@ -348,7 +368,11 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
                     if shared and shared not in by_label:
                         raise RuntimeError(f"{shared} is not running")
                     prepare_stage(running, size, by_label.get(shared))
-                except (CheckFailed, OSError, RuntimeError) as exc:
+                except Skipped as exc:
+                    print(f"SKIPPED {exc}", file=sys.stderr)
+                    running.stop()
+                    servers.remove(running)
+                except (CheckFailed, OSError, RuntimeError, subprocess.CalledProcessError) as exc:
                     msg = f"{running.server.label}: preloading {size} records failed: {exc}"
                     print(f"ERROR: {msg}", file=sys.stderr)
                     failures.append(msg)

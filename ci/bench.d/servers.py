@@ -159,6 +159,11 @@ class Server:
     indexer: str = ""
 
     @property
+    def bulk(self):
+        """Whether records past the first thousand may be preloaded in SQL (``bulk.py``)."""
+        return self.app is CLIQUET and "postgresql" in self.needs
+
+    @property
     def ini_path(self):
         """Absolute path of the INI file."""
         return os.path.join(ROOT, self.ini)
