@@ -91,3 +91,49 @@ def test_a_create_reads_the_collection_timestamp_only_for_a_precondition(app, st
     assert "late" not in {r["title"] for r in app.get(URL, headers=basic_auth()).json["data"]}
     ts = app.get(URL, headers=basic_auth()).headers["ETag"]
     app.post_json(URL, {"data": {"title": "fresh"}}, headers={**basic_auth(), "If-Match": ts}, status=201)
+
+
+@pytest.mark.services
+def test_a_batch_sub_request_pays_one_savepoint_round_trip(app, statements):
+    app.post_json(URL, {"data": {"title": "warm-up"}}, headers=basic_auth())
+    statements.clear()
+    requests = [{"method": "POST", "path": "/articles", "body": {"data": {"title": f"b{i}"}}} for i in range(5)]
+    resp = app.post_json("/v1/batch", {"requests": requests}, headers=basic_auth())
+    assert [r["status"] for r in resp.json["responses"]] == [201] * 5
+    savepoints = [s for s in statements if "SAVEPOINT" in s]
+    assert savepoints == ["SAVEPOINT cliquet_sp1"] + ["RELEASE SAVEPOINT cliquet_sp1; SAVEPOINT cliquet_sp1"] * 4
+    assert statements[-1] == "COMMIT"
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.services
+def test_ended_savepoints_released_late_still_undo_exactly_the_failed_block(app):
+    storage = app.app.registry.storage
+    c = "late-release"
+
+    def block(record_id, fail=False, inner=()):
+        try:
+            with storage.transaction():
+                storage.create(c, "p", {"id": record_id})
+                for args in inner:
+                    block(*args)
+                if fail:
+                    raise _Boom()
+        except _Boom:
+            pass
+
+    with storage.transaction():
+        storage.create(c, "p", {"id": "top"})
+        block("a")
+        block("b", fail=True)
+        block("c", inner=[("c1",), ("c2", True), ("c3",)])
+        block("d", fail=True, inner=[("d1",), ("d2",)])
+        block("e", inner=[("e1", False, [("e11",)])])
+        storage.create(c, "p", {"id": "last"})
+    ids = {r["id"] for r in storage.get_all(c, "p")[0]}
+    assert ids == {"top", "a", "c", "c1", "c3", "e", "e1", "e11", "last"}
+    stamps = sorted(r["last_modified"] for r in storage.get_all(c, "p")[0])
+    assert len(set(stamps)) == len(stamps)

@@ -56,7 +56,7 @@ def _is_broken(conn) -> bool:
 class _Transaction:
     """The state of the transaction bound to a context."""
 
-    __slots__ = ("conn", "cm", "began", "savepoints")
+    __slots__ = ("conn", "cm", "began", "savepoints", "unreleased")
 
     def __init__(self, conn, cm):
         self.conn = conn
@@ -64,6 +64,9 @@ class _Transaction:
         self.began = False
         #: ``[name, sent]`` per nested level
         self.savepoints: list = []
+        #: the savepoint of a nested level that ended, not released yet
+        #: (see :meth:`PostgreSQLClient._nested`)
+        self.unreleased: str | None = None
 
 
 class PostgreSQLClient:
@@ -318,22 +321,42 @@ class PostgreSQLClient:
             tx.cm.__exit__(None, None, None)
 
     def _nested(self, tx):
+        """A nested block: a savepoint, sent with the block's first write.
+
+        When the block ends, its savepoint is not released at once (a round
+        trip of its own): the ``RELEASE`` goes with the next ``SAVEPOINT`` of
+        the same level, in one message (one per batch sub-request instead of
+        two), or ``COMMIT``/``ROLLBACK`` and the enclosing level's own
+        ``RELEASE``/``ROLLBACK TO`` make it needless. Meanwhile the enclosing
+        level's statements run inside that ended savepoint, which nothing
+        rolls back to any more: the same effects.
+        """
         savepoint = [f"cliquet_sp{len(tx.savepoints) + 1}", False]
         tx.savepoints.append(savepoint)
         if tx.began:
-            self._sql(tx, f"SAVEPOINT {savepoint[0]}")
-            savepoint[1] = True
+            self._savepoint(tx, savepoint)
         try:
             yield tx.conn
         except BaseException:
             tx.savepoints.pop()
             if savepoint[1]:
                 self._sql(tx, f"ROLLBACK TO SAVEPOINT {savepoint[0]}")
-                self._sql(tx, f"RELEASE SAVEPOINT {savepoint[0]}")
+                tx.unreleased = savepoint[0]
             raise
         tx.savepoints.pop()
         if savepoint[1]:
-            self._sql(tx, f"RELEASE SAVEPOINT {savepoint[0]}")
+            tx.unreleased = savepoint[0]
+
+    def _savepoint(self, tx, savepoint) -> None:
+        """Send ``SAVEPOINT`` for ``savepoint`` (with the pending ``RELEASE``
+        of the level's previous one, in the same message)."""
+        name = savepoint[0]
+        if tx.unreleased == name:
+            self._sql(tx, f"RELEASE SAVEPOINT {name}; SAVEPOINT {name}")
+        else:
+            self._sql(tx, f"SAVEPOINT {name}")
+        tx.unreleased = None
+        savepoint[1] = True
 
     def _begin(self, tx) -> None:
         """Send the deferred ``BEGIN`` and ``SAVEPOINT``s of ``tx``."""
@@ -352,8 +375,7 @@ class PostgreSQLClient:
             tx.began = True
         for savepoint in tx.savepoints:
             if not savepoint[1]:
-                self._sql(tx, f"SAVEPOINT {savepoint[0]}")
-                savepoint[1] = True
+                self._savepoint(tx, savepoint)
 
     def _swap(self, tx) -> None:
         """Give ``tx`` a fresh connection (before it wrote anything)."""
