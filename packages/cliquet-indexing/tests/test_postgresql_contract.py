@@ -66,3 +66,53 @@ class TestPostgreSQLIndexer(IndexerContract):
     @pytest.fixture
     def backend_error(self, backend):
         return lambda: unreachable(backend)
+
+
+@pytest.fixture
+def indexer(pg_index_url, cliquet_worker_prefix):
+    """A PostgreSQL indexer with a table of this test's own."""
+    import uuid
+
+    from cliquet.storage.postgresql_client import get_client
+
+    made = postgresql.PostgreSQLIndexer(get_client(pg_index_url), prefix=f"t{uuid.uuid4().hex[:8]}_")
+    made.initialize_schema()
+    yield made
+    made.client.execute(f"DROP TABLE {made.table}", fetch=None)
+
+
+@pytest.mark.services
+def test_a_search_past_the_timeout_is_refused_and_the_connection_keeps_its_settings(indexer):
+    import dataclasses
+    import time
+
+    from cliquet_indexing.indexer import IndexEntry
+    from cliquet_indexing.query import InvalidQuery
+
+    indexer.index_records("r", [IndexEntry("u", {"id": f"x{i}", "last_modified": i + 1, "n": i, "t": f"w{i % 50}"},
+                                           ("u",)) for i in range(3000)])
+    indexer.limits = dataclasses.replace(indexer.limits, timeout=0.001)
+    body = {"query": {"bool": {"should": [{"range": {"n": {"gte": i, "lt": i + 1}}} for i in range(200)],
+                               "minimum_should_match": 2}}, "sort": [{"t": "desc"}]}
+    started = time.monotonic()
+    with pytest.raises(InvalidQuery, match="cliquet.search_timeout"):
+        indexer.search("r", indexer.validate_query(body), ["u"])
+    assert time.monotonic() - started < 2
+    # the timeout was the search's only: storage statements on the pooled connections keep theirs
+    for _ in range(3):
+        assert indexer.client.execute("SHOW statement_timeout", fetch="one", readonly=True)[0] == "0"
+    indexer.limits = dataclasses.replace(indexer.limits, timeout=5)
+    assert indexer.search("r", indexer.validate_query({"query": {"term": {"n": 7}}}), ["u"]).total == 1
+
+
+@pytest.mark.services
+def test_a_search_in_a_write_transaction_sees_its_writes(indexer):
+    """Inside the request's transaction the index holds the request's own writes."""
+    from cliquet_indexing.indexer import IndexEntry
+
+    with indexer.client.transaction():
+        indexer.index_records("r", [IndexEntry("u", {"id": "a", "last_modified": 1, "t": "hello"}, ("u",))])
+        assert indexer.search("r", indexer.validate_query({"query": {"match": {"t": "hello"}}}), ["u"]).total == 1
+    assert indexer.search("r", indexer.validate_query({}), ["u"]).total == 1
+    # the search's timeout was local to that transaction
+    assert indexer.client.execute("SHOW statement_timeout", fetch="one", readonly=True)[0] == "0"

@@ -165,31 +165,56 @@ class PostgreSQLIndexer(IndexerBase):
         return SearchResult([row[0] for row in rows[:size]], total)
 
     def _bounded(self, conn, sql, params, count_sql, count_params):
-        """Run the page (and the count when the page is empty) within the search timeout."""
+        """Run the page (and the count when the page is empty) within the
+        search timeout: setting it, the page and resetting it go in one
+        round trip (a pipeline)."""
         import psycopg
 
-        milliseconds = max(1, int(self.limits.timeout * 1000))
+        milliseconds = str(max(1, int(self.limits.timeout * 1000)))
         in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-        conn.execute("SELECT set_config('statement_timeout', %s, %s)", (str(milliseconds), in_transaction))
         try:
-            rows = conn.execute(sql, params).fetchall()
-            total = rows[0][1] if rows else conn.execute(count_sql, count_params).fetchone()[0]
+            with conn.pipeline():
+                conn.execute("SELECT set_config('statement_timeout', %s, %s)", (milliseconds, in_transaction))
+                # Never prepared: a generic plan cannot know how selective the words and values are.
+                cursor = conn.execute(sql, params, prepare=False)
+                if not in_transaction:
+                    conn.execute("SET statement_timeout TO DEFAULT")
+            rows = cursor.fetchall()
+            total = rows[0][1] if rows else self._count(conn, count_sql, count_params, milliseconds, in_transaction)
         except (psycopg.errors.QueryCanceled, psycopg.errors.ProgramLimitExceeded,
                 psycopg.errors.StatementTooComplex) as exc:
+            self._reset(conn, in_transaction)
             if isinstance(exc, psycopg.errors.QueryCanceled):
                 raise self.limits.timed_out() from exc
             raise InvalidQuery([{"location": "body", "name": "query",
                                  "description": f"the PostgreSQL indexer cannot run this query ({exc}): "
                                                 "make it smaller"}]) from exc
-        finally:
-            if not in_transaction:
-                try:
-                    conn.execute("SET statement_timeout TO DEFAULT")
-                except psycopg.Error:  # pragma: no cover - the connection is gone: the pool drops it
-                    logger.debug("could not reset statement_timeout", exc_info=True)
-        if rows and isinstance(rows[0][0], str):
-            rows = [(json.loads(row[0]), row[1]) for row in rows]
+        except BaseException:
+            self._reset(conn, in_transaction)
+            raise
         return rows, total
+
+    @staticmethod
+    def _count(conn, count_sql, count_params, milliseconds, in_transaction) -> int:
+        """The total, for a page past the end (or of size 0)."""
+        with conn.pipeline():
+            conn.execute("SELECT set_config('statement_timeout', %s, %s)", (milliseconds, in_transaction))
+            cursor = conn.execute(count_sql, count_params, prepare=False)
+            if not in_transaction:
+                conn.execute("SET statement_timeout TO DEFAULT")
+        return cursor.fetchone()[0]
+
+    @staticmethod
+    def _reset(conn, in_transaction) -> None:
+        """Put the connection's ``statement_timeout`` back after a failure."""
+        import psycopg
+
+        if in_transaction:
+            return  # the failure aborted the transaction; SET LOCAL ends with it
+        try:
+            conn.execute("SET statement_timeout TO DEFAULT")
+        except psycopg.Error:  # pragma: no cover - the connection is gone: the pool drops it
+            logger.debug("could not reset statement_timeout", exc_info=True)
 
     def close(self) -> None:
         """Nothing to release: the pool is the storage's (shared)."""
