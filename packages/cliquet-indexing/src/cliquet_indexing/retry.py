@@ -1,7 +1,11 @@
 """The retry queue: changes the indexer could not take, replayed in the background.
 
-Storage is the truth; the index follows it. A change reaches the index from
-the request that committed it, straight away, while the indexer answers:
+Storage is the truth; the index follows it. An indexer with a ``write_behind``
+(the embedded one: :mod:`cliquet_indexing.embedded.writer`) takes a
+request's changes in memory and applies them off the request path, in
+grouped transactions; its failures come here. With any other indexer, a
+change reaches the index from the request that committed it, straight
+away, while the indexer answers:
 the request waits for the indexer's answer, at most
 ``cliquet.indexing_write_timeout`` seconds (5), the call itself running on a
 small pool of threads. When the call fails or does not answer in time, the
@@ -84,6 +88,10 @@ class RetryQueue:
         self._stop = threading.Event()
         self._thread = None
         self._senders = None
+        #: the indexer's own write-behind queue, when it has one.
+        self.write_behind = getattr(indexer, "write_behind", None)
+        if self.write_behind is not None:
+            self.write_behind.retry = self
 
     def __len__(self):
         with self._lock:
@@ -104,7 +112,8 @@ class RetryQueue:
     def submit(self, resource_name: str, operations: list) -> bool:
         """Send ``operations`` to the indexer now, unless it is failing, and
         wait for it at most :attr:`write_timeout`; queue them when it is
-        failing, fails or is late. Never raises
+        failing, fails or is late. With an indexer ``write_behind``, hand them to
+        it instead (waiting at most :attr:`write_timeout` for room). Never raises
         :class:`~cliquet.storage.exceptions.BackendError`.
 
         :returns: ``True`` when the indexer took them, ``False`` when queued.
@@ -113,6 +122,11 @@ class RetryQueue:
             if self._failing:
                 self._queue(resource_name, operations)
                 return False
+        if self.write_behind is not None:
+            if self.write_behind.submit(resource_name, operations, self.write_timeout):
+                return True
+            self.failed(resource_name, operations, f"the index writer stayed full {self.write_timeout}s")
+            return False
         if self.write_timeout <= 0:
             return self._send(resource_name, operations)
         future = self._pool().submit(self._send, resource_name, operations)
@@ -121,7 +135,7 @@ class RetryQueue:
         except concurrent.futures.TimeoutError:
             # Still in flight: queued as well (sending a change twice is
             # harmless), and unqueued if the call succeeds after all.
-            self._failed(resource_name, operations, f"no answer within {self.write_timeout}s")
+            self.failed(resource_name, operations, f"no answer within {self.write_timeout}s")
             future.add_done_callback(lambda done: done.result() and self._arrived(resource_name, operations))
             return False
 
@@ -130,7 +144,7 @@ class RetryQueue:
             _apply(self.indexer, resource_name, operations)
             return True
         except BackendError as exc:
-            self._failed(resource_name, operations, exc)
+            self.failed(resource_name, operations, exc)
             return False
 
     def _arrived(self, resource_name, operations) -> None:
@@ -145,7 +159,9 @@ class RetryQueue:
             if not self._pending:
                 self._failing = False
 
-    def _failed(self, resource_name, operations, reason) -> None:
+    def failed(self, resource_name: str, operations: list, reason) -> None:
+        """Queue ``operations`` the indexer failed to take (``reason`` is
+        logged when this opens the circuit)."""
         with self._lock:
             opened = not self._failing
             self._failing = True

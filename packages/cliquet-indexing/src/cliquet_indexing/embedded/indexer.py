@@ -14,8 +14,10 @@ from typing import Iterable, Iterator
 from cliquet.storage.exceptions import BackendError
 
 from cliquet_indexing.embedded.compiler import BOOL, NUMBER, STRING, Compiler, bounded, token
+from cliquet_indexing.embedded.writer import IndexWriter
 from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult
 from cliquet_indexing.query import DEFAULT_MAX_SIZE, tokens
+from cliquet_indexing.retry import UNINDEX
 
 logger = logging.getLogger("cliquet_indexing.embedded")
 
@@ -69,9 +71,14 @@ def flatten(value, path: str = ""):
 class EmbeddedIndexer(IndexerBase):
     """An indexer in SQLite (FTS5 and JSON1, both in Python's ``sqlite3``).
 
-    One connection per indexer, shared by threads behind a lock: SQLite
-    serializes writes anyway, and a search is a single statement of a few
-    milliseconds.
+    One connection per indexer, shared by threads behind a lock held for
+    one statement or transaction (never across requests): SQLite serializes
+    writes anyway, and a search is a single statement of a few milliseconds.
+    :meth:`index_records` and :meth:`unindex_records` write at once; the
+    changes of requests go through :attr:`write_behind` (an
+    :class:`~cliquet_indexing.embedded.writer.IndexWriter`), which groups
+    them in transactions off the request path, and a search applies what is
+    pending first.
 
     :param url: ``cliquet.indexing_url`` (see :func:`parse_url`).
     :param prefix: prefix of the table names (letters, digits, ``_``).
@@ -89,6 +96,8 @@ class EmbeddedIndexer(IndexerBase):
         self._codes: dict = {}
         self._schema_ready = False
         self._conn = None
+        #: groups the changes of requests in transactions (see :mod:`.writer`).
+        self.write_behind = IndexWriter(self)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -193,7 +202,8 @@ class EmbeddedIndexer(IndexerBase):
                 raise BackendError(exc) from exc
 
     def flush(self) -> None:
-        """Remove every entry of this prefix."""
+        """Remove every entry of this prefix (changes pending in :attr:`write_behind` too)."""
+        self.write_behind.discard()
         with self._session(write=True) as conn:
             for name in ("docs", "scope", "vals", "fts", "tomb"):
                 conn.execute(f"DELETE FROM {self.tables[name]}")
@@ -220,45 +230,68 @@ class EmbeddedIndexer(IndexerBase):
         if not latest:
             with self._session():
                 return
-        t = self.tables
         with self._session(write=True) as conn:
-            existing = self._existing(conn, resource_name, latest)
-            deleted = self._existing(conn, resource_name, latest, table="tomb")
-            next_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t['docs']}").fetchone()[0]
-            inserts, updates, stale, vals, scope, fts, revived = [], [], [], [], [], [], []
-            for key, entry in latest.items():
-                modified = _modified(entry)
-                if key in deleted:
-                    if deleted[key][1] >= modified:
-                        continue  # deleted at this version or later
-                    revived.append((resource_name, *key))
-                data = json.dumps(entry.record, ensure_ascii=False, separators=(",", ":"))
-                known = existing.get(key)
-                if known is None:
-                    doc, next_id = next_id, next_id + 1
-                    inserts.append((doc, resource_name, key[0], key[1], modified, data))
-                elif known[1] > modified:
-                    continue
-                else:
-                    doc = known[0]
-                    stale.append((doc,))
-                    updates.append((modified, data, doc))
-                scope += [(resource_name, principal, doc) for principal in set(entry.read_principals)]
-                words = self._leaves(conn, resource_name, doc, entry.record, vals)
-                if words:
-                    fts.append((doc, words))
-            if stale:
-                conn.executemany(f"DELETE FROM {t['vals']} WHERE doc = ?", stale)
-                conn.executemany(f"DELETE FROM {t['scope']} WHERE doc = ?", stale)
-                conn.executemany(f"DELETE FROM {t['fts']} WHERE rowid = ?", stale)
-            conn.executemany(f"INSERT INTO {t['docs']} (id, resource, parent_id, record_id, last_modified, data) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", inserts)
-            conn.executemany(f"UPDATE {t['docs']} SET last_modified = ?, data = ? WHERE id = ?", updates)
-            conn.executemany(f"INSERT INTO {t['vals']} (doc, field, kind, v) VALUES (?, ?, ?, ?)", vals)
-            conn.executemany(f"INSERT OR IGNORE INTO {t['scope']} (resource, principal, doc) VALUES (?, ?, ?)", scope)
-            conn.executemany(f"INSERT INTO {t['fts']} (rowid, words) VALUES (?, ?)", fts)
-            conn.executemany(f"DELETE FROM {t['tomb']} WHERE resource = ? AND parent_id = ? AND record_id = ?",
-                             revived)
+            self._index(conn, resource_name, latest)
+
+    def write(self, changes: dict) -> None:
+        """Apply ``{resource: [(op, parent_id, record id, payload)]}`` (the
+        operations of :mod:`cliquet_indexing.retry`, one per record) in one
+        transaction, with the version rules of :meth:`index_records` and
+        :meth:`unindex_records`. What :class:`~cliquet_indexing.embedded.writer.IndexWriter`
+        calls."""
+        with self._session(write=True) as conn:
+            for resource_name, operations in changes.items():
+                entries, deletions = {}, {}
+                for op, parent_id, record_id, payload in operations:
+                    if op == UNINDEX:
+                        deletions[(parent_id, record_id)] = int(payload)
+                    else:
+                        entries[(parent_id, record_id)] = payload
+                if entries:
+                    self._index(conn, resource_name, entries)
+                if deletions:
+                    self._unindex(conn, resource_name, deletions)
+
+    def _index(self, conn, resource_name: str, latest: dict) -> None:
+        """Upsert ``{key: IndexEntry}`` inside the current transaction."""
+        t = self.tables
+        existing = self._existing(conn, resource_name, latest)
+        deleted = self._existing(conn, resource_name, latest, table="tomb")
+        next_id = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t['docs']}").fetchone()[0]
+        inserts, updates, stale, vals, scope, fts, revived = [], [], [], [], [], [], []
+        for key, entry in latest.items():
+            modified = _modified(entry)
+            if key in deleted:
+                if deleted[key][1] >= modified:
+                    continue  # deleted at this version or later
+                revived.append((resource_name, *key))
+            data = json.dumps(entry.record, ensure_ascii=False, separators=(",", ":"))
+            known = existing.get(key)
+            if known is None:
+                doc, next_id = next_id, next_id + 1
+                inserts.append((doc, resource_name, key[0], key[1], modified, data))
+            elif known[1] > modified:
+                continue
+            else:
+                doc = known[0]
+                stale.append((doc,))
+                updates.append((modified, data, doc))
+            scope += [(resource_name, principal, doc) for principal in set(entry.read_principals)]
+            words = self._leaves(conn, resource_name, doc, entry.record, vals)
+            if words:
+                fts.append((doc, words))
+        if stale:
+            conn.executemany(f"DELETE FROM {t['vals']} WHERE doc = ?", stale)
+            conn.executemany(f"DELETE FROM {t['scope']} WHERE doc = ?", stale)
+            conn.executemany(f"DELETE FROM {t['fts']} WHERE rowid = ?", stale)
+        conn.executemany(f"INSERT INTO {t['docs']} (id, resource, parent_id, record_id, last_modified, data) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", inserts)
+        conn.executemany(f"UPDATE {t['docs']} SET last_modified = ?, data = ? WHERE id = ?", updates)
+        conn.executemany(f"INSERT INTO {t['vals']} (doc, field, kind, v) VALUES (?, ?, ?, ?)", vals)
+        conn.executemany(f"INSERT OR IGNORE INTO {t['scope']} (resource, principal, doc) VALUES (?, ?, ?)", scope)
+        conn.executemany(f"INSERT INTO {t['fts']} (rowid, words) VALUES (?, ?)", fts)
+        conn.executemany(f"DELETE FROM {t['tomb']} WHERE resource = ? AND parent_id = ? AND record_id = ?",
+                         revived)
 
     def _existing(self, conn, resource_name, keys, table="docs") -> dict:
         """Return ``{(parent_id, record id): (doc, last_modified)}`` of the keys
@@ -304,35 +337,42 @@ class EmbeddedIndexer(IndexerBase):
         for parent_id, record_id, version in keys:
             key = (parent_id, record_id)
             latest[key] = max(int(version), latest.get(key, 0))
-        t = self.tables
         with self._session(write=bool(latest)) as conn:
-            if not latest:
-                return
-            existing = self._existing(conn, resource_name, latest)
-            docs, tombs = [], []
-            for key, version in latest.items():
-                known = existing.get(key)
-                if known is not None and known[1] > version:
-                    continue  # a newer record than this deletion
-                if known is not None:
-                    docs.append((known[0],))
-                tombs.append((resource_name, *key, version))
-            for name, column in (("docs", "id"), ("vals", "doc"), ("scope", "doc"), ("fts", "rowid")):
-                conn.executemany(f"DELETE FROM {t[name]} WHERE {column} = ?", docs)
-            conn.executemany(f"INSERT INTO {t['tomb']} (resource, parent_id, record_id, last_modified) "
-                             "VALUES (?, ?, ?, ?) ON CONFLICT (resource, record_id, parent_id) DO UPDATE "
-                             "SET last_modified = max(last_modified, excluded.last_modified)", tombs)
+            if latest:
+                self._unindex(conn, resource_name, latest)
+
+    def _unindex(self, conn, resource_name: str, latest: dict) -> None:
+        """Delete ``{key: version}`` inside the current transaction."""
+        t = self.tables
+        existing = self._existing(conn, resource_name, latest)
+        docs, tombs = [], []
+        for key, version in latest.items():
+            known = existing.get(key)
+            if known is not None and known[1] > version:
+                continue  # a newer record than this deletion
+            if known is not None:
+                docs.append((known[0],))
+            tombs.append((resource_name, *key, version))
+        for name, column in (("docs", "id"), ("vals", "doc"), ("scope", "doc"), ("fts", "rowid")):
+            conn.executemany(f"DELETE FROM {t[name]} WHERE {column} = ?", docs)
+        conn.executemany(f"INSERT INTO {t['tomb']} (resource, parent_id, record_id, last_modified) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT (resource, record_id, parent_id) DO UPDATE "
+                         "SET last_modified = max(last_modified, excluded.last_modified)", tombs)
 
     def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str, int]]:
         """Return an iterator over the ``(parent_id, record id, version)`` of a
-        resource (read at call time)."""
+        resource (read at call time, after the pending changes are applied)."""
+        self.write_behind.flush()
         with self._session() as conn:
             rows = conn.execute(f"SELECT parent_id, record_id, last_modified FROM {self.tables['docs']} "
                                 "WHERE resource = ?", (resource_name,)).fetchall()
         return iter([(p, r, v) for p, r, v in rows])
 
     def search(self, resource_name: str, query: dict, principals: Iterable[str]) -> SearchResult:
-        """Run one SQL statement: driver, read scope and probes, sort, page, total."""
+        """Apply the changes pending in :attr:`write_behind` (read-your-writes in this
+        process), then run one SQL statement: driver, read scope and probes,
+        sort, page, total."""
+        self.write_behind.flush()
         principals = sorted(set(principals))
         with self._session() as conn, bounded(conn, self.limits):  # timeout and refusals: a 400
             if not principals:
@@ -357,7 +397,9 @@ class EmbeddedIndexer(IndexerBase):
         return SearchResult(records, total)
 
     def close(self) -> None:
-        """Close the connection (an in-memory index is lost)."""
+        """Apply what is pending, stop the writer and close the connection (an
+        in-memory index is lost)."""
+        self.write_behind.close()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
