@@ -116,3 +116,20 @@ def test_a_search_in_a_write_transaction_sees_its_writes(indexer):
     assert indexer.search("r", indexer.validate_query({}), ["u"]).total == 1
     # the search's timeout was local to that transaction
     assert indexer.client.execute("SHOW statement_timeout", fetch="one", readonly=True)[0] == "0"
+
+
+@pytest.mark.services
+def test_a_record_with_more_words_than_a_tsvector_holds_is_indexed(indexer):
+    """PostgreSQL refuses a tsvector past 1 MB: the words past the budget
+    are left out, the write (and the record's other fields) go through."""
+    from cliquet_indexing.indexer import IndexEntry
+
+    text = " ".join(f"w{i:07d}" for i in range(150_000))
+    indexer.index_records("r", [IndexEntry("u", {"id": "big", "last_modified": 1, "text": text, "n": 1}, ("u",))])
+
+    def total(query):
+        return indexer.search("r", indexer.validate_query({"query": query}), ["u"]).total
+
+    assert total({"match": {"text": "w0000000"}}) == 1
+    assert total({"match_phrase": {"text": "w0000001 w0000002"}}) == 1
+    assert total({"term": {"n": 1}}) == 1

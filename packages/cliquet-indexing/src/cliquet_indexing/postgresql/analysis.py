@@ -34,6 +34,9 @@ from cliquet_indexing.query import tokens
 MAX_POSITION = 16383
 #: longest lexeme kept as it is (bytes); PostgreSQL refuses past 2 047.
 MAX_LEXEME = 2000
+#: bytes of lexemes and positions one record may use (PostgreSQL refuses a
+#: ``tsvector`` past 1 MB): words past it are not indexed, the write goes on.
+MAX_WORDS_BYTES = 600_000
 
 
 def lexeme(field: str | None, word: str) -> str:
@@ -62,18 +65,26 @@ def analyse(record: dict) -> tuple[str, str]:
     positions: dict = {}
     bare: set = set()
     leaves: dict = {}
-    position = 1
+    position, budget = 1, MAX_WORDS_BYTES
     for path, value in flatten(record):
         leaves.setdefault(path, []).append(value)
-        if isinstance(value, (bool, int, float)):
+        if isinstance(value, (bool, int, float)) or budget <= 0:
             continue
-        words = tokens(str(value))
-        for word in words:
-            positions.setdefault(lexeme(path, word), []).append(min(position, MAX_POSITION))
-            bare.add(lexeme(None, word))
+        for word in tokens(str(value)):
+            lex = lexeme(path, word)
+            found = positions.get(lex)
+            if found is None:
+                budget -= len(lex.encode()) + len(word.encode()) + 20
+                if budget <= 0:
+                    break
+                found = positions[lex] = []
+                bare.add(lexeme(None, word))
+            if len(found) < 256:
+                budget -= 2
+                found.append(min(position, MAX_POSITION))
             position += 1
         position += 1  # a gap: phrases never span two values
-    parts = [f"{quote(lex)}:{','.join(map(str, sorted(set(pos))[:256]))}" for lex, pos in positions.items()]
+    parts = [f"{quote(lex)}:{','.join(map(str, sorted(set(pos))))}" for lex, pos in positions.items()]
     parts += [quote(word) for word in bare]
     for values in leaves.values():
         values.sort(key=sort_rank)
