@@ -137,3 +137,48 @@ def test_ended_savepoints_released_late_still_undo_exactly_the_failed_block(app)
     assert ids == {"top", "a", "c", "c1", "c3", "e", "e1", "e11", "last"}
     stamps = sorted(r["last_modified"] for r in storage.get_all(c, "p")[0])
     assert len(set(stamps)) == len(stamps)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("concurrent_commits", ["before", "while_waiting"])
+def test_updating_a_record_read_earlier_is_one_statement_that_loses_no_update(app, statements, concurrent_commits):
+    import threading
+
+    from cliquet.storage.exceptions import ConflictError
+
+    storage = app.app.registry.storage
+    c = f"checked-{concurrent_commits}"
+    record = storage.create(c, "p", {"id": "r", "v": 0})
+    other_holds_lock, other_may_commit = threading.Event(), threading.Event()
+
+    def other():
+        with storage.transaction():
+            storage.update(c, "p", "r", {"v": "other"})
+            other_holds_lock.set()
+            other_may_commit.wait(10)
+
+    with pytest.raises(ConflictError):
+        with storage.transaction():
+            assert storage.get(c, "p", "r")["v"] == 0
+            thread = threading.Thread(target=other)
+            thread.start()
+            assert other_holds_lock.wait(10)
+            if concurrent_commits == "before":
+                other_may_commit.set()
+                thread.join(10)
+            else:
+                threading.Timer(0.3, other_may_commit.set).start()
+            statements.clear()
+            try:
+                storage.update(c, "p", "r", {"v": "mine"})
+            finally:
+                thread.join(10)
+    writes = [s for s in statements if s.startswith("WITH ts AS")]
+    assert len(writes) == 1 and not any("FOR UPDATE" in s for s in statements), statements
+    current = storage.get(c, "p", "r")
+    assert current["v"] == "other" and current["last_modified"] > record["last_modified"]
+
+    with storage.transaction():  # unchanged since read: the write goes through
+        storage.get(c, "p", "r")
+        updated = storage.update(c, "p", "r", {"v": "mine"})
+    assert storage.get(c, "p", "r") == updated and updated["last_modified"] > current["last_modified"]

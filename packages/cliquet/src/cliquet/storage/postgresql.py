@@ -58,6 +58,7 @@ from cliquet.storage.postgresql_query import (
     INIT_TIMESTAMP,
     LOCK_LIVE,
     UPDATE,
+    UPDATE_READ,
     column,
     filter_sql,
     keyset_sql,
@@ -215,8 +216,15 @@ class PostgreSQLStorage(StorageBase):
         """Replace (or create) the record with a new timestamp."""
         data, params = self._write_params(collection_id, parent_id, object_id, record)
         key = ("read", parent_id, collection_id, object_id)
-        if self.client.recall(key, _NOT_READ) is _NOT_READ:
+        expected = self.client.recall(key, _NOT_READ)
+        if expected is _NOT_READ:
             row = self.client.execute(UPDATE, params, fetch="one")
+        elif expected is not None:
+            # Read live in this transaction: the version check in the write.
+            row = self.client.execute(UPDATE_READ, {**params, "expected": expected}, fetch="one")
+            if row is None:
+                raise ConflictError(None, f"record {object_id!r} was modified by a concurrent request")
+            self.client.mark(key, row[0])
         else:
             def fn(conn):
                 conn.execute(LOCK_SCOPE, (parent_id, collection_id))

@@ -363,6 +363,21 @@ ON CONFLICT (parent_id, collection_id, id) DO UPDATE
 RETURNING last_modified
 """
 
+#: :data:`UPDATE` of a live record this transaction read at version
+#: ``%(expected)s``: no row if it changed since. The counter row is locked
+#: first (the bump, as every writer does); the record's row is then found in
+#: the statement's snapshot and, if a concurrent transaction changed it
+#: meanwhile, re-checked on its newest version (read committed's rule for
+#: ``UPDATE``): a change committed in between is never overwritten. The
+#: caller's rollback undoes the bump when there is no row.
+UPDATE_READ = f"""
+WITH ts AS ({BUMP.format(condition='')})
+UPDATE cliquet_records AS r SET last_modified = ts.last_modified, data = %(data)s FROM ts
+ WHERE r.parent_id = %(parent_id)s AND r.collection_id = %(collection_id)s AND r.id = %(id)s
+   AND NOT r.deleted AND r.last_modified = %(expected)s
+RETURNING r.last_modified
+"""
+
 LOCK_LIVE = (
     "SELECT last_modified FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND id = %s "
     "AND NOT deleted"
