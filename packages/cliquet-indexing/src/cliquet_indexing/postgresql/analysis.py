@@ -60,8 +60,8 @@ def sort_rank(value) -> tuple:
     return (0, float(value) if not isinstance(value, int) or isinstance(value, bool) else value, "")
 
 
-def analyse(record: dict) -> tuple[str, str]:
-    """Return ``(tsvector literal, leaves JSON)`` for ``record``."""
+def analyse(record: dict) -> tuple[str, str, list]:
+    """Return ``(tsvector literal, leaves JSON, paths of the leaves)`` for ``record``."""
     positions: dict = {}
     bare: set = set()
     leaves: dict = {}
@@ -88,4 +88,4 @@ def analyse(record: dict) -> tuple[str, str]:
     parts += [quote(word) for word in bare]
     for values in leaves.values():
         values.sort(key=sort_rank)
-    return " ".join(parts), json.dumps(leaves, ensure_ascii=False, separators=(",", ":"))
+    return " ".join(parts), json.dumps(leaves, ensure_ascii=False, separators=(",", ":")), sorted(leaves)

@@ -114,12 +114,11 @@ class PostgreSQLIndexer(IndexerBase):
             return
         rows = []
         for (parent_id, record_id), entry in latest.items():
-            words, leaves = analyse(entry.record)
-            fields = sorted(json.loads(leaves)) if leaves != "{}" else []
+            words, leaves, fields = analyse(entry.record)
             rows.append((resource_name, parent_id, record_id, entry.version, sorted(set(entry.read_principals)),
                          fields, leaves, words, json.dumps(entry.record, ensure_ascii=False)))
         self._ensure()
-        self.client.run(lambda conn: conn.cursor().executemany(self._upsert, rows))
+        self.client.run(lambda conn: self._write(conn, self._upsert, rows))
 
     def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str, int]]) -> None:
         """Remove the entries unless indexed at a greater version; remember the deletions."""
@@ -130,7 +129,16 @@ class PostgreSQLIndexer(IndexerBase):
             return
         rows = [(resource_name, parent_id, record_id, version) for (parent_id, record_id), version in latest.items()]
         self._ensure()
-        self.client.run(lambda conn: conn.cursor().executemany(self._delete, rows))
+        self.client.run(lambda conn: self._write(conn, self._delete, rows))
+
+    @staticmethod
+    def _write(conn, statement, rows) -> None:
+        """One statement per row: a single row as a plain (prepared) statement,
+        several in one pipeline."""
+        if len(rows) == 1:
+            conn.execute(statement, rows[0])
+        else:
+            conn.cursor().executemany(statement, rows)
 
     def indexed_keys(self, resource_name: str) -> Iterator[tuple[str, str, int]]:
         """Return the ``(parent_id, record id, version)`` of a resource's entries."""
