@@ -6,7 +6,7 @@ import logging
 import pytest
 from pyramid.exceptions import ConfigurationError
 
-from cliquet.logs import LOGGER_NAME, render_console
+from cliquet.logs import LOGGER_NAME, _StderrHandler, render_console
 from cliquet.resource import UserResource
 from cliquet.testing.app import Article, ArticleSchema, basic_auth, make_app
 
@@ -189,3 +189,27 @@ def test_an_exception_escaping_the_application_is_logged_as_a_500(capsys):
         tween(request)
     [line] = json_lines(capsys)
     assert (line["status"], line["level"], line["errno"], line["path"]) == (500, "ERROR", 999, "/v1/somewhere")
+
+
+def test_lines_to_the_own_handler_skip_the_log_record(app, capsys, monkeypatch):
+    """The default set-up (Cliquet's stderr handler alone on the logger)
+    writes each line without building a LogRecord — the most expensive part
+    of a line; a logging configuration of its own still gets records."""
+    made = []
+    original = logging.Logger.makeRecord
+    monkeypatch.setattr(logging.Logger, "makeRecord", lambda self, *a, **k: made.append(a) or original(self, *a, **k))
+    logger = logging.getLogger(LOGGER_NAME)
+    # alone, as outside pytest (whose capture handlers land on the logger too)
+    monkeypatch.setattr(logger, "handlers", [h for h in logger.handlers if isinstance(h, _StderrHandler)])
+    assert len(logger.handlers) == 1 and not logger.propagate
+    app.get("/v1/", status=200)
+    app.get("/v1/nothing-here", status=404)
+    assert made == []
+    ok, missing = json_lines(capsys)
+    assert (ok["status"], missing["status"], missing["errno"]) == (200, 404, 111)
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logger.addHandler(handler)
+    app.get("/v1/", status=200)
+    assert len(made) == 1 and seen[0].cliquet_request["status"] == 200

@@ -93,6 +93,15 @@ class _StderrHandler(logging.StreamHandler):
         except Exception:  # pragma: no cover - logging must never raise
             self.handleError(record)
 
+    def write_line(self, line: str) -> None:
+        """Write ``line`` without a :class:`logging.LogRecord` (the request
+        log's fast path, when this handler is the logger's only one)."""
+        try:
+            with self.lock:
+                sys.stderr.write(line + "\n")
+        except Exception:  # pragma: no cover - logging must never raise
+            pass
+
 
 def request_id(environ) -> str:
     """Return the request id of ``environ``: a sane incoming ``X-Request-Id``
@@ -195,8 +204,26 @@ def _userid(request):
         return None
 
 
+def _sole_handler(logger):
+    """Our stderr handler when it is all ``logger`` writes to (no other
+    handler, no filter, no propagation): lines then skip the
+    :class:`logging.LogRecord`, which costs more than the rest of the line."""
+    handlers = logger.handlers
+    if len(handlers) != 1 or logger.propagate or logger.filters:
+        return None
+    own = handlers[0]
+    if not isinstance(own, _StderrHandler) or own.filters:
+        return None
+    return own
+
+
 def request_log_tween_factory(handler, registry):
-    """The tween that times each request and logs its line."""
+    """The tween that times each request and logs its line.
+
+    The line is built once the response is known, from what the request
+    already holds; when Cliquet's own stderr handler is the only place it
+    goes (the default), it is written without a :class:`logging.LogRecord`
+    (see :func:`_sole_handler`), otherwise it is an ordinary log record."""
     settings = registry.settings
     render = render_console if settings["cliquet.logging_renderer"] == "console" else render_json
     logger = logging.getLogger(LOGGER_NAME)
@@ -230,6 +257,11 @@ def request_log_tween_factory(handler, registry):
             errno = response_errno(response) if response is not None else 999
             if errno is not None:
                 fields["errno"] = errno
+        sole = _sole_handler(logger)
+        if sole is not None:
+            if level >= sole.level:
+                sole.write_line(render(fields))
+            return
         # makeRecord + handle: what Logger.log does, without looking for the
         # caller's frame (always this function)
         record = logger.makeRecord(LOGGER_NAME, level, "", 0, render(fields), None, None,
