@@ -70,6 +70,7 @@ class IndexWriter:
         self._applying = threading.Lock()
         self._thread = None
         self._closed = False
+        self._idle = False  # the thread waits for changes (only then is it notified)
 
     def __len__(self):
         with self._cond:
@@ -95,7 +96,9 @@ class IndexWriter:
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="cliquet-indexing-writer", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            elif self._idle:
+                self._idle = False
+                self._cond.notify_all()
         return True
 
     def flush(self) -> int:
@@ -148,7 +151,10 @@ class IndexWriter:
     def _run(self):
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._closed)
+                while not (self._pending or self._closed):
+                    self._idle = True
+                    self._cond.wait()
+                self._idle = False
                 if self._closed:
                     return
             if self.gather > 0:
@@ -164,6 +170,7 @@ class IndexWriter:
         starts a new thread)."""
         with self._cond:
             self._closed = True
+            self._idle = False
             self._cond.notify_all()
             thread = self._thread
         if thread is not None:
