@@ -120,3 +120,21 @@ def test_a_request_that_fails_after_its_write_leaves_no_index_write(app):
                                            readonly=True)
     assert [row[0] for row in rows] == ["kept"]
     assert registry.indexer.indexed_keys("article") and len(list(registry.indexer.indexed_keys("article"))) == 1
+
+
+def test_reindex_fills_the_index_of_a_service_switched_to_it(app):
+    """Records written before the switch (an empty index here) are found
+    once ``cliquet-indexing reindex`` ran."""
+    from cliquet_indexing.scripts import reindex_resource
+
+    alice, bob = basic_auth("alice"), basic_auth("bob")
+    registry = app.app.registry
+    for i in range(12):
+        app.post_json("/v1/articles", {"data": {"title": f"old {i:02d}"}}, headers=alice)
+    app.post_json("/v1/articles", {"data": {"title": "bob's"}}, headers=bob)
+    registry.indexer.flush()
+    assert titles(app, alice) == []
+    counts = reindex_resource(registry, None, "article", batch_size=5)
+    assert counts["indexed"] == 13 and counts["removed"] == 0
+    assert titles(app, alice) == [f"old {i:02d}" for i in range(12)]
+    assert titles(app, bob) == ["bob's"]

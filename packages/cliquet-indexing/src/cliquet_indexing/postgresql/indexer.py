@@ -164,7 +164,12 @@ class PostgreSQLIndexer(IndexerBase):
         scope = (f"FROM {self.table} AS i WHERE i.resource = %s AND NOT i.deleted "
                  f"AND i.principals && %s::text[] AND ({where})")
         size, start = query["size"], query["from"]
-        page_sql = f"SELECT i.data, count(*) OVER () {scope} ORDER BY {', '.join(order)} LIMIT %s OFFSET %s"
+        # The matches are sorted and counted without their records (narrow
+        # rows: no spill to disk for broad queries); the page's are read after.
+        page_sql = (f"SELECT (SELECT d.data FROM {self.table} AS d WHERE d.resource = p.resource "
+                    "AND d.record_id = p.record_id AND d.parent_id = p.parent_id), p.total "
+                    f"FROM (SELECT i.resource, i.record_id, i.parent_id, count(*) OVER () AS total {scope} "
+                    f"ORDER BY {', '.join(order)} LIMIT %s OFFSET %s) AS p")
         page_params = [*base, *compiler.params, max(size, 1), start]
         count_params = [*base, *where_params]
         rows, total = self.client.run(lambda conn: self._bounded(conn, page_sql, page_params,
