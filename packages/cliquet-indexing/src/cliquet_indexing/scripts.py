@@ -12,6 +12,11 @@ as usual, and the run never undoes it: the entries it may remove are listed
 *before* storage is read, and each is deleted at the version just above the
 one it had — a record storage no longer has was deleted at that version or
 later, and one created again since is newer still.
+
+With the PostgreSQL indexer (:mod:`cliquet_indexing.postgresql`) the index
+is written in the requests' own transactions and never drifts: ``reindex``
+is only needed once, to fill it after switching an existing service to it
+(``cliquet migrate`` creates its table; each batch here is one transaction).
 """
 
 from __future__ import annotations
