@@ -182,3 +182,36 @@ def test_updating_a_record_read_earlier_is_one_statement_that_loses_no_update(ap
         storage.get(c, "p", "r")
         updated = storage.update(c, "p", "r", {"v": "mine"})
     assert storage.get(c, "p", "r") == updated and updated["last_modified"] > current["last_modified"]
+
+
+@pytest.mark.services
+def test_since_reads_the_purge_horizon_with_its_page(app, statements):
+    first = app.post_json(URL, {"data": {"title": "a"}}, headers=basic_auth()).json["data"]
+    app.post_json(URL, {"data": {"title": "b"}}, headers=basic_auth())
+    statements.clear()
+    resp = app.get(f"{URL}?_since={first['last_modified']}", headers=basic_auth())
+    assert [r["title"] for r in resp.json["data"]] == ["b"]
+    assert not [s for s in statements if s.startswith("SELECT purged_before")], statements
+
+
+@pytest.mark.services
+def test_a_purge_during_a_since_poll_is_never_missed(app, monkeypatch):
+    import threading
+
+    storage = app.app.registry.storage
+    gone = app.post_json(URL, {"data": {"title": "gone"}}, headers=basic_auth()).json["data"]
+    since = gone["last_modified"]
+    app.delete(f"{URL}/{gone['id']}", headers=basic_auth())
+    app.post_json(URL, {"data": {"title": "new"}}, headers=basic_auth())
+    original = type(storage).get_all
+
+    def get_all_after_a_purge(self, *args, **kwargs):
+        # Another client purges every tombstone just before the page is read.
+        purge = threading.Thread(target=storage.purge_deleted, args=(None, None))
+        purge.start()
+        purge.join(10)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(storage), "get_all", get_all_after_a_purge)
+    resp = app.get(f"{URL}?_since={since - 1}", headers=basic_auth(), status=400)
+    assert resp.json["errno"] == 107 and "resync" in resp.json["message"]

@@ -260,12 +260,15 @@ class UserResource:
         max_fetch = self.registry.settings["cliquet.storage_max_fetch_size"]
         limit = min(query.limit or max_fetch, max_fetch)
         try:
+            records, total = self.model.get_records(filters=filters, sorting=query.sorting, after=after,
+                                                    limit=limit + 1, include_deleted=query.include_deleted)
             if query.since is not None:
+                # After the page: a purge records its horizon before it
+                # removes tombstones, so a page that misses some is always
+                # caught here (read first, a purge in between went unseen).
                 horizon = self.registry.storage.purged_before(self.model.collection_id, self.model.parent_id)
                 if horizon is not None and query.since + 1 < horizon:
                     raise HistoryPurgedError(horizon)
-            records, total = self.model.get_records(filters=filters, sorting=query.sorting, after=after,
-                                                    limit=limit + 1, include_deleted=query.include_deleted)
         except HistoryPurgedError as exc:
             raise_invalid("querystring", "_since",
                           f"Changes before {exc.oldest} were purged: resync from scratch (without _since)")

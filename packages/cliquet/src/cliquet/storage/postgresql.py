@@ -78,6 +78,10 @@ _SCOPE_STATE = (
     "(SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s) AS _ts, "
     "(SELECT record_count FROM cliquet_timestamps AS t WHERE t.parent_id = %s AND t.collection_id = %s) AS _n"
 )
+# The same and the purge horizon, for a page (three more parameters).
+_PAGE_STATE = _SCOPE_STATE + (
+    ", (SELECT purged_before FROM cliquet_timestamps AS h WHERE h.parent_id = %s AND h.collection_id = %s) AS _h"
+)
 
 
 class PostgreSQLStorage(StorageBase):
@@ -327,6 +331,10 @@ class PostgreSQLStorage(StorageBase):
         older = "" if before is None else " AND r.last_modified < %s"
         older_params = [] if before is None else [before]
         scope_sql = "".join(" AND t." + c for c in scope)
+        if collection_id is not None and parent_id is not None:
+            self.client.mark(("horizon", parent_id, collection_id), _NOT_READ)
+        else:
+            self.client.forget("horizon")
         self.client.execute(
             "UPDATE cliquet_timestamps AS t SET purged_before = "
             "greatest(t.purged_before, COALESCE(%s::bigint, t.last_modified + 1)) "
@@ -341,7 +349,15 @@ class PostgreSQLStorage(StorageBase):
 
     def purged_before(self, collection_id: str, parent_id: str) -> int | None:
         """Return the timestamp before which tombstones were purged (``None``
-        if never): a client that synced before it must start over."""
+        if never): a client that synced before it must start over.
+
+        Right after a non-empty :meth:`get_all` page of this collection in
+        the same transaction, the horizon read with the page, in its
+        snapshot (no round trip): what a ``_since`` poller checks after the
+        page."""
+        hit = self.client.recall(("horizon", parent_id, collection_id), _NOT_READ)
+        if hit is not _NOT_READ:
+            return hit
         row = self.client.execute(
             "SELECT purged_before FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s",
             (parent_id, collection_id),
@@ -428,7 +444,7 @@ class PostgreSQLStorage(StorageBase):
         columns = [key for col, direction in fields for key in sort_keys(col, direction, codepoint)]
         limit = self.max_fetch_size if limit is None else min(limit, self.max_fetch_size)
 
-        params: list = [parent_id, collection_id, parent_id, collection_id, parent_id, collection_id]
+        params: list = [parent_id, collection_id] * 4
         where = self._where(filters, params, tombstones=include_deleted)
         if not include_deleted:
             where = " AND NOT deleted" + where
@@ -437,14 +453,16 @@ class PostgreSQLStorage(StorageBase):
             where += " AND " + keyset_sql(columns, values, params)
         params.append(limit)
         page_sql = (
-            f"SELECT {_SCOPE_STATE}, id, last_modified, deleted, data FROM cliquet_records "
+            f"SELECT {_PAGE_STATE}, id, last_modified, deleted, data FROM cliquet_records "
             f"WHERE parent_id = %s AND collection_id = %s{where} "
             f"ORDER BY {order_sql(columns)} LIMIT %s"
         )
         rows = self.client.execute(page_sql, params, readonly=True) if limit > 0 else []
 
+        # The page's purge horizon, for purged_before() right after.
+        self.client.mark(("horizon", parent_id, collection_id), rows[0][2] if rows else _NOT_READ)
         records = []
-        for _, _, object_id, last_modified, deleted, data in rows:
+        for _, _, _, object_id, last_modified, deleted, data in rows:
             if deleted:
                 records.append(self._tombstone(object_id, last_modified))
             else:

@@ -213,6 +213,13 @@ class PostgreSQLClient:
         marks = self._marks.get()
         return marks is not None and key in marks
 
+    def forget(self, kind) -> None:
+        """Drop what :meth:`mark` noted under keys starting with ``kind``."""
+        marks = self._marks.get()
+        if marks:
+            for key in [k for k in marks if isinstance(k, tuple) and k[0] == kind]:
+                del marks[key]
+
     def recall(self, key, default=None):
         """Return what :meth:`mark` noted for ``key`` in the current transaction."""
         marks = self._marks.get()
