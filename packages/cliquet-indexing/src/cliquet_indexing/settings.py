@@ -21,7 +21,8 @@ def as_positive_int(value):
 
 INDEXING_SETTINGS = {
     "indexing_backend": Setting(DEFAULT_BACKEND, as_str,
-                                doc="Dotted name of the indexer module (a module with load_from_config)."),
+                                doc="Dotted name of the indexer module (a module with load_from_config). "
+                                    "Not set, beside a PostgreSQL storage: cliquet_indexing.postgresql."),
     "indexing_url": Setting(None, as_str,
                             doc="Where the indexer keeps its data: for the embedded indexer sqlite:///path/to/file.db, "
                                 "memory, or empty (see the indexing docs); for a server, its URL."),
