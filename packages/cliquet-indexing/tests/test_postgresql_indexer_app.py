@@ -138,3 +138,28 @@ def test_reindex_fills_the_index_of_a_service_switched_to_it(app):
     assert counts["indexed"] == 13 and counts["removed"] == 0
     assert titles(app, alice) == [f"old {i:02d}" for i in range(12)]
     assert titles(app, bob) == ["bob's"]
+
+
+def test_on_another_database_it_indexes_after_the_commit(schema_url, postgresql_url, cliquet_worker_prefix):
+    """An ``indexing_url`` that is not the storage's database cannot join its
+    transaction: the indexer then works like a remote one (after the commit,
+    through the retry queue), never writing before the storage commits."""
+    other = f"{cliquet_worker_prefix}po{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{other}"')
+    try:
+        index_url = f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={other}')}"
+        app = make_search_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql",
+                              storage_url=schema_url, permission_backend="cliquet.permission.postgresql",
+                              permission_url=schema_url, indexing_url=index_url)
+        registry = app.app.registry
+        registry.storage.initialize_schema()
+        registry.permission.initialize_schema()
+        migrate_indexer(registry)
+        assert isinstance(registry.indexer, PostgreSQLIndexer) and registry.indexer.transactional is False
+        alice = basic_auth("alice")
+        app.post_json("/v1/articles", {"data": {"title": "elsewhere"}}, headers=alice)
+        assert titles(app, alice) == ["elsewhere"]
+    finally:
+        with psycopg.connect(postgresql_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')

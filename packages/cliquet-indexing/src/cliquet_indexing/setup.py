@@ -128,6 +128,11 @@ def includeme(config):
                                              max_queued=settings["cliquet.indexing_retry_max_queued"],
                                              write_timeout=settings["cliquet.indexing_write_timeout"])
         logger.debug("Indexer: %s", type(registry.indexer).__module__)
+        storage_client = getattr(getattr(registry, "storage", None), "client", None)
+        if getattr(registry.indexer, "transactional", False) and registry.indexer.client is not storage_client:
+            # Another database: its writes cannot join the storage's
+            # transaction; index after the commit, through the retry queue.
+            registry.indexer.transactional = False
         if getattr(registry.indexer, "transactional", False) and settings["cliquet.indexing_listener_enabled"]:
             # Indexed inside the storage transaction, before it commits (the
             # after-commit listener leaves such an indexer alone).
