@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -281,9 +282,7 @@ class EmbeddedIndexer(IndexerBase):
             if words:
                 fts.append((doc, words))
         if stale:
-            conn.executemany(f"DELETE FROM {t['vals']} WHERE doc = ?", stale)
-            conn.executemany(f"DELETE FROM {t['scope']} WHERE doc = ?", stale)
-            conn.executemany(f"DELETE FROM {t['fts']} WHERE rowid = ?", stale)
+            vals, scope, fts = self._changed_rows(conn, {doc for doc, in stale}, vals, scope, fts)
         conn.executemany(f"INSERT INTO {t['docs']} (id, resource, parent_id, record_id, last_modified, data) "
                          "VALUES (?, ?, ?, ?, ?, ?)", inserts)
         conn.executemany(f"UPDATE {t['docs']} SET last_modified = ?, data = ? WHERE id = ?", updates)
@@ -292,6 +291,38 @@ class EmbeddedIndexer(IndexerBase):
         conn.executemany(f"INSERT INTO {t['fts']} (rowid, words) VALUES (?, ?)", fts)
         conn.executemany(f"DELETE FROM {t['tomb']} WHERE resource = ? AND parent_id = ? AND record_id = ?",
                          revived)
+
+    def _changed_rows(self, conn, docs: set, vals: list, scope: list, fts: list) -> tuple:
+        """For the updated ``docs``, delete only the ``vals``, ``scope`` and
+        ``fts`` rows that differ from the new ones; return the new rows left
+        to insert (a PATCH of one field rewrites one value, not the record)."""
+        t = self.tables
+        old_vals, old_scope, old_fts = collections.Counter(), set(), {}
+        ordered = sorted(docs)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            old_vals.update(conn.execute(f"SELECT doc, field, kind, v FROM {t['vals']} WHERE doc IN ({marks})",
+                                         chunk).fetchall())
+            old_scope.update(conn.execute(f"SELECT resource, principal, doc FROM {t['scope']} "
+                                          f"WHERE doc IN ({marks})", chunk).fetchall())
+            old_fts.update(conn.execute(f"SELECT rowid, words FROM {t['fts']} WHERE rowid IN ({marks})",
+                                        chunk).fetchall())
+        new_vals = collections.Counter(row for row in vals if row[0] in docs)
+        changed = {row for row in set(old_vals) | set(new_vals) if old_vals[row] != new_vals[row]}
+        conn.executemany(f"DELETE FROM {t['vals']} WHERE doc = ? AND field = ? AND kind = ? AND v IS ?",
+                         [row for row in changed if old_vals[row]])
+        new_scope = {row for row in scope if row[2] in docs}
+        conn.executemany(f"DELETE FROM {t['scope']} WHERE resource = ? AND principal = ? AND doc = ?",
+                         list(old_scope - new_scope))
+        new_fts = {doc: words for doc, words in fts if doc in docs}
+        stale_fts = [doc for doc, words in old_fts.items() if new_fts.get(doc) != words]
+        conn.executemany(f"DELETE FROM {t['fts']} WHERE rowid = ?", [(doc,) for doc in stale_fts])
+        stale_fts = set(stale_fts)
+        vals = [row for row in vals if row[0] not in docs or row in changed]
+        scope = [row for row in scope if row[2] not in docs or row not in old_scope]
+        fts = [(doc, words) for doc, words in fts if doc not in docs or doc in stale_fts or doc not in old_fts]
+        return vals, scope, fts
 
     def _existing(self, conn, resource_name, keys, table="docs") -> dict:
         """Return ``{(parent_id, record id): (doc, last_modified)}`` of the keys
