@@ -16,6 +16,7 @@ from cliquet.testing.plugin import require_module
 from cliquet_indexing.postgresql import PostgreSQLIndexer
 from cliquet_indexing.setup import migrate_indexer
 from cliquet_indexing.testing.app import make_search_app
+from cliquet_indexing.testing.queries import HOSTILE_SEARCHES, assert_refused
 
 psycopg = require_module("psycopg", reason="the `postgresql` extra of cliquet is not installed")
 
@@ -163,3 +164,15 @@ def test_on_another_database_it_indexes_after_the_commit(schema_url, postgresql_
     finally:
         with psycopg.connect(postgresql_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_SEARCHES))
+def test_hostile_searches_are_refused(app, case):
+    """The hostile bodies every indexer refuses: a 400 naming the limit, in
+    a bounded time, nothing written — on the PostgreSQL indexer too."""
+    alice = basic_auth("alice")
+    for i in range(3):
+        app.post_json("/v1/articles", {"data": {"title": f"brown fox {i}", "score": i}}, headers=alice)
+    build, setting = HOSTILE_SEARCHES[case]
+    assert_refused(app, "/v1/search/articles", alice, build(), setting)
+    assert app.get("/v1/articles", headers=alice).headers["Total-Records"] == "3"
