@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import urllib.parse
 
 import pytest
 
-from cliquet.testing.plugin import require_module
+from cliquet.testing.plugin import postgresql_schema, require_module
 
-psycopg = require_module("psycopg", reason="the `postgresql` extra of cliquet is not installed")
+require_module("psycopg", reason="the `postgresql` extra of cliquet is not installed")
 
 from cliquet.storage.postgresql_client import PostgreSQLClient  # noqa: E402
 
@@ -25,12 +24,8 @@ from cliquet_indexing.testing.contract import IndexerContract  # noqa: E402
 def pg_index_url(postgresql_url, cliquet_worker_prefix):
     """The test server's URL with a schema of this worker's own."""
     schema = f"{cliquet_worker_prefix}ix"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgresql_schema(postgresql_url, schema) as url:
+        yield url
 
 
 @contextlib.contextmanager

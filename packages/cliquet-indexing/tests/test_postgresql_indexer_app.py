@@ -11,7 +11,7 @@ import pytest
 
 from cliquet.events import ResourceChanged
 from cliquet.testing.app import SharedArticle, basic_auth
-from cliquet.testing.plugin import require_module
+from cliquet.testing.plugin import postgresql_schema, require_module
 
 from cliquet_indexing.postgresql import PostgreSQLIndexer
 from cliquet_indexing.setup import migrate_indexer
@@ -27,11 +27,8 @@ pytestmark = pytest.mark.services
 def schema_url(postgresql_url, cliquet_worker_prefix):
     """A schema of this test's own on the test server."""
     schema = f"{cliquet_worker_prefix}pa{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgresql_schema(postgresql_url, schema) as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,11 +2,10 @@
 is latency on the request's critical path, so the folds made to save them
 are pinned here, through the real stack and the real server."""
 
-import urllib.parse
 
 import pytest
 
-from cliquet.testing.plugin import require_module
+from cliquet.testing.plugin import postgresql_schema, require_module
 
 psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
 
@@ -18,12 +17,8 @@ URL = "/v1/articles"
 @pytest.fixture
 def pg_url(postgresql_url, cliquet_worker_prefix):
     schema = f"{cliquet_worker_prefix}trips"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgresql_schema(postgresql_url, schema) as url:
+        yield url
 
 
 @pytest.fixture

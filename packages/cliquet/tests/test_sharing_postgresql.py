@@ -1,13 +1,12 @@
 """Shareable records on PostgreSQL: the read check inside the record query,
 and what a request promises when storage and permissions live apart."""
 
-import urllib.parse
 
 import pytest
 
-from cliquet.testing.plugin import require_module
+from cliquet.testing.plugin import postgresql_schema, require_module
 
-psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
+require_module("psycopg", reason="the `postgresql` extra is not installed")
 
 from cliquet.storage import AccessibleIds  # noqa: E402
 from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
@@ -19,12 +18,8 @@ URL = "/v1/articles"
 @pytest.fixture
 def pg_url(postgresql_url, cliquet_worker_prefix):
     schema = f"{cliquet_worker_prefix}share"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{postgresql_url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(postgresql_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with postgresql_schema(postgresql_url, schema) as url:
+        yield url
 
 
 @pytest.mark.services

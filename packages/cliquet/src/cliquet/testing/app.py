@@ -10,6 +10,7 @@ stack with WebTest), usable by any package::
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import colander
 from pyramid.config import Configurator
@@ -86,33 +87,22 @@ def app_on_backends(request, backend, prefix, resources=None):
     it (PostgreSQL, dropped at the end), so parallel tests never meet.
     ``resources`` defaults to :class:`SharedArticle`.
     """
-    import urllib.parse
+    from cliquet.testing.plugin import postgresql_schema
 
-    from cliquet.testing.plugin import require_module
-
-    settings, drop_schema = {}, None
+    settings, schema = {}, contextlib.nullcontext()
     if backend == "redis":
         url = request.getfixturevalue("redis_url")
         settings = {"storage_backend": "cliquet.storage.redis", "storage_url": url,
                     "storage_prefix": f"{prefix}s:", "permission_backend": "cliquet.permission.redis",
                     "permission_url": url, "permission_prefix": f"{prefix}p:"}
     elif backend == "postgresql":
-        psycopg = require_module("psycopg", "the `postgresql` extra is not installed")
-        url = request.getfixturevalue("postgresql_url")
-        schema = prefix.rstrip("_:")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-
-        def drop_schema():
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-        scoped = f"{url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-        settings = {"storage_backend": "cliquet.storage.postgresql", "storage_url": scoped,
-                    "permission_backend": "cliquet.permission.postgresql", "permission_url": scoped}
+        schema = postgresql_schema(request.getfixturevalue("postgresql_url"), prefix.rstrip("_:"))
     elif backend != "memory":
         raise ValueError(f"unknown backend {backend!r}: expected one of {BACKEND_NAMES}")
-    try:
+    with schema as scoped:
+        if scoped is not None:
+            settings = {"storage_backend": "cliquet.storage.postgresql", "storage_url": scoped,
+                        "permission_backend": "cliquet.permission.postgresql", "permission_url": scoped}
         app = make_app(settings, resources=resources or (SharedArticle,))
         registry = app.app.registry
         registry.storage.initialize_schema()
@@ -123,9 +113,6 @@ def app_on_backends(request, backend, prefix, resources=None):
             if backend == "redis":
                 registry.storage.flush()
                 registry.permission.flush()
-    finally:
-        if drop_schema is not None:
-            drop_schema()
 
 
 def app_factory(global_config, **settings):

@@ -23,6 +23,7 @@ Nothing test-only beyond pytest is imported at module level.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -75,6 +76,24 @@ def require_module(name: str, reason: str = "", environ=None):
         if running_in_ci(environ):
             pytest.fail(f"{why}; it is required when {CI_VARIABLE}=true", pytrace=False)
         pytest.skip(why, allow_module_level=True)
+
+
+@contextlib.contextmanager
+def postgresql_schema(url: str, schema: str):
+    """Create the schema ``schema`` on the server of ``url`` (dropping a
+    leftover first), yield ``url`` with that schema as its ``search_path``,
+    then drop it: one test's (or one worker's) own tables."""
+    import urllib.parse
+
+    psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{url}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def worker_prefix(worker: str, run: str) -> str:
