@@ -4,12 +4,11 @@ a schema of its own."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 
 import pytest
 
 from cliquet.testing.plugin import postgresql_schema, require_module
+from cliquet.testing.servers import client_replaced, free_port
 
 require_module("psycopg", reason="the `postgresql` extra of cliquet is not installed")
 
@@ -28,20 +27,10 @@ def pg_index_url(postgresql_url, cliquet_worker_prefix):
         yield url
 
 
-@contextlib.contextmanager
 def unreachable(indexer):
     """Point ``indexer`` at a port where no server listens, then back."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    saved = indexer.client
-    dead = PostgreSQLClient(f"postgresql://nobody@127.0.0.1:{port}/nothing", pool_size=1, pool_timeout=0.3)
-    indexer.client = dead
-    try:
-        yield
-    finally:
-        indexer.client = saved
-        dead.close()
+    dead = PostgreSQLClient(f"postgresql://nobody@127.0.0.1:{free_port()}/nothing", pool_size=1, pool_timeout=0.3)
+    return client_replaced(indexer, dead, PostgreSQLClient.close)
 
 
 @pytest.mark.services

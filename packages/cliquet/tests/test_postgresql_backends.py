@@ -8,7 +8,6 @@ URL), dropped at the end of the session.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import time
@@ -30,7 +29,7 @@ from cliquet.testing import make_config  # noqa: E402
 from cliquet.testing.atomicity import RequestAtomicityContract  # noqa: E402
 from cliquet.testing.cache import CacheContract  # noqa: E402
 from cliquet.testing.permission import PermissionContract  # noqa: E402
-from cliquet.testing.servers import private_postgresql  # noqa: E402
+from cliquet.testing.servers import client_replaced, private_postgresql  # noqa: E402
 from cliquet.testing.storage import StorageContract  # noqa: E402
 
 
@@ -60,17 +59,10 @@ def _unreachable_url() -> str:
     return f"postgresql://nobody@127.0.0.1:{port}/nothing"
 
 
-@contextlib.contextmanager
 def unreachable(backend):
     """Point ``backend`` at a port where no server listens, then back."""
-    saved = backend.client
     dead = PostgreSQLClient(_unreachable_url(), pool_size=1, pool_timeout=0.3)
-    backend.client = dead
-    try:
-        yield
-    finally:
-        backend.client = saved
-        dead.close()
+    return client_replaced(backend, dead, PostgreSQLClient.close)
 
 
 @pytest.mark.services

@@ -7,7 +7,6 @@ Each pytest-xdist worker (and each run) has its own key prefix.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
@@ -25,22 +24,16 @@ from cliquet.testing import make_config  # noqa: E402
 from cliquet.testing.atomicity import RequestAtomicityContract  # noqa: E402
 from cliquet.testing.cache import CacheContract  # noqa: E402
 from cliquet.testing.permission import PermissionContract  # noqa: E402
+from cliquet.testing.servers import client_replaced  # noqa: E402
 from cliquet.testing.servers import free_port as _free_port  # noqa: E402
 from cliquet.testing.servers import private_redis as start_private_redis  # noqa: E402
 from cliquet.testing.storage import StorageContract  # noqa: E402
 
 
-@contextlib.contextmanager
 def unreachable(backend):
     """Point ``backend`` at a port where no server listens, then back."""
-    saved = backend.client
     dead = get_client(f"redis://127.0.0.1:{_free_port()}/0", pool_size=1, pool_timeout=0.5)
-    backend.client = dead
-    try:
-        yield
-    finally:
-        backend.client = saved
-        close_client(dead)
+    return client_replaced(backend, dead, close_client)
 
 
 @pytest.mark.services

@@ -26,6 +26,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def client_replaced(backend, client, close):
+    """Give ``backend`` another ``client`` for the block (typically one
+    pointed at :func:`free_port`, where nothing listens, to make it fail
+    like a server that is down), then its own back and ``close(client)``."""
+    saved = backend.client
+    backend.client = client
+    try:
+        yield
+    finally:
+        backend.client = saved
+        close(client)
+
+
 def postgres_bindir() -> str | None:
     """The newest PostgreSQL server ``bin`` directory (with ``pg_ctl``), if any."""
     candidates = []
