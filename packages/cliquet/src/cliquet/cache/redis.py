@@ -13,6 +13,10 @@ keys of the prefix (with ``SCAN``, never ``FLUSHDB``). The prefix is never
 empty — an empty ``cliquet.cache_prefix`` means :data:`DEFAULT_PREFIX` —
 so that a flush never reaches the storage or permission keys of the same
 database.
+
+On a Redis Cluster (``cliquet.cache_url = redis+cluster://host:port``) the
+keys spread over the masters by their own hash slot: no operation of the
+cache touches two keys at once, and a flush scans every master.
 """
 
 from __future__ import annotations

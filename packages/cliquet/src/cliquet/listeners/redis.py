@@ -1,7 +1,8 @@
 """A listener that sends every committed change, as JSON, to Redis.
 
 Settings (under ``cliquet.event_listeners.<name>.``): ``url``
-(``redis://host:port/db``), ``key`` (default ``cliquet:events``), ``mode``
+(``redis://host:port/db``, or ``redis+cluster://host:port`` naming any node
+of a Redis Cluster), ``key`` (default ``cliquet:events``), ``mode``
 (``list`` — ``RPUSH`` on a list, the default — or ``stream`` — ``XADD`` on a
 stream with a ``event`` field), ``maxlen`` (trim the stream or list to about
 that many events), plus the common ``actions`` and ``resources`` filters.
@@ -51,10 +52,10 @@ class RedisListener(ListenerBase):
 
 def load_from_config(config, settings):
     """Build the listener from its ``event_listeners.<name>.*`` settings."""
-    import redis
+    from cliquet.storage.redis_client import get_client
 
     url = settings.get("url") or "redis://127.0.0.1:6379/0"
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    client = get_client(url, pool_size=10, pool_timeout=5.0)
     maxlen = int(settings["maxlen"]) if settings.get("maxlen") else None
     return RedisListener(client, key=settings.get("key", "cliquet:events"), mode=settings.get("mode", "list"),
                          maxlen=maxlen)

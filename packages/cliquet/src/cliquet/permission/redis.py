@@ -33,7 +33,8 @@ from typing import Iterable
 
 from cliquet.permission import PermissionBase
 from cliquet.storage.exceptions import BackendError, ConflictError
-from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, same_database, wrap_errors
+from cliquet.storage.redis_client import (delete_prefix, get_client, heartbeat, key_slot, same_database,
+                                          tagged_prefix, wrap_errors)
 from cliquet.storage.redis_scripts import COMMIT
 from cliquet.storage.redis_transaction import Commit, Transaction, committed
 
@@ -65,12 +66,13 @@ class RedisPermission(PermissionBase):
     """A :class:`~cliquet.permission.PermissionBase` on Redis sets.
 
     :param client: a :class:`redis.Redis`.
-    :param prefix: prepended to every key.
+    :param prefix: prepended to every key (on a Redis Cluster, with a hash
+        tag: see :func:`~cliquet.storage.redis_client.tagged_prefix`).
     """
 
     def __init__(self, client, prefix: str = "cliquet:permission:"):
         self.client = client
-        self.prefix = prefix
+        self.prefix = tagged_prefix(client, prefix)
         self._storage = None
         self._commit = client.register_script(COMMIT)
 
@@ -92,11 +94,14 @@ class RedisPermission(PermissionBase):
 
     def join_transactions(self, storage) -> bool:
         """Join the transactions of a :class:`~cliquet.storage.redis.RedisStorage`
-        on the same server and database (``True``); otherwise write at once
-        (``False``)."""
+        on the same server and database — on a Redis Cluster, with keys in
+        the same hash slot (the same hash tag) — (``True``); otherwise write
+        at once (``False``)."""
         from cliquet.storage.redis import RedisStorage
 
         if not isinstance(storage, RedisStorage) or not same_database(self.client, storage.client):
+            return False
+        if key_slot(self.client, self.prefix) != key_slot(storage.client, storage.prefix):
             return False
         self._storage = storage
         return True

@@ -53,7 +53,7 @@ import orjson
 from cliquet.storage import COMPARISON, RecordNotFoundError, Sort, StorageBase, UnicityError
 from cliquet.storage import query as q
 from cliquet.storage import redis_scripts as lua
-from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, wrap_errors
+from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, tagged_prefix, wrap_errors
 from cliquet.storage.redis_transaction import RedisTransactions
 
 _Keys = collections.namedtuple("_Keys", "r t z ts v lock wake pb")
@@ -77,7 +77,8 @@ class RedisStorage(RedisTransactions, StorageBase):
     """Storage on Redis. Build it with :func:`load_from_config`.
 
     :param client: a :class:`redis.Redis` (see :mod:`cliquet.storage.redis_client`).
-    :param prefix: prepended to every key.
+    :param prefix: prepended to every key (on a Redis Cluster, with a hash
+        tag: see :func:`~cliquet.storage.redis_client.tagged_prefix`).
     :param max_fetch_size: most records one :meth:`get_all` returns.
     :param cache_records: most parsed records kept in this process.
     :param lock_ttl: seconds a collection's write lock outlives a crashed
@@ -87,7 +88,7 @@ class RedisStorage(RedisTransactions, StorageBase):
     def __init__(self, client, prefix: str = "cliquet:storage:", max_fetch_size: int = 10000, cache_records: int = 200_000,
                  lock_ttl: float = 10.0):
         self.client = client
-        self.prefix = prefix
+        self.prefix = tagged_prefix(client, prefix)
         self.max_fetch_size = max_fetch_size
         self.cache_records = cache_records
         self.lock_ttl = lock_ttl
