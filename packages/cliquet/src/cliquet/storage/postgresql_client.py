@@ -56,7 +56,7 @@ def _is_broken(conn) -> bool:
 class _Transaction:
     """The state of the transaction bound to a context."""
 
-    __slots__ = ("conn", "cm", "began", "savepoints", "unreleased")
+    __slots__ = ("conn", "cm", "began", "savepoints", "unreleased", "deferred")
 
     def __init__(self, conn, cm):
         self.conn = conn
@@ -67,6 +67,8 @@ class _Transaction:
         #: the savepoint of a nested level that ended, not released yet
         #: (see :meth:`PostgreSQLClient._nested`)
         self.unreleased: str | None = None
+        #: writes sent with the ``COMMIT`` (see :meth:`PostgreSQLClient.defer`)
+        self.deferred: list = []
 
 
 class PostgreSQLClient:
@@ -237,6 +239,8 @@ class PostgreSQLClient:
         """
         tx = self._bound.get()
         if tx is not None:
+            if tx.deferred:
+                self._send_deferred(tx)
             if not readonly:
                 self._begin(tx)
             elif not tx.began:
@@ -320,12 +324,48 @@ class PostgreSQLClient:
                 if tx.began:
                     self._sql(tx, "ROLLBACK", quiet=True)
                 raise
-            if tx.began:
+            if tx.deferred:
+                self._send_deferred(tx, commit=True)
+            elif tx.began:
                 self._sql(tx, "COMMIT")
         finally:
             self._marks.reset(marks_token)
             self._bound.reset(token)
             tx.cm.__exit__(None, None, None)
+
+    def defer(self, statement: str, params) -> bool:
+        """Queue a write to go with the current transaction's ``COMMIT``:
+        both leave in one message (a pipeline), saving the write its own
+        round trip. Any other statement of the transaction sends the queue
+        first, so the order of writes is kept; a failing deferred write fails
+        the commit (``BackendError``) and undoes the transaction.
+
+        Returns ``False`` (nothing queued: run it now) outside a transaction
+        or inside a nested block, whose savepoint could roll it back.
+        """
+        tx = self._bound.get()
+        if tx is None or tx.savepoints:
+            return False
+        tx.deferred.append((statement, params))
+        return True
+
+    def _send_deferred(self, tx, commit: bool = False) -> None:
+        """Send the queued writes of ``tx`` in one pipeline (with ``COMMIT``)."""
+        deferred, tx.deferred = tx.deferred, []
+        self._begin(tx)
+        try:
+            with tx.conn.pipeline():
+                for statement, params in deferred:
+                    tx.conn.execute(statement, params)
+                if commit:
+                    tx.conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if _is_broken(tx.conn):
+                self._on_broken()
+            elif commit:
+                self._sql(tx, "ROLLBACK", quiet=True)
+            # else: the transaction is aborted; the enclosing block rolls it back
+            raise BackendError(exc) from exc
 
     def _nested(self, tx):
         """A nested block: a savepoint, sent with the block's first write.
