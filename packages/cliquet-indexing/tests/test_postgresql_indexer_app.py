@@ -120,6 +120,81 @@ def test_a_request_that_fails_after_its_write_leaves_no_index_write(app):
     assert registry.indexer.indexed_keys("article") and len(list(registry.indexer.indexed_keys("article"))) == 1
 
 
+def test_the_index_write_leaves_with_the_commit_in_one_message(app, monkeypatch):
+    """A write's index row costs no round trip of its own: its upsert is
+    queued and sent in the same pipeline as the ``COMMIT``."""
+    alice = basic_auth("alice")
+    app.post_json("/v1/articles", {"data": {"title": "warm"}}, headers=alice)
+    pipelines, current = [], []
+    original_execute, original_pipeline = psycopg.Connection.execute, psycopg.Connection.pipeline
+
+    def execute(self, query, *args, **kwargs):
+        (current[-1] if current else pipelines.append([]) or pipelines[-1]).append(" ".join(str(query).split()))
+        return original_execute(self, query, *args, **kwargs)
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def pipeline(self):
+        current.append([])
+        try:
+            with original_pipeline(self) as p:
+                yield p
+        finally:
+            pipelines.append(current.pop())
+
+    monkeypatch.setattr(psycopg.Connection, "execute", execute)
+    monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
+    app.post_json("/v1/articles", {"data": {"title": "Brown fox"}}, headers=alice)
+    monkeypatch.undo()
+    index_messages = [m for m in pipelines if any("cliquet_index" in q for q in m)]
+    assert len(index_messages) == 1, pipelines
+    assert index_messages[0][-1] == "COMMIT" and len(index_messages[0]) == 2, index_messages
+    assert not any(m == ["COMMIT"] for m in pipelines)  # no COMMIT of its own
+    assert titles(app, alice, {"match": {"title": "fox"}}) == ["Brown fox"]
+
+
+def test_a_failing_index_write_fails_the_commit_and_undoes_the_record(app):
+    """The queued index write fails at the commit: the request answers 503
+    and neither the record nor its permissions nor its index row remain."""
+    alice = basic_auth("alice")
+    client = app.app.registry.storage.client
+    app.post_json("/v1/articles", {"data": {"title": "kept"}}, headers=alice)
+    client.execute("ALTER TABLE cliquet_index ADD CONSTRAINT no_boom CHECK (data->>'title' <> 'boom')", fetch=None)
+    resp = app.post_json("/v1/articles", {"data": {"title": "boom"}}, headers=alice, status=503)
+    assert resp.json["errno"] == 201
+    assert [r["title"] for r in app.get("/v1/articles", headers=alice).json["data"]] == ["kept"]
+    assert client.execute("SELECT count(*) FROM cliquet_index", fetch="one")[0] == 1
+    assert client.execute("SELECT count(*) FROM cliquet_access_control_entries "
+                          "WHERE object_id NOT LIKE '%' || (SELECT record_id FROM cliquet_index) || '%'",
+                          fetch="one")[0] == 0
+    # the pool's connection is clean: the next write goes through
+    app.post_json("/v1/articles", {"data": {"title": "fine"}}, headers=alice)
+    assert titles(app, alice) == ["fine", "kept"]
+
+
+def test_deferring_is_refused_outside_a_transaction_and_in_a_savepoint(app):
+    """:meth:`PostgreSQLClient.defer` queues only at the top level of a
+    transaction; a later statement of the transaction sends the queue first."""
+    client = app.app.registry.storage.client
+    client.execute("CREATE TABLE deferred_t (n int)", fetch=None)
+    assert client.defer("INSERT INTO deferred_t VALUES (%s)", (0,)) is False
+    with client.transaction():
+        with client.transaction():
+            assert client.defer("INSERT INTO deferred_t VALUES (%s)", (1,)) is False
+        assert client.defer("INSERT INTO deferred_t VALUES (%s)", (2,)) is True
+        # read inside the transaction: the queued write was sent first
+        assert client.execute("SELECT array_agg(n) FROM deferred_t", fetch="one")[0] == [2]
+        assert client.defer("INSERT INTO deferred_t VALUES (%s)", (3,)) is True
+    assert client.execute("SELECT array_agg(n ORDER BY n) FROM deferred_t", fetch="one")[0] == [2, 3]
+    with pytest.raises(RuntimeError):
+        with client.transaction():
+            client.execute("INSERT INTO deferred_t VALUES (4)", fetch=None)
+            client.defer("INSERT INTO deferred_t VALUES (%s)", (5,))
+            raise RuntimeError("undone")
+    assert client.execute("SELECT array_agg(n ORDER BY n) FROM deferred_t", fetch="one")[0] == [2, 3]
+
+
 def test_reindex_fills_the_index_of_a_service_switched_to_it(app):
     """Records written before the switch (an empty index here) are found
     once ``cliquet-indexing reindex`` ran."""

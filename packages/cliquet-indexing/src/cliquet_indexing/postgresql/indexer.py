@@ -118,7 +118,7 @@ class PostgreSQLIndexer(IndexerBase):
             rows.append((resource_name, parent_id, record_id, entry.version, sorted(set(entry.read_principals)),
                          fields, leaves, words, json.dumps(entry.record, ensure_ascii=False)))
         self._ensure()
-        self.client.run(lambda conn: self._write(conn, self._upsert, rows))
+        self._send(self._upsert, rows)
 
     def unindex_records(self, resource_name: str, keys: Iterable[tuple[str, str, int]]) -> None:
         """Remove the entries unless indexed at a greater version; remember the deletions."""
@@ -129,7 +129,22 @@ class PostgreSQLIndexer(IndexerBase):
             return
         rows = [(resource_name, parent_id, record_id, version) for (parent_id, record_id), version in latest.items()]
         self._ensure()
-        self.client.run(lambda conn: self._write(conn, self._delete, rows))
+        self._send(self._delete, rows)
+
+    def _send(self, statement, rows) -> None:
+        """Write ``rows`` with ``statement``: inside the storage's transaction,
+        queued to leave with its ``COMMIT`` in one message (no round trip of
+        their own, see :meth:`~cliquet.storage.postgresql_client.PostgreSQLClient.defer`);
+        otherwise at once."""
+        defer = getattr(self.client, "defer", None)
+        if defer is not None and len(rows) <= self.DEFER_MAX and defer(statement, rows[0]):
+            for row in rows[1:]:
+                defer(statement, row)
+            return
+        self.client.run(lambda conn: self._write(conn, statement, rows))
+
+    #: most rows queued for the commit (a larger write, a batch, runs at once in a pipeline)
+    DEFER_MAX = 100
 
     @staticmethod
     def _write(conn, statement, rows) -> None:
