@@ -4,6 +4,7 @@
 import { Emitter } from "./events.js";
 import { HTTP } from "./http.js";
 import { Resource, Strategy } from "./resource.js";
+import { isLocalForage, LocalForageStore } from "./stores/localforage.js";
 import { MemoryStore } from "./stores/memory.js";
 
 /**
@@ -21,8 +22,10 @@ export class Client extends Emitter {
   /**
    * @param {object} options
    * @param {string} options.server the service URL, version prefix included
-   * @param {object} [options.store] a local store (default: a new MemoryStore)
-   * @param {any} [options.auth] `{user, password}`, `"user:password"`, a header value or a function
+   * @param {object} [options.store] a local store (default: a new MemoryStore);
+   *   a localforage instance is wrapped in a {@link LocalForageStore}
+   * @param {any} [options.auth] `{user, password}`, `"user:password"`, a header value,
+   *   `{type: "bearer", getToken}` (refreshed once on a 401) or a function
    * @param {Record<string,string>} [options.headers] extra headers on every request
    * @param {string} [options.bucket] namespace of this client's collections in the store
    * @param {typeof fetch} [options.fetch] the fetch implementation
@@ -33,7 +36,8 @@ export class Client extends Emitter {
   constructor(options) {
     super();
     if (!options || !options.server) throw new TypeError("Client needs a server URL");
-    this.store = options.store || new MemoryStore();
+    const store = options.store || new MemoryStore();
+    this.store = isLocalForage(store) ? new LocalForageStore(store) : store;
     this.bucket = options.bucket || "default";
     this.http = new HTTP({ ...options, events: this });
     /** @type {Map<string, Resource>} */
@@ -62,8 +66,10 @@ export class Client extends Emitter {
     if (!res) {
       res = new Resource(this, key, options);
       this._resources.set(key, res);
-    } else if (options.indexes) {
-      res.store = this.store.collection(res.name, { indexes: options.indexes });
+    } else {
+      if (options.indexes) res.store = this.store.collection(res.name, { indexes: options.indexes });
+      res._configure(options);
+      if (options.strategy) res.defaultStrategy = options.strategy;
     }
     return res;
   }

@@ -7,18 +7,34 @@ import { base64, sleep } from "./utils.js";
 /**
  * Turns the `auth` option into an Authorization header value.
  * @param {any} auth `{user, password}`, `"user:password"`, a full header
- *   value (`"Bearer …"`), or a function returning one of those.
+ *   value (`"Bearer …"`), `{type: "bearer", getToken}`, or a function
+ *   returning one of those.
+ * @param {{refresh?: boolean}} [context] passed to `getToken` (a refresh
+ *   after a 401 asks for a new token)
  */
-export async function authorizationHeader(auth) {
+export async function authorizationHeader(auth, context = {}) {
   if (!auth) return null;
-  if (typeof auth === "function") return authorizationHeader(await auth());
+  if (typeof auth === "function") return authorizationHeader(await auth(context), context);
   if (typeof auth === "string") {
     return /^\w+ /.test(auth) ? auth : `Basic ${base64(auth)}`;
+  }
+  if (typeof auth === "object" && auth.type === "bearer") {
+    if (typeof auth.getToken !== "function") throw new TypeError('auth {type: "bearer"} needs a getToken function');
+    const token = await auth.getToken({ refresh: !!context.refresh });
+    if (token == null || token === "") return null;
+    return `Bearer ${token}`;
   }
   if (typeof auth === "object" && "user" in auth) {
     return `Basic ${base64(`${auth.user}:${auth.password ?? ""}`)}`;
   }
-  throw new TypeError("auth must be {user, password}, 'user:password', a header value or a function");
+  throw new TypeError(
+    'auth must be {user, password}, \'user:password\', a header value, {type: "bearer", getToken} or a function',
+  );
+}
+
+/** Whether the auth option can give a new credential after a 401. */
+function refreshable(auth) {
+  return !!auth && typeof auth === "object" && auth.type === "bearer";
 }
 
 /** Sends requests to one Cliquet server. Created by {@link Client}. */
@@ -46,6 +62,7 @@ export class HTTP {
     /** Timestamp (ms) until which the server asked clients to back off. */
     this.backoffUntil = 0;
     this._hello = null;
+    this._api = null;
   }
 
   /**
@@ -69,13 +86,18 @@ export class HTTP {
    * 304 answer and throws a typed error otherwise.
    * @param {string} method
    * @param {string} pathOrUrl
-   * @param {{headers?: Record<string,string>, body?: any, query?: Record<string, any>}} [options]
+   * A 401 with bearer auth (`{type: "bearer", getToken}`) asks `getToken`
+   * for a fresh token once (`{refresh: true}`) and resends the request.
+   * @param {{headers?: Record<string,string>, body?: any, query?: Record<string, any>, retries?: number}} [options]
+   *   `retries` overrides the client's count of Retry-After retries
    */
   async request(method, pathOrUrl, options = {}) {
     const url = this.url(pathOrUrl, options.query);
     const headers = { Accept: "application/json", ...this.headers, ...(options.headers || {}) };
     const authz = await authorizationHeader(this.auth);
     if (authz) headers.Authorization = authz;
+    const retries = options.retries ?? this.retries;
+    let refreshed = false;
     let body;
     if (options.body !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -95,7 +117,18 @@ export class HTTP {
       }
       const retryAfter = Number(response.headers.get("Retry-After"));
       const retriable = response.status === 503 || response.status === 429;
-      if (retriable && retryAfter >= 0 && response.headers.has("Retry-After") && attempt < this.retries) {
+      if (response.status === 401 && !refreshed && refreshable(this.auth)) {
+        // The token expired or was revoked: one new token, one new try.
+        refreshed = true;
+        const fresh = await authorizationHeader(this.auth, { refresh: true });
+        if (fresh && fresh !== headers.Authorization) {
+          headers.Authorization = fresh;
+          this.events.emit("token-refreshed", { url, method });
+          attempt--;
+          continue;
+        }
+      }
+      if (retriable && retryAfter >= 0 && response.headers.has("Retry-After") && attempt < retries) {
         const wait = Math.min(retryAfter * 1000, this.maxRetryAfter);
         this.events.emit("retry", { url, method, status: response.status, wait, attempt: attempt + 1 });
         await sleep(wait);
@@ -155,6 +188,40 @@ export class HTTP {
     return this._hello;
   }
 
+  /**
+   * The pattern of record ids under `resourcePath` (e.g. "/articles"), read
+   * from the server's OpenAPI description (`GET /__api__`, fetched once):
+   * the `pattern` of the `id` parameter of `<prefix><resourcePath>/{id}`.
+   * Null when the server has no such description or no pattern; a network
+   * failure rejects.
+   * @param {string} resourcePath
+   * @returns {Promise<string|null>}
+   */
+  async idPattern(resourcePath) {
+    if (!this._api) {
+      this._api = this.request("GET", "/__api__").then(
+        ({ json }) => json || {},
+        (err) => {
+          this._api = null;
+          if (err instanceof NetworkError) throw err;
+          return {};
+        },
+      );
+    }
+    const doc = await this._api;
+    const paths = (doc && doc.paths) || {};
+    const suffix = `${resourcePath}/{id}`;
+    for (const [key, item] of Object.entries(paths)) {
+      if (!key.endsWith(suffix)) continue;
+      for (const op of Object.values(item || {})) {
+        const params = (op && op.parameters) || [];
+        const id = params.find((p) => p && p.name === "id" && p.in === "path");
+        if (id && id.schema && typeof id.schema.pattern === "string") return id.schema.pattern;
+      }
+    }
+    return null;
+  }
+
   /** `batch_max_requests` from the hello view's settings (25 if absent). */
   async batchMaxRequests() {
     try {
@@ -174,13 +241,14 @@ export class HTTP {
    * they arrive, so a caller can save progress chunk by chunk.
    * @param {Array<{method: string, path: string, headers?: object, body?: any}>} requests
    * @param {(responses: any[], requests: any[]) => Promise<void>|void} [onChunk]
+   * @param {{headers?: Record<string,string>, retries?: number}} [options] for each `POST /batch`
    */
-  async batch(requests, onChunk) {
+  async batch(requests, onChunk, options = {}) {
     const size = await this.batchMaxRequests();
     const all = [];
     for (let i = 0; i < requests.length; i += size) {
       const chunk = requests.slice(i, i + size);
-      const { json } = await this.request("POST", "/batch", { body: { requests: chunk } });
+      const { json } = await this.request("POST", "/batch", { ...options, body: { requests: chunk } });
       const responses = (json && json.responses) || [];
       if (responses.length !== chunk.length) {
         throw new NetworkError(`batch answered ${responses.length} responses for ${chunk.length} requests`);

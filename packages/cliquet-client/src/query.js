@@ -1,11 +1,14 @@
 // Local queries: the filter language ({field: {$eq, $ne, $in, $gt, $gte,
-// $lt, $lte}}), a total order on JSON values for indexes and sorting, and the
-// planner that picks the most selective index.
+// $lt, $lte, $contains, $containsAny}}), a total order on JSON values (NaN
+// and mixed types included) for indexes and sorting.
 
 import { deepEqual, getPath } from "./utils.js";
 
 /** The operators a filter accepts. */
-export const OPERATORS = ["$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte"];
+export const OPERATORS = ["$eq", "$ne", "$in", "$gt", "$gte", "$lt", "$lte", "$contains", "$containsAny"];
+
+/** The operators that compare with an order (same type only). */
+export const RANGE_OPERATORS = ["$gt", "$gte", "$lt", "$lte"];
 
 /**
  * Normalises a filter object into a list of `{field, op, value}` conditions.
@@ -30,8 +33,8 @@ export function parseFilters(filters) {
       if (!OPERATORS.includes(op)) {
         throw new TypeError(`Unknown filter operator ${op} on "${field}" (use ${OPERATORS.join(" ")})`);
       }
-      if (op === "$in" && !Array.isArray(value)) {
-        throw new TypeError(`$in on "${field}" needs an array`);
+      if ((op === "$in" || op === "$containsAny") && !Array.isArray(value)) {
+        throw new TypeError(`${op} on "${field}" needs an array`);
       }
       conditions.push({ field, op, value });
     }
@@ -40,8 +43,10 @@ export function parseFilters(filters) {
 }
 
 /**
- * Rank of a value's type in the total order: missing < null < boolean <
- * number < string < array/object.
+ * Rank of a value's type in the total order: missing (0) < null (1) < NaN
+ * (1.5) < boolean (2) < number (3, -Infinity to Infinity) < string (4) <
+ * array/object (5). NaN is not a number here: it has a rank of its own, so
+ * that it never falls inside a numeric range and sorts in one place.
  * @param {unknown} v
  */
 export function typeRank(v) {
@@ -51,7 +56,7 @@ export function typeRank(v) {
     case "boolean":
       return 2;
     case "number":
-      return 3;
+      return Number.isNaN(v) ? 1.5 : 3;
     case "string":
       return 4;
     default:
@@ -69,7 +74,7 @@ export function compareValues(a, b) {
   const ra = typeRank(a);
   const rb = typeRank(b);
   if (ra !== rb) return ra - rb;
-  if (ra <= 1) return 0;
+  if (ra < 2) return 0; // missing, null and NaN: one value each
   if (ra === 5) {
     const ja = JSON.stringify(a);
     const jb = JSON.stringify(b);
@@ -88,11 +93,15 @@ export function compareValues(a, b) {
 export function matchValue(v, op, target) {
   switch (op) {
     case "$eq":
-      return typeof target === "object" && target !== null ? deepEqual(v, target) : v === target;
+      return same(v, target);
     case "$ne":
-      return typeof target === "object" && target !== null ? !deepEqual(v, target) : v !== target;
+      return !same(v, target);
     case "$in":
-      return target.some((t) => (typeof t === "object" && t !== null ? deepEqual(v, t) : v === t));
+      return target.some((t) => same(v, t));
+    case "$contains":
+      return Array.isArray(v) && v.some((e) => same(e, target));
+    case "$containsAny":
+      return Array.isArray(v) && v.some((e) => target.some((t) => same(e, t)));
     default: {
       if (typeRank(v) !== typeRank(target) || typeRank(v) < 2) return false;
       const c = compareValues(v, target);
@@ -103,6 +112,12 @@ export function matchValue(v, op, target) {
       return false;
     }
   }
+}
+
+/** Equality of filter values: deep for arrays and objects, NaN equals NaN. */
+function same(v, target) {
+  if (typeof target === "object" && target !== null) return deepEqual(v, target);
+  return v === target || (Number.isNaN(target) && Number.isNaN(v));
 }
 
 /**

@@ -3,7 +3,7 @@
 // strategy. Every store write is an atomic read-check-write, so an edit made
 // while a sync runs is kept and a sync cut half-way is finished by the next.
 
-import { BackoffError, isSinceTooOld } from "./errors.js";
+import { BackoffError, CliquetError, isSinceTooOld } from "./errors.js";
 import { clone, sameContent, toServerData } from "./utils.js";
 
 /** Metadata key of the last pulled server timestamp. */
@@ -30,39 +30,82 @@ function newResult() {
     resolved: [],
     errors: [],
     resync: null,
+    partial: false,
+  };
+}
+
+/**
+ * The HTTP layer as one sync sees it: the sync's own `headers` on every
+ * request and its `retry` count in place of the client's.
+ */
+function syncHttp(http, options) {
+  if (!options.headers && options.retry == null) return http;
+  const extra = { headers: options.headers || {}, retries: options.retry ?? undefined };
+  return {
+    get backoffUntil() {
+      return http.backoffUntil;
+    },
+    request: (method, path, o = {}) =>
+      http.request(method, path, { ...o, retries: extra.retries, headers: { ...extra.headers, ...(o.headers || {}) } }),
+    batch: (requests, onChunk) => http.batch(requests, onChunk, extra),
   };
 }
 
 /**
  * Runs one sync of a resource. Called through `resource.sync()`, which
- * serialises syncs of the same resource.
+ * serialises syncs of the same resource; the store's `lock` (when it has
+ * one) serialises syncs of every client and tab sharing the collection.
+ * A sync that fails midway rejects with the error, carrying in
+ * `error.result` what it did before (`partial: true`): records pulled and
+ * applied, chunks published.
  * @param {import("./resource.js").Resource} resource
- * @param {{strategy: string, ignoreBackoff?: boolean}} options
+ * @param {{strategy: string, ignoreBackoff?: boolean, headers?: Record<string,string>, retry?: number}} options
  */
 export async function runSync(resource, options) {
   const client = resource.client;
-  const http = client.http;
+  const store = resource.store;
   const result = newResult();
-  const ctx = { resource, http, store: resource.store, options, result, conflictIds: new Set() };
+  const ctx = {
+    resource,
+    http: syncHttp(client.http, options),
+    store,
+    options,
+    result,
+    conflictIds: new Set(),
+  };
+  const locked = typeof store.lock === "function" ? (fn) => store.lock(fn) : (fn) => fn();
   try {
-    if (!options.ignoreBackoff && http.backoffUntil > Date.now()) {
-      throw new BackoffError(http.backoffUntil);
+    if (!options.ignoreBackoff && client.http.backoffUntil > Date.now()) {
+      throw new BackoffError(client.http.backoffUntil);
     }
-    await pull(ctx);
-    if (options.strategy !== "pull_only") {
-      const pushed = await push(ctx);
-      // Fetch what the server now has (our writes come back as no-ops) so the
-      // stored timestamp covers changes made by others in between.
-      if (pushed) await pull(ctx);
-    }
-    result.lastModified = (await ctx.store.getMeta(SYNC_META)) ?? null;
+    await resource._prepareSync();
+    await locked(async () => {
+      await pull(ctx);
+      if (options.strategy !== "pull_only") {
+        const pushed = await push(ctx);
+        // Fetch what the server now has (our writes come back as no-ops) so the
+        // stored timestamp covers changes made by others in between.
+        if (pushed) await pull(ctx);
+      }
+      result.lastModified = (await store.getMeta(SYNC_META)) ?? null;
+    });
     result.ok = result.conflicts.length === 0 && result.errors.length === 0;
     const payload = { resource: resource.path, result };
     resource.emit("sync:success", payload);
     client.emit("sync:success", payload);
     return result;
   } catch (error) {
-    const payload = { resource: resource.path, error };
+    result.ok = false;
+    result.partial = true;
+    result.lastModified = (await store.getMeta(SYNC_META).catch(() => null)) ?? null;
+    if (error && typeof error === "object") {
+      try {
+        error.result = result;
+      } catch {
+        // a frozen error: the event still carries the result
+      }
+    }
+    const payload = { resource: resource.path, error, result };
     resource.emit("sync:error", payload);
     client.emit("sync:error", payload);
     throw error;
@@ -94,7 +137,7 @@ async function pull(ctx) {
     const records = (response.json && response.json.data) || [];
     changes += records.length;
     for (const r of records) if (r.last_modified > maxSeen) maxSeen = r.last_modified;
-    await applyRemote(ctx, records);
+    await applyRemote(ctx, await incoming(ctx, records, etag));
     const next = response.headers.get("Next-Page");
     if (!next) break;
     response = await ctx.http.request("GET", next);
@@ -142,7 +185,7 @@ async function fullResync(ctx, reason) {
       seen.add(r.id);
       if (r.last_modified > maxSeen) maxSeen = r.last_modified;
     }
-    await applyRemote(ctx, records);
+    await applyRemote(ctx, await incoming(ctx, records, etag));
     const next = response.headers.get("Next-Page");
     if (!next) break;
     response = await ctx.http.request("GET", next);
@@ -155,6 +198,45 @@ async function fullResync(ctx, reason) {
     .map((r) => ({ id: r.id, last_modified: r.last_modified + 1, deleted: true, _vanished: true }));
   await applyRemote(ctx, gone);
   await store.setMeta(SYNC_META, Math.max(etag ?? 0, maxSeen) || null);
+}
+
+/**
+ * One page of server records as the store should see them: decoded by the
+ * remote transformers (last one first), then passed through the
+ * `incoming-changes` hooks, which may change or drop records.
+ */
+async function incoming(ctx, records, lastModified) {
+  const { resource } = ctx;
+  let changes = [];
+  for (const r of records) changes.push(r.deleted ? r : await resource._decode(r));
+  for (const hook of resource.hooks["incoming-changes"] || []) {
+    const out = await hook({ lastModified, changes }, resource);
+    if (!out || !Array.isArray(out.changes)) {
+      throw new CliquetError('An "incoming-changes" hook must return {changes: [...]} (it got the payload to change)');
+    }
+    changes = out.changes;
+  }
+  return changes;
+}
+
+/**
+ * The local record `cur` rebased on the server's version `server`: synced
+ * when their contents are equal (never "updated" for nothing), else the
+ * local change with the server's timestamp, pushed by the next sync.
+ */
+function rebase(cur, server) {
+  if (cur._status !== "deleted" && server && !server.deleted && sameContent(cur, server)) {
+    return synced(server, cur);
+  }
+  return { ...cur, last_modified: server.last_modified, _status: cur._status === "deleted" ? "deleted" : "updated" };
+}
+
+/** A server record as stored locally (local permissions kept). */
+function synced(server, local) {
+  const { _vanished, ...rest } = server;
+  const rec = { ...rest, _status: "synced" };
+  if (local && local._permissions !== undefined && rec._permissions === undefined) rec._permissions = local._permissions;
+  return rec;
 }
 
 /** Applies one page of remote records in one atomic store operation. */
@@ -184,7 +266,7 @@ async function applyRemote(ctx, records) {
 /** What to do with one incoming record; pushes to the result lists. */
 function decideIncoming(ctx, local, remote, events) {
   const { result } = ctx;
-  const clean = remote.deleted ? null : { ...stripInternal(remote), _status: "synced" };
+  const clean = remote.deleted ? null : synced(remote, local);
   if (!local) {
     if (remote.deleted) return null;
     result.created.push(clean);
@@ -244,7 +326,7 @@ function conflict(ctx, type, local, remote, events) {
       events.push(["delete", local]);
       return { remove: local.id };
     }
-    const rec = { ...remote, _status: "synced" };
+    const rec = synced(remote, local);
     events.push(["update", rec]);
     return { put: rec };
   }
@@ -257,11 +339,15 @@ function conflict(ctx, type, local, remote, events) {
     delete rec.last_modified;
     return { put: rec };
   }
-  return { put: { ...local, last_modified: remote.last_modified, _status: local._status === "deleted" ? "deleted" : "updated" } };
+  return { put: rebase(local, remote) };
 }
 
-/** Builds the sub-request that publishes one local change (or null). */
-function requestFor(path, record) {
+/**
+ * Builds the sub-request that publishes one local change, its content
+ * encoded by the remote transformers and its local permissions attached.
+ */
+async function requestFor(resource, record) {
+  const path = resource.path;
   const url = `${path}/${encodeURIComponent(record.id)}`;
   if (record._status === "deleted") {
     return { method: "DELETE", path: url, headers: { "If-Match": `"${record.last_modified}"` } };
@@ -270,7 +356,21 @@ function requestFor(path, record) {
     record._status === "created" || record.last_modified == null
       ? { "If-None-Match": "*" }
       : { "If-Match": `"${record.last_modified}"` };
-  return { method: "PUT", path: url, headers, body: { data: toServerData(record) } };
+  const encoded = await resource._encode(record);
+  const body = { data: toServerData(encoded) };
+  if (record._permissions) body.permissions = record._permissions;
+  return { method: "PUT", path: url, headers, body };
+}
+
+/** Decodes the records inside one batch answer (data and details.existing). */
+async function decodeAnswer(resource, resp) {
+  const body = resp.body;
+  if (!body || typeof body !== "object") return resp;
+  const out = { ...body };
+  if (body.data && !body.data.deleted && resp.status < 300) out.data = await resource._decode(body.data);
+  const existing = body.details && body.details.existing;
+  if (existing && !existing.deleted) out.details = { ...body.details, existing: await resource._decode(existing) };
+  return { ...resp, body: out };
 }
 
 /**
@@ -294,14 +394,24 @@ async function push(ctx) {
             .map((r) => ({ remove: r.id })),
       );
     }
-    const toSend = pending.filter((r) => !(r._status === "deleted" && r.last_modified == null));
+    let toSend = pending.filter((r) => !(r._status === "deleted" && r.last_modified == null));
+    // Ids the server's format refuses are reported without a request.
+    const invalid = toSend.filter((r) => !resource._validId(r.id));
+    for (const r of invalid) {
+      if (ctx.result.errors.some((e) => e.id === r.id)) continue;
+      ctx.result.errors.push({ id: r.id, status: 400, errno: 107, message: `Invalid record id ${r.id} for this server`, record: r });
+    }
+    if (invalid.length) toSend = toSend.filter((r) => resource._validId(r.id));
     if (toSend.length === 0) break;
-    const requests = toSend.map((r) => requestFor(resource.path, r));
+    const requests = [];
+    for (const r of toSend) requests.push(await requestFor(resource, r));
     let offset = 0;
     await ctx.http.batch(requests, async (responses, chunk) => {
       const snapshots = toSend.slice(offset, offset + chunk.length);
       offset += chunk.length;
-      await applyPushed(ctx, snapshots, responses);
+      const decoded = [];
+      for (const r of responses) decoded.push(await decodeAnswer(resource, r));
+      await applyPushed(ctx, snapshots, decoded);
     });
     sent += toSend.length;
     if (!ctx.rebased) break;
@@ -353,11 +463,13 @@ function decidePushed(ctx, snap, cur, resp, events) {
       // Dropped locally meanwhile: delete it on the server next time.
       return { put: { id: snap.id, last_modified: data.last_modified, _status: "deleted" } };
     }
-    if (editedMeanwhile) {
-      // Keep the newer local edit, based on the version just written.
-      return { put: { ...cur, last_modified: data.last_modified, _status: cur._status === "deleted" ? "deleted" : "updated" } };
-    }
-    return { put: { ...data, id: snap.id, _status: "synced" } };
+    const written = { ...data, id: snap.id };
+    if (body.permissions && Object.keys(body.permissions).length) written._permissions = body.permissions;
+    // Edited meanwhile (or synced by another client on this store): keep
+    // the local content, based on the version just written — synced when
+    // that content is what the server now holds.
+    if (editedMeanwhile) return { put: rebase(cur, written) };
+    return { put: synced(written, snap) };
   }
   if (status === 404 && snap._status === "deleted") {
     result.published.push({ id: snap.id, deleted: true });
@@ -372,12 +484,14 @@ function decidePushed(ctx, snap, cur, resp, events) {
     if (existing && snap._status !== "deleted" && sameContent(existing, snap)) {
       // An earlier push went through but its answer was lost.
       result.published.push(existing);
-      if (editedMeanwhile && cur) {
-        return { put: { ...cur, last_modified: existing.last_modified, _status: cur._status === "deleted" ? "deleted" : "updated" } };
-      }
-      return { put: { ...existing, _status: "synced" } };
+      if (editedMeanwhile && cur) return { put: rebase(cur, existing) };
+      return { put: synced(existing, snap) };
     }
     if (!cur) return null;
+    if (existing && cur._status !== "deleted" && sameContent(existing, cur)) {
+      // Another client sharing this store already published this content.
+      return { put: synced(existing, cur) };
+    }
     return conflict(ctx, "outgoing", cur, existing || { id: snap.id, deleted: true }, events);
   }
   result.errors.push({ id: snap.id, status, errno: body.errno ?? null, message: body.message || body.error || "", record: snap });

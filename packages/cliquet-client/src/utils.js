@@ -17,7 +17,7 @@ export function uuid4() {
 }
 
 /** Fields owned by the server that a content comparison ignores. */
-const META_FIELDS = new Set(["_status", "last_modified"]);
+const META_FIELDS = new Set(["_status", "last_modified", "_permissions"]);
 
 /**
  * Deep equality of JSON values (objects compared key by key, order ignored).
@@ -67,7 +67,7 @@ function stripFields(record, fields) {
 export function toServerData(record) {
   const out = {};
   for (const k of Object.keys(record)) {
-    if (k === "_status" || k === "id" || k === "last_modified" || k === "deleted") continue;
+    if (k === "_status" || k === "_permissions" || k === "id" || k === "last_modified" || k === "deleted") continue;
     out[k] = record[k];
   }
   return out;

@@ -8,6 +8,8 @@ export interface LocalRecord {
   last_modified?: number;
   /** Where the record stands with the server. */
   _status: "created" | "updated" | "deleted" | "synced";
+  /** Permissions sent with the record (and those the server answered). */
+  _permissions?: Permissions;
   [field: string]: unknown;
 }
 
@@ -21,6 +23,9 @@ export interface RemoteRecord {
 
 export type Scalar = string | number | boolean | null;
 
+/** The server's record permissions: `{read: [principals], write: [principals]}`. */
+export type Permissions = Record<string, string[]>;
+
 /** One field's condition: a value (equality) or operators. */
 export type Condition =
   | Scalar
@@ -33,6 +38,10 @@ export type Condition =
       $gte?: string | number;
       $lt?: string | number;
       $lte?: string | number;
+      /** The field is an array holding this value. */
+      $contains?: unknown;
+      /** The field is an array holding at least one of these values. */
+      $containsAny?: unknown[];
     };
 
 /** `{field: condition}`; every condition must hold. Dotted paths allowed. */
@@ -42,6 +51,7 @@ export interface ListOptions {
   filters?: Filters;
   /** `"-score,title"` or `["-score", "title"]`. */
   sort?: string | string[];
+  /** A non-negative integer (anything else is a RangeError). */
   limit?: number;
   includeDeleted?: boolean;
 }
@@ -59,6 +69,8 @@ export interface StoreCollection {
   getMeta(key: string): Promise<unknown>;
   setMeta(key: string, value: unknown): Promise<void>;
   indexedFields(): string[];
+  /** Optional: runs `fn` alone among the syncs of every client (and tab) sharing the collection. */
+  lock?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** A local store: one collection per resource. */
@@ -78,15 +90,56 @@ export class MemoryStore implements Store {
   close(): Promise<void>;
 }
 
+/** Bearer tokens: `getToken({refresh: true})` is asked once after a 401. */
+export interface BearerAuth {
+  type: "bearer";
+  getToken(context: { refresh: boolean }): string | null | Promise<string | null>;
+}
+
 export type Auth =
   | { user: string; password?: string }
   | string
-  | (() => { user: string; password?: string } | string | Promise<{ user: string; password?: string } | string>);
+  | BearerAuth
+  | ((context: { refresh?: boolean }) =>
+      | { user: string; password?: string }
+      | string
+      | Promise<{ user: string; password?: string } | string>);
+
+/** What a localforage instance offers (the parts this client uses). */
+export interface LocalForageLike {
+  getItem<T = any>(key: string): Promise<T | null>;
+  setItem<T = any>(key: string, value: T): Promise<T>;
+  removeItem(key: string): Promise<void>;
+  iterate<T = any, U = any>(fn: (value: T, key: string, n: number) => U): Promise<U>;
+  config?(): any;
+}
+
+export interface LocalForageStoreOptions {
+  /** Prefix of the client's items (default "cliquet-client/"). */
+  prefix?: string;
+  /** false: lock items in the store even where Web Locks exist. */
+  webLocks?: boolean;
+  /** How long (ms) a lock item of a tab that died blocks the others (default 10 000). */
+  lockTtl?: number;
+}
+
+/** A store on a localforage instance; `new Client({store: localforage})` wraps it for you. */
+export class LocalForageStore implements Store {
+  constructor(localforage: LocalForageLike, options?: LocalForageStoreOptions);
+  readonly localforage: LocalForageLike;
+  readonly prefix: string;
+  collection(name: string, options?: { indexes?: string[] }): StoreCollection;
+  close(): Promise<void>;
+}
+
+/** Whether a value looks like a localforage instance. */
+export function isLocalForage(value: unknown): value is LocalForageLike;
 
 export interface ClientOptions {
   /** Service URL with its version prefix, e.g. "http://127.0.0.1:8888/v1". */
   server: string;
-  store?: Store;
+  /** A store, or a localforage instance (wrapped in a LocalForageStore). */
+  store?: Store | LocalForageLike;
   auth?: Auth;
   headers?: Record<string, string>;
   /** Namespace of this client's collections in the store (default "default"). */
@@ -146,25 +199,68 @@ export interface SyncResult {
   errors: SyncError[];
   /** Set when a full resync happened. */
   resync: null | "since_too_old" | "flushed";
+  /** True on the `result` of an error: the sync stopped midway, this is what it did. */
+  partial: boolean;
 }
+
+/** The error a sync rejects with carries what was done before it (`partial: true`). */
+export type SyncFailure = Error & { result?: SyncResult };
 
 export interface SyncOptions {
   strategy?: StrategyName;
   /** Sync even while the server asks clients to back off. */
   ignoreBackoff?: boolean;
+  /** Headers sent with every request of this sync. */
+  headers?: Record<string, string>;
+  /** Retries of a 503/429 carrying Retry-After, for this sync. */
+  retry?: number;
+}
+
+/** How record ids are made and checked (kinto.js's id schemas). */
+export interface IdSchema {
+  generate(record?: Record<string, unknown>): string;
+  validate(id: string): boolean;
+}
+
+/** The default: UUID4 ids, validated against the server's format once learned. */
+export declare const UUID4_SCHEMA: IdSchema;
+
+/** Encodes records for the server and decodes them back (e.g. encryption). */
+export interface RemoteTransformer {
+  encode(record: Record<string, unknown> & { id: string }): Record<string, unknown> & { id: string } | Promise<Record<string, unknown> & { id: string }>;
+  decode(record: RemoteRecord): RemoteRecord | Promise<RemoteRecord>;
+}
+
+export interface IncomingChanges {
+  lastModified: number | null;
+  changes: RemoteRecord[];
+}
+
+export interface Hooks {
+  /** Sees each pulled page (decoded) before it is applied; returns it, changed or not. */
+  "incoming-changes"?: Array<(payload: IncomingChanges, resource: Resource) => IncomingChanges | Promise<IncomingChanges>>;
+}
+
+export interface ResourceOptions {
+  indexes?: string[];
+  strategy?: StrategyName;
+  idSchema?: IdSchema;
+  remoteTransformers?: RemoteTransformer[];
+  hooks?: Hooks;
 }
 
 export interface ChangeEvent {
   action: "create" | "update" | "delete";
   record: LocalRecord | { id: string };
-  source: "local" | "remote" | "resolve";
+  source: "local" | "remote" | "resolve" | "import";
   resource: string;
 }
 
 export interface EventMap {
   change: ChangeEvent;
   "sync:success": { resource: string; result: SyncResult };
-  "sync:error": { resource: string; error: Error };
+  "sync:error": { resource: string; error: Error; result: SyncResult };
+  "token-refreshed": { url: string; method: string };
   backoff: { seconds: number; until: number };
   deprecated: { code?: string; message?: string; url?: string };
   retry: { url: string; method: string; status: number; wait: number; attempt: number };
@@ -184,10 +280,31 @@ export class Resource extends Emitter {
   readonly path: string;
   readonly name: string;
   store: StoreCollection;
-  create(data: Record<string, unknown> & { id?: string }): Promise<LocalRecord>;
+  idSchema: IdSchema | null;
+  remoteTransformers: RemoteTransformer[];
+  hooks: Hooks;
+  create(data: Record<string, unknown> & { id?: string }, options?: { permissions?: Permissions }): Promise<LocalRecord>;
+  /** Many creates in one atomic store write (one IndexedDB transaction). */
+  createMany(list: Array<Record<string, unknown> & { id?: string }>, options?: { permissions?: Permissions }): Promise<LocalRecord[]>;
   get(id: string, options?: { includeDeleted?: boolean }): Promise<LocalRecord | undefined>;
-  update(record: { id: string; [field: string]: unknown }, options?: { patch?: boolean }): Promise<LocalRecord>;
+  /** The record, tombstones included. */
+  getAny(id: string): Promise<LocalRecord | undefined>;
+  update(
+    record: { id: string; [field: string]: unknown },
+    options?: { patch?: boolean; permissions?: Permissions },
+  ): Promise<LocalRecord>;
+  /** Creates or replaces. */
+  upsert(record: { id: string; [field: string]: unknown }, options?: { permissions?: Permissions }): Promise<LocalRecord>;
   delete(id: string): Promise<{ id: string; deleted: true }>;
+  /** Deletes if there; never throws for a missing record. */
+  deleteAny(id: string): Promise<{ id: string; deleted: boolean }>;
+  setPermissions(id: string, permissions: Permissions): Promise<LocalRecord>;
+  fetchPermissions(id: string): Promise<Permissions>;
+  /** Imports server records as synced (kinto.js's importBulk). */
+  importBulk(records: RemoteRecord[]): Promise<LocalRecord[]>;
+  loadDump(records: RemoteRecord[]): Promise<LocalRecord[]>;
+  /** Reads the server's id format (OpenAPI) and keeps it; sync() does it once. */
+  learnIdFormat(): Promise<string | null>;
   list(options?: ListOptions): Promise<LocalRecord[]>;
   filter(filters: Filters, options?: Omit<ListOptions, "filters">): Promise<LocalRecord[]>;
   clear(): Promise<void>;
@@ -211,12 +328,12 @@ export class Client extends Emitter {
   readonly server: string;
   /** Milliseconds left before the server's Backoff expires. */
   readonly backoff: number;
-  resource(path: string, options?: { indexes?: string[]; strategy?: StrategyName }): Resource;
+  resource(path: string, options?: ResourceOptions): Resource;
   hello(): Promise<any>;
   request(
     method: string,
     path: string,
-    options?: { headers?: Record<string, string>; body?: unknown; query?: Record<string, unknown> },
+    options?: { headers?: Record<string, string>; body?: unknown; query?: Record<string, unknown>; retries?: number },
   ): Promise<HTTPResponse>;
 }
 
@@ -257,3 +374,59 @@ export declare const ERRNO_CLASSES: Record<number, typeof ServerError>;
 export function errorFromResponse(status: number, body: any, request?: { method: string; url: string }): ServerError;
 /** Whether an error says `_since` is older than the server keeps. */
 export function isSinceTooOld(err: unknown): boolean;
+
+// Signing in with OpenID Connect (authorization code + PKCE), for browsers.
+
+export interface OIDCEndpoints {
+  issuer?: string;
+  authorizationEndpoint?: string;
+  tokenEndpoint?: string;
+}
+
+export interface Tokens {
+  access_token: string;
+  refresh_token?: string;
+  id_token?: string;
+  expires_in?: number;
+  /** When the access token expires, in ms since the epoch. */
+  expires_at?: number;
+  [key: string]: unknown;
+}
+
+export interface PKCELoginOptions extends OIDCEndpoints {
+  clientId: string;
+  redirectUri: string;
+  scope?: string;
+  extraParams?: Record<string, string>;
+  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
+  redirect?: (url: string) => void;
+  fetch?: typeof fetch;
+}
+
+export interface PKCECallbackOptions extends OIDCEndpoints {
+  clientId: string;
+  url?: string;
+  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem">;
+  fetch?: typeof fetch;
+}
+
+/** A random code verifier (43 base64url characters). */
+export function pkceVerifier(): string;
+/** base64url(SHA-256(verifier)). */
+export function pkceChallenge(verifier: string): Promise<string>;
+/** Starts the sign-in: redirects to the provider; resolves to the URL. */
+export function pkceLogin(options: PKCELoginOptions): Promise<string>;
+/** On the redirect page: checks the state and exchanges the code. */
+export function pkceCallback(options: PKCECallbackOptions): Promise<Tokens>;
+/** The provider's endpoints from its discovery document. */
+export function discover(
+  issuer: string,
+  fetchImpl?: typeof fetch,
+): Promise<{ issuer: string; authorizationEndpoint: string; tokenEndpoint: string; endSessionEndpoint?: string }>;
+/** Providers advertised by the service's hello view (capabilities.openid). */
+export function openidProviders(client: Client): Promise<Array<OIDCEndpoints & { name: string; clientId?: string }>>;
+/** A getToken for `auth: {type: "bearer", getToken}` that refreshes with the refresh token. */
+export function tokenSource(
+  tokens: Tokens,
+  options: { tokenEndpoint: string; clientId: string; fetch?: typeof fetch; onTokens?: (tokens: Tokens) => void },
+): (context?: { refresh?: boolean }) => Promise<string>;

@@ -3,6 +3,7 @@
 // chosen field and on `_status`; metadata in a shared object store.
 
 import { openDB } from "idb";
+import { withLock } from "../lock.js";
 import { matches, parseFilters, typeRank } from "../query.js";
 
 const META = "__meta__";
@@ -168,6 +169,18 @@ export class IDBCollection {
   /** The fields indexed. */
   indexedFields() {
     return [...this.fields];
+  }
+
+  /**
+   * Runs `fn` holding this collection's Web Lock, shared by every tab and
+   * worker of the origin using the same database (in-page lock without
+   * Web Locks): two tabs never sync one collection at once.
+   * @template T
+   * @param {() => Promise<T>} fn
+   * @returns {Promise<T>}
+   */
+  lock(fn) {
+    return withLock(`cliquet-client:idb:${this.parent.name}:${this.name}`, fn);
   }
 
   /** @param {string} id */

@@ -2,7 +2,8 @@
 // Used in Node and in tests; the same interface as the IndexedDB store.
 
 import { matches, parseFilters } from "../query.js";
-import { clone } from "../utils.js";
+import { localLock } from "../lock.js";
+import { clone, uuid4 } from "../utils.js";
 import { FieldIndex } from "./indexes.js";
 
 /**
@@ -57,7 +58,19 @@ export class MemoryCollection {
     /** @type {Map<string, FieldIndex>} */
     this.indexes = new Map();
     this.meta = new Map();
+    this._lockName = `cliquet-client:memory:${uuid4()}`;
     for (const f of fields) this.addIndex(f);
+  }
+
+  /**
+   * Runs `fn` alone among the callers of this collection's lock (syncs of
+   * several clients sharing this store take turns).
+   * @template T
+   * @param {() => Promise<T>} fn
+   * @returns {Promise<T>}
+   */
+  lock(fn) {
+    return localLock(this._lockName, fn);
   }
 
   /**
