@@ -8,14 +8,23 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
-const ALLOWED = ["docs/client-demo/", "packages/cliquet-client/src/", "packages/cliquet-client/node_modules/idb/"];
+const ALLOWED = [
+  "docs/client-demo/",
+  "packages/cliquet-client/src/",
+  "packages/cliquet-client/node_modules/idb/",
+  "packages/cliquet-client/node_modules/localforage/",
+];
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css" };
 
 /**
  * Starts the server on a free loopback port; resolves to `{url, close()}`.
+ * `defaultAuth` (`{user, password}`) is added to forwarded requests that
+ * carry no Authorization, as a signed-in session would (for pages that,
+ * like the seed's sketch, configure no credentials).
  * @param {string} apiUrl the app's URL with its /v1 prefix
+ * @param {{defaultAuth?: {user: string, password: string}}} [options]
  */
-export function startStatic(apiUrl) {
+export function startStatic(apiUrl, options = {}) {
   const api = new URL(apiUrl);
   const server = createServer(async (req, res) => {
     try {
@@ -26,6 +35,10 @@ export function startStatic(apiUrl) {
         const headers = { ...req.headers };
         delete headers.host;
         delete headers.connection;
+        if (options.defaultAuth && !headers.authorization) {
+          const { user, password } = options.defaultAuth;
+          headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+        }
         const upstream = await fetch(`${api.origin}${url.pathname}${url.search}`, {
           method: req.method,
           headers,
