@@ -80,11 +80,17 @@ start_keycloak() {
     # there at each start (the server itself also writes under $home/data).
     mkdir -p "$home/data/import" && cp "$KC_REALM_FILE" "$home/data/import/cliquet-realm.json"
     log "starting Keycloak $KC_VERSION on 127.0.0.1:$KC_PORT (JDK $java; about 30 s)"
-    (cd "$node" && JAVA_HOME="$java" JAVA_OPTS_APPEND="-Xms64m -Xmx512m" \
+    # The subshell gives up every inherited descriptor first: ci/services'
+    # stdout is the pipe of the caller's `eval "$(ci/services)"`, which would
+    # otherwise stay open as long as Keycloak runs.
+    (cd "$node" || exit 1
+     exec </dev/null >"$node/keycloak.log" 2>&1 8>&- 9>&-
+     JAVA_HOME="$java" JAVA_OPTS_APPEND="-Xms64m -Xmx512m" \
        KC_BOOTSTRAP_ADMIN_USERNAME=admin KC_BOOTSTRAP_ADMIN_PASSWORD=admin \
        setsid "$home/bin/kc.sh" start-dev --http-host=127.0.0.1 --http-port="$KC_PORT" \
          --db=dev-mem --import-realm --cache=local --health-enabled=false --metrics-enabled=false \
-         --log=console >"$node/keycloak.log" 2>&1 8>&- </dev/null & echo $! > "$node/kc.pid")
+         --log=console &
+     echo $! > "$node/kc.pid")
   fi
   for _ in $(seq 1 180); do
     kc_ready && return 0
