@@ -114,8 +114,9 @@ class BasicAuthSecurityPolicy:
 
 def request_principals(request) -> list[str]:
     """Every principal of the caller: ``system.Everyone``, and when
-    authenticated ``system.Authenticated``, the user id and the user's extra
-    principals from the permission backend (groups).
+    authenticated ``system.Authenticated``, the user id, the principals the
+    security policy's identity lists (``identity["principals"]``, if any) and
+    the user's extra principals from the permission backend (groups).
 
     Available as ``request.principals`` (computed once per request).
     """
@@ -124,6 +125,10 @@ def request_principals(request) -> list[str]:
     if userid is None:
         return principals
     principals.extend((AUTHENTICATED, userid))
+    identity = request.identity
+    if isinstance(identity, dict) and identity.get("principals"):
+        # A policy may give principals of its own (cliquet-oidc: groups from a token's claims).
+        principals.extend(p for p in identity["principals"] if p not in principals)
     permission = getattr(request.registry, "permission", None)
     if permission is not None:
         principals.extend(sorted(permission.get_user_principals(userid) - set(principals)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from pyramid import httpexceptions
+from pyramid.interfaces import ISecurityPolicy
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from cliquet.errors import ERRORS, http_error, json_error_from_exception
@@ -24,14 +25,29 @@ def notfound(request):
 
 
 def unauthorized(request, message="Please authenticate yourself to use this endpoint."):
-    """401: errno 105 when credentials were sent but unusable, else 104."""
-    invalid = bool(request.environ.get("cliquet.invalid_credentials")) or (
+    """401: errno 105 when credentials were sent but unusable, else 104.
+
+    A policy may keep why it refused them as a string in
+    ``environ["cliquet.invalid_credentials"]`` (it becomes the message), and
+    its ``forget(request)`` gives the ``WWW-Authenticate`` challenges (one
+    header each: several policies side by side list them all).
+    """
+    reason = request.environ.get("cliquet.invalid_credentials")
+    invalid = bool(reason) or (
         "HTTP_AUTHORIZATION" in request.environ and request.authenticated_userid is None
     )
+    if isinstance(reason, str) and reason:
+        message = reason
     errno = ERRORS.INVALID_AUTH_TOKEN if invalid else ERRORS.MISSING_AUTH_TOKEN
     response = http_error(httpexceptions.HTTPUnauthorized(), errno=errno, message=message)
-    realm = request.registry.settings.get("cliquet.project_name") or "Realm"
-    response.headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
+    policy = request.registry.queryUtility(ISecurityPolicy)
+    challenges = [value for name, value in (policy.forget(request) if hasattr(policy, "forget") else ())
+                  if name.lower() == "www-authenticate"]
+    if not challenges:
+        realm = request.registry.settings.get("cliquet.project_name") or "Realm"
+        challenges = [f'Basic realm="{realm}"']
+    for value in challenges:
+        response.headers.add("WWW-Authenticate", value)
     return response
 
 
