@@ -43,6 +43,18 @@ def two_nodes():
     second.kill()
 
 
+@pytest.fixture
+def three_nodes():
+    nodes = [StandinProcess() for _ in range(3)]
+    for node in nodes:
+        node.peers = [other.url for other in nodes if other is not node]
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        node.kill()
+
+
 def make_cache(*urls, prefix="p:"):
     cache_url = " ".join(url + BUCKET for url in urls)
     return riak_cache.load_from_config(make_config(
@@ -108,6 +120,41 @@ def test_one_node_down_the_cache_keeps_working(two_nodes, down):
     nodes[down].start()
     cache.set("after", "ok")
     assert cache.get("after") == "ok"
+
+
+def raw_get(url, key, prefix="p:"):
+    """What one node holds for a cache key (status, body)."""
+    r = urllib3.request("GET", f"{url}{BUCKET}/keys/{prefix}{key}", retries=False, timeout=5)
+    return r.status, r.data
+
+
+def test_three_nodes_one_lost_and_rejoining(three_nodes):
+    """A node killed mid-run: the cache keeps working on the two others; once
+    it is back it holds what was written meanwhile (hand-off) and takes its
+    share of the requests again."""
+    cache = make_cache(*(n.url for n in three_nodes))
+    for i in range(10):
+        cache.set(f"before{i}", i)
+    lost = three_nodes[1]
+    lost.kill()
+    for i in range(10):
+        cache.set(f"during{i}", i, ttl=60)
+        assert cache.get(f"during{i}") == i
+        assert cache.get(f"before{i}") == i
+    cache.delete("before0")
+    lost.start()
+    assert cache.heartbeat() is True
+    for i in range(10):
+        assert raw_get(lost.url, f"during{i}") == (200, str(i).encode())
+    assert raw_get(lost.url, "before0")[0] == 404
+    assert raw_get(lost.url, "before1") == (200, b"1")
+    served_before = stats(lost.url)["requests_total"]
+    for i in range(1, 10):
+        assert cache.get(f"before{i}") == i
+        assert cache.get(f"during{i}") == i
+    assert stats(lost.url)["requests_total"] - served_before >= 4
+    cache.set("after", "everywhere")
+    assert all(raw_get(n.url, "after") == (200, b'"everywhere"') for n in three_nodes)
 
 
 @pytest.fixture

@@ -26,20 +26,26 @@ class StandinProcess:
 
     :param port: the port to listen on (``None``: a free one, kept across
         restarts so that clients can reconnect to the same address).
-    :param peers: base URLs of other stand-in nodes to copy writes to.
+    :param peers: base URLs of other stand-in nodes to copy writes to; a node
+        that starts with peers first copies the data of one that answers
+        (standing in for Riak's hand-off).
+    :param delete_mode: milliseconds a tombstone stays after a delete
+        (Riak's default, 3000), ``"immediate"`` or ``"keep"``.
 
     ::
 
         node = StandinProcess().start()
         node.url      # 'http://127.0.0.1:41234'
         node.kill()   # like a crashed node
-        node.start()  # back, on the same port, empty
+        node.start()  # back, on the same port, empty (or with its peers' data)
     """
 
-    def __init__(self, port: int | None = None, peers=(), host: str = "127.0.0.1"):
+    def __init__(self, port: int | None = None, peers=(), host: str = "127.0.0.1",
+                 delete_mode: int | str = 3000):
         self.host = host
         self.port = port or free_port(host)
         self.peers = list(peers)
+        self.delete_mode = delete_mode
         self.process: subprocess.Popen | None = None
 
     @property
@@ -57,7 +63,7 @@ class StandinProcess:
         if self.running:
             return self
         cmd = [sys.executable, "-m", "cliquet_riak.testing.standin",
-               "--host", self.host, "--port", str(self.port)]
+               "--host", self.host, "--port", str(self.port), "--delete-mode", str(self.delete_mode)]
         for peer in self.peers:
             cmd += ["--peer", peer]
         deadline = time.monotonic() + timeout

@@ -8,9 +8,28 @@ run against this program, over a real socket, in its own process::
 
 It prints ``riak-standin listening on http://HOST:PORT`` once it accepts
 connections. With ``--peer`` (repeatable) every write is copied to the
-peers before it is acknowledged, so two stand-ins behave like two nodes of
-one cluster; a node that restarts comes back empty (real Riak would get its
-data back by hand-off).
+peers before it is acknowledged, so several stand-ins behave like the nodes
+of one cluster; a node that starts with peers first copies the data of the
+first peer that answers (standing in for Riak's hand-off), and one without
+peers, or whose peers are all down, starts empty.
+
+It behaves as a Riak KV 3.x node does where clients can tell (each point is
+in ``docs/riak.rst`` with the documentation it comes from):
+
+* content negotiation: an object answers only in the media types it has
+  (its own ``Content-Type``; ``text/plain`` or ``multipart/mixed`` when it
+  has siblings), so ``Accept: multipart/mixed`` on an object without
+  siblings is ``406 Not Acceptable``;
+* a delete leaves a tombstone for ``--delete-mode`` milliseconds (Riak's
+  default: 3000): reads answer ``404`` with ``X-Riak-Vclock`` and
+  ``X-Riak-Deleted: true``, key listings and ``$key``/``$bucket`` queries
+  still name the key;
+* ``GET .../keys`` without ``keys=true|stream`` answers ``200 {}``;
+* secondary index results come in no particular order unless paginated
+  (``max_results``, ``continuation``) or ``pagination_sort=true``; a range
+  query names a key once per matching term; a full page carries a
+  ``continuation`` (the next may be empty); ``stream=true`` answers
+  ``multipart/mixed``.
 
 What it speaks (paths also exist without ``/types/{type}``, meaning the
 ``default`` type):
@@ -28,13 +47,13 @@ What it speaks (paths also exist without ``/types/{type}``, meaning the
 * ``GET /types/{type}/buckets/{bucket}/keys?keys=true`` (or ``=stream``).
 * ``GET /types/{type}/buckets/{bucket}/index/{name}/{value}`` and
   ``.../index/{name}/{min}/{max}`` for ``*_int``, ``*_bin``, ``$key`` and
-  ``$bucket``, with ``return_terms``, ``max_results`` + ``continuation`` and
-  ``stream``.
+  ``$bucket``, with ``return_terms``, ``max_results`` + ``continuation``,
+  ``pagination_sort`` and ``stream``.
 * ``GET|PUT|DELETE /types/{type}/buckets/{bucket}/props``.
 
 Buckets in a type other than ``default`` allow siblings (``allow_mult``),
 as in Riak 2.x. Not modelled: quorum parameters (accepted, ignored), links
-walking, MapReduce, Search, CRDT data types, tombstones.
+walking, MapReduce, Search, CRDT data types, ``term_regex``.
 """
 
 from __future__ import annotations
@@ -44,6 +63,7 @@ import base64
 import email.utils
 import http.client
 import json
+import random
 import socket
 import sys
 import threading
@@ -53,7 +73,7 @@ import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cliquet_riak.testing.store import Sibling, Store, decode_clock, encode_clock
+from cliquet_riak.testing.store import DEFAULT_DELETE_MODE, Sibling, Store, decode_clock, encode_clock
 
 MULTIPART_BOUNDARY = "RiakStandinSiblingBoundary"
 
@@ -61,10 +81,50 @@ MULTIPART_BOUNDARY = "RiakStandinSiblingBoundary"
 class RequestError(Exception):
     """An HTTP error answer: status and a plain-text message."""
 
-    def __init__(self, status: int, message: str = ""):
+    def __init__(self, status: int, message: str = "", headers=()):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = list(headers)
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def choose_media_type(provided: list[str], accept: str | None) -> str | None:
+    """Pick what to answer among ``provided`` for an ``Accept`` header, as
+    Riak's web server (Webmachine) does: the accepted ranges by decreasing
+    ``q`` (header order between equals), each matched against ``provided``
+    in order; ``q=0`` refuses. ``None``: nothing acceptable (``406``).
+    Without ``Accept``, the first provided type."""
+    if not accept or not accept.strip():
+        return provided[0] if provided else None
+    ranges = []
+    for position, item in enumerate(accept.split(",")):
+        params = [p.strip() for p in item.split(";")]
+        media = params[0].lower()
+        if not media:
+            continue
+        if media == "*":
+            media = "*/*"
+        q = 1.0
+        for param in params[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranges.append((-q, position, media))
+    for negative_q, _, media in sorted(ranges):
+        if negative_q >= 0:
+            break
+        for candidate in provided:
+            have = _media(candidate)
+            if media in ("*/*", have) or (media.endswith("/*") and have.startswith(media[:-1])):
+                return candidate
+    return None
 
 
 def parse_indexes(headers) -> dict[str, list]:
@@ -106,7 +166,18 @@ def sibling_headers(sibling: Sibling, bucket_path: str) -> list[tuple[str, str]]
     headers += [(f"X-Riak-Meta-{name}", value) for name, value in sorted(sibling.meta.items())]
     for field, values in sorted(sibling.indexes.items()):
         headers.append((f"X-Riak-Index-{field}", ", ".join(str(v) for v in values)))
+    if sibling.deleted:
+        headers.append(("X-Riak-Deleted", "true"))
     return headers
+
+
+def _boolean(query: dict, name: str, default):
+    value = query.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise RequestError(400, f"Invalid {name}. {value!r} is not a boolean")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -166,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._route(parts)
         except RequestError as exc:
-            self._send(exc.status, exc.message.encode())
+            self._send(exc.status, exc.message.encode(), exc.headers)
         except (ValueError, KeyError) as exc:
             self._send(400, f"Bad request: {exc}".encode())
 
@@ -179,6 +250,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._only("GET") or self._send_json(200, self.server.stats())
         if parts == ["standin", "replicate"]:
             return self._only("POST") or self._replicated()
+        if parts == ["standin", "dump"]:
+            return self._only("GET") or self._send_json(200, self.server.store.dump())
         bucket_type = "default"
         if parts[:1] == ["types"] and len(parts) >= 2:
             bucket_type, parts = parts[1], parts[2:]
@@ -213,10 +286,22 @@ class Handler(BaseHTTPRequestHandler):
             return self._delete(key)
         raise RequestError(405, "Method Not Allowed")
 
-    def _wants_multipart(self) -> bool:
-        return "multipart/mixed" in (self.headers.get("Accept") or "")
+    def _negotiate(self, provided: list[str]) -> str:
+        chosen = choose_media_type(provided, self.headers.get("Accept"))
+        if chosen is None:
+            raise RequestError(406, "")
+        return chosen
 
-    def _answer_siblings(self, siblings: list[Sibling], ok_status: int = 200):
+    @staticmethod
+    def _read_types(siblings: list[Sibling]) -> list[str]:
+        """What a read of these siblings can be answered in (Riak's
+        ``content_types_provided``)."""
+        if len(siblings) == 1:
+            return [siblings[0].content_type]
+        return ["text/plain", "multipart/mixed"]
+
+    def _answer_siblings(self, siblings: list[Sibling], ok_status: int = 200, chosen: str | None = None):
+        """Answer one value, or ``300`` with the siblings in ``chosen`` form."""
         bucket_type, bucket, path = self.location
         clock = encode_clock(_merged_clock(siblings))
         if len(siblings) == 1:
@@ -226,7 +311,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(304, headers=[("X-Riak-Vclock", clock)])
             headers = [("X-Riak-Vclock", clock), ("Vary", "Accept-Encoding")]
             return self._send(ok_status, sibling.value, headers + sibling_headers(sibling, path))
-        if self._wants_multipart():
+        if chosen == "multipart/mixed":
             chunks = []
             for sibling in siblings:
                 lines = [f"{name}: {value}" for name, value in sibling_headers(sibling, path)]
@@ -236,29 +321,36 @@ class Handler(BaseHTTPRequestHandler):
             ctype = f"multipart/mixed; boundary={MULTIPART_BOUNDARY}"
             return self._send(300, body, [("X-Riak-Vclock", clock), ("Content-Type", ctype)])
         body = "Siblings:\n" + "".join(s.vtag + "\n" for s in siblings)
-        return self._send(300, body.encode(), [("X-Riak-Vclock", clock)])
+        return self._send(300, body.encode(), [("X-Riak-Vclock", clock), ("Content-Type", "text/plain")])
 
-    def _fetch(self, key: str):
+    def _existing(self, key: str) -> list[Sibling]:
+        """The siblings of an object that is there: ``404`` when it is missing
+        or only a tombstone (then with its clock and ``X-Riak-Deleted``)."""
         bucket_type, bucket, _ = self.location
         siblings = self.server.store.get(bucket_type, bucket, key)
-        if not siblings:
-            raise RequestError(404, "not found\n")
+        if not any(not s.deleted for s in siblings):
+            headers = []
+            if siblings:
+                headers = [("X-Riak-Vclock", encode_clock(_merged_clock(siblings))),
+                           ("X-Riak-Deleted", "true")]
+            raise RequestError(404, "not found\n", headers)
+        return siblings
+
+    def _fetch(self, key: str):
+        siblings = self._existing(key)
         vtag = self.query.get("vtag")
         if vtag is not None:
             chosen = [s for s in siblings if s.vtag == vtag]
             if not chosen:
                 raise RequestError(404, "not found\n")
             siblings = chosen
-        return self._answer_siblings(siblings)
+        chosen_type = self._negotiate(self._read_types(siblings))
+        return self._answer_siblings(siblings, chosen=chosen_type)
 
     def _store(self, key: str | None):
         bucket_type, bucket, path = self.location
-        current = self.server.store.get(bucket_type, bucket, key) if key else []
-        if self.headers.get("If-None-Match", "").strip() == "*" and current:
-            raise RequestError(412, "Precondition Failed")
-        if_match = self.headers.get("If-Match")
-        if if_match and not any(f'"{s.vtag}"' == if_match.strip() for s in current):
-            raise RequestError(412, "Precondition Failed")
+        # Riak's order: malformed request (400), content negotiation (406),
+        # preconditions (412), then the write.
         if self.headers.get("Content-Type") is None:
             raise RequestError(400, "Missing Content-Type request header")
         data = {
@@ -267,6 +359,14 @@ class Handler(BaseHTTPRequestHandler):
             "meta": parse_meta(self.headers),
             "indexes": parse_indexes(self.headers),
         }
+        self._negotiate([_media(data["content_type"])])
+        current = self.server.store.get(bucket_type, bucket, key) if key else []
+        live = [s for s in current if not s.deleted]
+        if self.headers.get("If-None-Match", "").strip() == "*" and live:
+            raise RequestError(412, "Precondition Failed")
+        if_match = self.headers.get("If-Match")
+        if if_match and not any(f'"{s.vtag}"' == if_match.strip() for s in live):
+            raise RequestError(412, "Precondition Failed")
         created = key is None
         key = key or uuid.uuid4().hex
         clock = decode_clock(self.headers.get("X-Riak-Vclock"))
@@ -274,14 +374,20 @@ class Handler(BaseHTTPRequestHandler):
         self.server.replicate(bucket_type, bucket, key, siblings)
         location = [("Location", f"{path}/keys/{urllib.parse.quote(key, safe='')}")]
         if self.query.get("returnbody") == "true":
-            return self._answer_siblings(siblings, ok_status=201 if created else 200)
+            chosen = choose_media_type(["multipart/mixed", "text/plain"], self.headers.get("Accept"))
+            return self._answer_siblings(siblings, ok_status=201 if created else 200, chosen=chosen)
         return self._send(201 if created else 204, headers=location if created else [])
 
     def _delete(self, key: str):
         bucket_type, bucket, _ = self.location
-        existed = self.server.store.delete(bucket_type, bucket, key)
-        self.server.replicate(bucket_type, bucket, key, [])
-        return self._send(204 if existed else 404, b"" if existed else b"not found\n")
+        siblings = self._existing(key)
+        self._negotiate(self._read_types(siblings))
+        clock = decode_clock(self.headers.get("X-Riak-Vclock"))
+        after = self.server.store.delete(bucket_type, bucket, key, clock)
+        if after is None:  # deleted by someone else meanwhile
+            raise RequestError(404, "not found\n")
+        self.server.replicate(bucket_type, bucket, key, after)
+        return self._send(204)
 
     # -- buckets ---------------------------------------------------------------
 
@@ -297,7 +403,8 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "stream":
             return self._send_chunks([{"keys": keys[i:i + 100]} for i in range(0, len(keys), 100)]
                                      + [{"keys": []}])
-        raise RequestError(400, "keys parameter must be true or stream")
+        # Riak: any other value (or none) lists nothing, and says so with 200.
+        return self._send_json(200, {})
 
     def _props(self):
         bucket_type, bucket, _ = self.location
@@ -322,6 +429,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _index(self, field: str, values: list[str]):
         bucket_type, bucket, _ = self.location
+        return_terms = _boolean(self.query, "return_terms", False)
+        pagination_sort = _boolean(self.query, "pagination_sort", None)
+        limit = None
+        if "max_results" in self.query:
+            raw = self.query["max_results"]
+            limit = int(raw) if raw.strip().lstrip("-").isdigit() else 0
+            if limit <= 0:
+                raise RequestError(400, f"Invalid max_results. {raw!r} is not a positive integer")
         if field.endswith("_int"):
             try:
                 bounds = [int(v) for v in values]
@@ -337,28 +452,49 @@ class Handler(BaseHTTPRequestHandler):
             results = []
         continuation = self.query.get("continuation")
         if continuation:
-            after = tuple(json.loads(base64.urlsafe_b64decode(continuation)))
+            try:
+                after = tuple(json.loads(base64.urlsafe_b64decode(continuation)))
+            except ValueError:
+                raise RequestError(400, "Invalid query: invalid continuation") from None
             results = [r for r in results if (r[0], r[1]) > after]
+        # Riak sorts only what it paginates (or when asked); a coverage query
+        # otherwise merges the vnodes' answers as they come.
+        if not (limit or continuation or pagination_sort):
+            random.shuffle(results)
         answer: dict = {}
-        max_results = self.query.get("max_results")
-        if max_results:
-            limit = int(max_results)
-            if limit <= 0:
-                raise RequestError(400, "max_results must be a positive integer")
-            if len(results) > limit:
-                results = results[:limit]
-                last = json.dumps(list(results[-1])).encode()
-                answer["continuation"] = base64.urlsafe_b64encode(last).decode("ascii")
-        if self.query.get("return_terms") == "true" and field not in ("$bucket",):
+        if limit is not None:
+            results = results[:limit]
+        # Terms come back only for range queries (not for one value, not $bucket).
+        if return_terms and len(values) == 2 and field != "$bucket":
             answer["results"] = [{str(term): key} for term, key in results]
         else:
-            answer["keys"] = _unique([key for _, key in results])
+            answer["keys"] = [key for _, key in results]
+        if limit is not None and len(results) == limit:
+            # A full page has a continuation, even when nothing follows.
+            last = json.dumps(list(results[-1])).encode()
+            answer["continuation"] = base64.urlsafe_b64encode(last).decode("ascii")
         if self.query.get("stream") == "true":
-            chunks = [{k: v} for k, v in answer.items() if k != "continuation"]
-            if "continuation" in answer:
-                chunks.append({"continuation": answer["continuation"]})
-            return self._send_chunks(chunks)
+            return self._send_index_stream(answer)
         return self._send_json(200, answer)
+
+    def _send_index_stream(self, answer: dict):
+        """``stream=true``: the results in ``multipart/mixed`` parts, as Riak streams them."""
+        boundary = uuid.uuid4().hex
+        name = "results" if "results" in answer else "keys"
+        items = answer[name]
+        parts = [{name: items[i:i + 100]} for i in range(0, len(items), 100)]
+        if "continuation" in answer:
+            parts.append({"continuation": answer["continuation"]})
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/mixed;boundary={boundary}")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunks = [f"\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode()
+                  + json.dumps(part).encode() for part in parts]
+        chunks.append(f"\r\n--{boundary}--\r\n".encode())
+        for data in chunks:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.write(b"0\r\n\r\n")
 
     # -- replication -------------------------------------------------------------
 
@@ -382,26 +518,22 @@ def _merged_clock(siblings: list[Sibling]) -> dict[str, int]:
     return clock
 
 
-def _unique(keys: list[str]) -> list[str]:
-    seen: set[str] = set()
-    return [k for k in keys if not (k in seen or seen.add(k))]
-
-
 class StandinServer(ThreadingHTTPServer):
     """The stand-in node: a threaded HTTP server around a :class:`Store`.
 
     :param address: ``(host, port)``; port ``0`` picks a free one.
     :param peers: base URLs of the other nodes to copy writes to.
+    :param delete_mode: seconds a tombstone stays (``None``: kept forever).
     """
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address, peers=(), node_name=None):
+    def __init__(self, address, peers=(), node_name=None, delete_mode=DEFAULT_DELETE_MODE):
         super().__init__(address, Handler)
         host, port = self.server_address[:2]
-        self.store = Store(node_name or f"standin-{port}")
+        self.store = Store(node_name or f"standin-{port}", delete_mode=delete_mode)
         self.peers = [urllib.parse.urlsplit(p) for p in peers]
         self.started = time.time()
         self._requests = 0
@@ -435,6 +567,22 @@ class StandinServer(ThreadingHTTPServer):
             except OSError:
                 pass  # a peer that is down misses the write, like a node without hand-off
 
+    def hand_off(self) -> str | None:
+        """Copy every bucket of the first peer that answers; return its URL."""
+        for peer in self.peers:
+            try:
+                conn = http.client.HTTPConnection(peer.hostname, peer.port, timeout=2)
+                conn.request("GET", "/standin/dump")
+                response = conn.getresponse()
+                body = response.read()
+                conn.close()
+            except OSError:
+                continue
+            if response.status == 200:
+                self.store.load(json.loads(body))
+                return f"http://{peer.hostname}:{peer.port}"
+        return None
+
     def replicate(self, bucket_type, bucket, key, siblings):
         """Copy the state of one key to the peers."""
         if self.peers:
@@ -458,8 +606,14 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8098, help="0 picks a free port")
     parser.add_argument("--peer", action="append", default=[],
                         help="base URL of another stand-in node to copy writes to")
+    parser.add_argument("--delete-mode", default=str(int(DEFAULT_DELETE_MODE * 1000)),
+                        help="milliseconds a tombstone stays (Riak's delete_mode: 3000), "
+                             "'immediate' or 'keep'")
     args = parser.parse_args(argv)
-    server = StandinServer((args.host, args.port), peers=args.peer)
+    mode = args.delete_mode.strip().lower()
+    delete_mode = None if mode == "keep" else 0.0 if mode == "immediate" else int(mode) / 1000
+    server = StandinServer((args.host, args.port), peers=args.peer, delete_mode=delete_mode)
+    server.hand_off()
     print(f"riak-standin listening on {server.url}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

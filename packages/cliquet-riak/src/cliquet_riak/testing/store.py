@@ -7,6 +7,12 @@ are replaced, the others stay beside the new value — when the bucket allows
 siblings (``allow_mult``). Without ``allow_mult`` the newest write replaces
 everything (what Riak does when siblings are not allowed).
 
+A delete leaves a *tombstone* (a sibling marked deleted, with a clock and
+no value) for ``delete_mode`` seconds, like Riak's default ``delete_mode``
+of 3000 ms: meanwhile a read finds nothing, but key listings and the
+``$key``/``$bucket`` indexes still name the key, and a blind write beside it
+on a bucket with ``allow_mult`` leaves the tombstone as a sibling.
+
 This module keeps that model in memory, thread-safe, with no HTTP in it, so
 that :mod:`cliquet_riak.testing.standin` stays about the protocol.
 
@@ -20,9 +26,13 @@ import base64
 import dataclasses
 import hashlib
 import json
+import random
 import threading
 import time
 from typing import Any
+
+#: Riak's default ``delete_mode``: a tombstone is reaped 3 s after the delete.
+DEFAULT_DELETE_MODE = 3.0
 
 #: Bucket properties returned by ``GET .../props`` (a subset of Riak's).
 DEFAULT_PROPS = {
@@ -89,6 +99,7 @@ class Sibling:
     :param indexes: secondary index entries, ``{"name_int": [1, 2]}``.
     :param clock: the causal history of this sibling.
     :param last_modified: seconds since the epoch of the write.
+    :param deleted: a tombstone (Riak's ``X-Riak-Deleted``), left by a delete.
     """
 
     value: bytes
@@ -97,6 +108,7 @@ class Sibling:
     indexes: dict[str, list]
     clock: dict[str, int]
     last_modified: float
+    deleted: bool = False
 
     @property
     def vtag(self) -> str:
@@ -132,11 +144,16 @@ class Store:
     :param node_name: the actor name put in the clocks of this node's writes.
     :param typed_allow_mult: the ``allow_mult`` default of buckets in a bucket
         type other than ``default`` (``True``, as in Riak 2.x and later).
+    :param delete_mode: seconds a tombstone stays before it is reaped
+        (Riak's ``delete_mode``: ``3.0`` by default, ``0`` for ``immediate``,
+        ``None`` for ``keep``).
     """
 
-    def __init__(self, node_name: str = "standin", typed_allow_mult: bool = True):
+    def __init__(self, node_name: str = "standin", typed_allow_mult: bool = True,
+                 delete_mode: float | None = DEFAULT_DELETE_MODE):
         self.node_name = node_name
         self.typed_allow_mult = typed_allow_mult
+        self.delete_mode = delete_mode
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._lock = threading.RLock()
 
@@ -179,10 +196,19 @@ class Store:
 
     # -- objects -------------------------------------------------------------
 
+    def _reaped(self, bucket: Bucket, key: str, now: float) -> list[Sibling]:
+        """The siblings of ``key``, once a tombstone past ``delete_mode`` is gone."""
+        siblings = bucket.objects.get(key, [])
+        if siblings and self.delete_mode is not None and all(s.deleted for s in siblings):
+            if now >= max(s.last_modified for s in siblings) + self.delete_mode:
+                del bucket.objects[key]
+                return []
+        return siblings
+
     def get(self, bucket_type: str, name: str, key: str) -> list[Sibling]:
-        """Return the siblings of ``key`` (an empty list when it does not exist)."""
+        """Return the siblings of ``key``, tombstones included (empty: no such key)."""
         with self._lock:
-            return list(self.bucket(bucket_type, name).objects.get(key, []))
+            return list(self._reaped(self.bucket(bucket_type, name), key, time.time()))
 
     def put(self, bucket_type: str, name: str, key: str, sibling_data: dict[str, Any],
             client_clock: dict[str, int]) -> list[Sibling]:
@@ -193,12 +219,13 @@ class Store:
         """
         with self._lock:
             bucket = self.bucket(bucket_type, name)
-            current = bucket.objects.get(key, [])
+            current = self._reaped(bucket, key, time.time())
             clock = merge(client_clock, *(s.clock for s in current))
             clock[self.node_name] = clock.get(self.node_name, 0) + 1
             new = Sibling(clock=clock, last_modified=time.time(), **sibling_data)
             if bucket.props.get("allow_mult") and not bucket.props.get("last_write_wins"):
-                # The siblings the client had seen are replaced; the others stay.
+                # The siblings the client had seen are replaced; the others
+                # stay, a tombstone included (a blind write after a delete).
                 kept = [s for s in current if not descends(client_clock, s.clock)]
                 # The new sibling only claims the history the client sent, so
                 # that the kept siblings stay concurrent with it.
@@ -210,15 +237,28 @@ class Store:
             bucket.objects[key] = siblings
             return list(siblings)
 
-    def delete(self, bucket_type: str, name: str, key: str) -> bool:
-        """Remove ``key``; return whether it existed.
+    def delete(self, bucket_type: str, name: str, key: str,
+               client_clock: dict[str, int] | None = None) -> list[Sibling] | None:
+        """Replace ``key`` by a tombstone; return the new siblings, or ``None``
+        when there was no live value to delete (Riak answers ``404``).
 
-        Real Riak keeps a tombstone for a few seconds (``delete_mode``); the
-        stand-in forgets the key at once, which no HTTP client can tell apart
-        except through ``X-Riak-Vclock`` on the following ``404``.
+        The tombstone is reaped ``delete_mode`` seconds later (at once with
+        ``delete_mode=0``); until then key listings still name the key.
         """
         with self._lock:
-            return self.bucket(bucket_type, name).objects.pop(key, None) is not None
+            bucket = self.bucket(bucket_type, name)
+            current = self._reaped(bucket, key, time.time())
+            if not any(not s.deleted for s in current):
+                return None
+            clock = merge(client_clock or {}, *(s.clock for s in current))
+            clock[self.node_name] = clock.get(self.node_name, 0) + 1
+            tombstone = Sibling(value=b"", content_type="application/octet-stream", meta={},
+                                indexes={}, clock=clock, last_modified=time.time(), deleted=True)
+            if self.delete_mode == 0:
+                bucket.objects.pop(key, None)
+                return []
+            bucket.objects[key] = [tombstone]
+            return [tombstone]
 
     def replace(self, bucket_type: str, name: str, key: str, siblings: list[Sibling]) -> None:
         """Overwrite the siblings of ``key`` (replication from a peer node)."""
@@ -229,20 +269,31 @@ class Store:
             else:
                 bucket.objects.pop(key, None)
 
+    def _present(self, bucket: Bucket) -> dict[str, list[Sibling]]:
+        now = time.time()
+        return {key: siblings for key in list(bucket.objects)
+                if (siblings := self._reaped(bucket, key, now))}
+
     def keys(self, bucket_type: str, name: str) -> list[str]:
-        """Every key of a bucket (order unspecified, as in Riak)."""
+        """Every key of a bucket, tombstones not yet reaped included, in no
+        particular order (as Riak lists them)."""
         with self._lock:
-            return list(self.bucket(bucket_type, name).objects)
+            keys = list(self._present(self.bucket(bucket_type, name)))
+        random.shuffle(keys)
+        return keys
 
     def index_query(self, bucket_type: str, name: str, index: str,
                     low, high) -> list[tuple[Any, str]]:
-        """Return ``(term, key)`` pairs whose ``index`` value is in ``[low, high]``.
+        """Return ``(term, key)`` pairs whose ``index`` value is in ``[low, high]``,
+        sorted by term then key (the caller shuffles them when Riak would not
+        sort). A key with several terms in the range comes once per term.
 
-        Sorted by term then key, as Riak returns range queries. The special
-        indexes ``$key`` (the key itself) and ``$bucket`` (every key) work too.
+        The special indexes ``$key`` (the key itself) and ``$bucket`` (every
+        key) name tombstones not yet reaped too, as Riak's do; a tombstone has
+        no other index entry.
         """
         with self._lock:
-            objects = dict(self.bucket(bucket_type, name).objects)
+            objects = self._present(self.bucket(bucket_type, name))
         results = []
         for key, siblings in objects.items():
             if index == "$bucket":
@@ -259,7 +310,25 @@ class Store:
         results.sort()
         return results
 
+    def dump(self) -> list[dict[str, Any]]:
+        """Every bucket's properties and objects (what a rejoining node gets
+        from a peer, standing in for Riak's hand-off)."""
+        with self._lock:
+            return [{"type": bucket_type, "bucket": name, "props": dict(bucket.props),
+                     "objects": {key: [s.to_json() for s in siblings]
+                                 for key, siblings in self._present(bucket).items()}}
+                    for (bucket_type, name), bucket in self._buckets.items()]
+
+    def load(self, dump: list[dict[str, Any]]) -> None:
+        """Take in what :meth:`dump` returned on another node."""
+        with self._lock:
+            for entry in dump:
+                bucket = self.bucket(entry["type"], entry["bucket"])
+                bucket.props = dict(entry["props"])
+                for key, siblings in entry["objects"].items():
+                    bucket.objects[key] = [Sibling.from_json(s) for s in siblings]
+
     def count(self) -> int:
         """Number of keys over every bucket (for ``/stats``)."""
         with self._lock:
-            return sum(len(b.objects) for b in self._buckets.values())
+            return sum(len(self._present(b)) for b in self._buckets.values())
