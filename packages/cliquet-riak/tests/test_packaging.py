@@ -33,6 +33,7 @@ REPO = PACKAGE.parents[1]
 CORE = REPO / "packages" / "cliquet"
 EXAMPLE = REPO / "docs" / "example"
 INDEXING = REPO / "packages" / "cliquet-indexing"  # the example app includes it
+ADMIN = REPO / "packages" / "cliquet-admin"  # and the web console
 
 
 def run(cmd, timeout=600, **kwargs):
@@ -94,8 +95,10 @@ def test_wheels_in_a_fresh_venv_serve_the_example_with_a_riak_cache(tmp_path):
     core = installer.wheel(CORE, wheels)
     riak = installer.wheel(PACKAGE, wheels)
     indexing = installer.wheel(INDEXING, wheels)
+    admin = installer.wheel(ADMIN, wheels)
     example = installer.wheel(EXAMPLE, wheels)
     python = installer.venv(tmp_path / "venv", [f"cliquet[serve] @ {core.as_uri()}", str(riak), str(indexing),
+                                                 str(admin),
                                                  str(example)])
 
     # The packages come from the venv, not from this checkout.
