@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import threading
 import time
 
@@ -25,6 +26,7 @@ ERROR_KEY = "cliquet_oidc.error"
 INVALID_KEY = "cliquet.invalid_credentials"
 #: longest ``Authorization`` value looked at (larger ones are refused unread).
 MAX_TOKEN_LENGTH = 16384
+_UNVERIFIED_JWS = jwt.PyJWS()
 
 
 def bearer_token(header: str | None):
@@ -112,10 +114,12 @@ class OIDCSecurityPolicy:
 
     def _check(self, token: str) -> dict:
         if looks_like_jwt(token):
-            try:
-                issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
-            except jwt.PyJWTError:
+            try:  # only to pick the provider: its claims are checked by the provider
+                payload = json.loads(_UNVERIFIED_JWS.decode_complete(token, options={"verify_signature": False})[
+                    "payload"])
+            except (jwt.PyJWTError, ValueError):
                 raise InvalidToken("The token is malformed") from None
+            issuer = payload.get("iss") if isinstance(payload, dict) else None
             if not isinstance(issuer, str):
                 raise InvalidToken("The token has no issuer (iss)")
             provider = self.by_issuer.get(issuer.rstrip("/"))

@@ -72,6 +72,8 @@ _JWT_ERRORS = (
     (jwt.InvalidSignatureError, "The token's signature is invalid"),
     (jwt.InvalidAlgorithmError, "The token's signature algorithm is not accepted"),
     (jwt.MissingRequiredClaimError, "The token lacks a required claim"),
+    (getattr(jwt.exceptions, "InvalidSubjectError", ()), "The token's sub claim is invalid"),
+    (getattr(jwt.exceptions, "InvalidJTIError", ()), "The token's jti claim is invalid"),
 )
 
 
@@ -96,8 +98,9 @@ class Provider:
         self._last_fetch = float("-inf")
         self._discovery: dict | None = None
         self._introspection_slots = threading.BoundedSemaphore(4)
-        #: how many times the JWKS was fetched from the provider (tests read it).
+        #: how many times the JWKS was fetched from the provider, and tried (tests read them).
         self.jwks_fetches = 0
+        self.jwks_fetch_attempts = 0
         #: the discovery document's endpoints once known (the hello view shows them).
         self.advertised: dict[str, Any] = {
             "name": config.name, "title": config.title, "issuer": config.issuer,
@@ -213,6 +216,7 @@ class Provider:
         if now - self._last_fetch < self.config.jwks_refetch_interval:
             return False
         self._last_fetch = now
+        self.jwks_fetch_attempts += 1
         try:
             jwks_uri = self.discovery()["jwks_uri"]
             jwks = self._request_json("GET", jwks_uri, headers={"Accept": "application/json"})
@@ -367,7 +371,7 @@ class Provider:
         config = self.config
         subject = claim(claims, config.userid_claim)
         if isinstance(subject, bool) or not isinstance(subject, (str, int)) or subject == "":
-            raise InvalidToken(f"The token has no {config.userid_claim} claim")
+            raise InvalidToken(f"The token has no usable {config.userid_claim} claim")
         principals = []
         for name in config.principals_claims:
             values = claim(claims, name)

@@ -82,3 +82,95 @@ def claims_for(issuer: str, audience="cliquet", subject: str = "mallory", lifeti
     """Plausible access-token claims (for tokens signed by a test's own key)."""
     now = int(time.time())
     return {"iss": issuer, "aud": audience, "sub": subject, "iat": now, "exp": now + int(lifetime), **extra}
+
+
+def bearer(token: str) -> dict:
+    """The ``Authorization`` header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def policy_of(app):
+    """The OIDC policy of a test application."""
+    return app.app.registry.cliquet_oidc_policy
+
+
+def provider_of(app, name="keycloak"):
+    """The provider ``name`` of a test application."""
+    return next(p for p in policy_of(app).providers if p.name == name)
+
+
+class LocalProvider:
+    """A small OpenID provider of the test's own, in a thread on loopback:
+    its discovery document and a JWKS with the keys it signs with. For the
+    cases a real provider does not make (a token not valid yet, a second
+    provider); tokens from Keycloak itself come from :func:`get_tokens`.
+
+    ``provider.sign(claims)`` signs with its current key;
+    ``provider.rotate()`` adds a new key and signs with it.
+    """
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.keys = []  # (kid, private key)
+        self.requests = []
+        provider = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                provider.requests.append(self.path)
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": provider.issuer, "jwks_uri": provider.issuer + "/jwks",
+                            "authorization_endpoint": provider.issuer + "/auth",
+                            "token_endpoint": provider.issuer + "/token"}
+                elif self.path == "/jwks":
+                    body = provider.jwks()
+                else:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self._rsa = rsa
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.rotate()
+
+    def rotate(self) -> str:
+        """Add a new key, signed with from now on; return its kid."""
+        kid = uuid.uuid4().hex
+        self.keys.append((kid, self._rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+        return kid
+
+    def jwks(self) -> dict:
+        """The public keys, as a JWKS."""
+        from jwt.algorithms import RSAAlgorithm
+
+        keys = []
+        for kid, key in self.keys:
+            jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+            keys.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
+        return {"keys": keys}
+
+    def sign(self, claims: dict, algorithm: str = "RS256") -> str:
+        """``claims`` signed with the current key."""
+        kid, key = self.keys[-1]
+        return sign(claims, key, kid=kid, algorithm=algorithm)[0]
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
