@@ -237,6 +237,7 @@ export function RecordPage({ api, resource, id, hello }) {
   const reload = async () => {
     setConflict(null);
     setError(null);
+    setConfirmDelete(false);
     try {
       show(await api.get(resource.path, id));
     } catch (err) {
