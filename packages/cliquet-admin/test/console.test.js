@@ -43,7 +43,6 @@ test("sign in with Basic; the server page: hello, heartbeat, version, settings, 
   await page.waitForSelector("#signin-basic");
   assert.equal(await page.locator("#signin-openid").count(), 0, "no openid capability: no provider button");
   await noSeriousViolation(page, "the sign-in page");
-  await screenshot(page, "signin");
   const auth = newUser("alice");
   await signIn(page, app, auth);
   const me = (await raw(app.url, auth, "GET", "/")).json.user.id;

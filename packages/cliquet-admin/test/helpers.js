@@ -135,7 +135,7 @@ export async function launch() {
 
 /** A page that records page errors and CSP violations reported on the console. */
 export async function openPage(browser) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, deviceScaleFactor: 1 });
+  const context = await browser.newContext({ viewport: { width: 960, height: 600 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
