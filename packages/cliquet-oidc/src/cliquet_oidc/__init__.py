@@ -97,12 +97,17 @@ def includeme(config):
     if getattr(registry, "cliquet_oidc_included", False):
         return
     registry.cliquet_oidc_included = True
-    declare_oidc_settings(config)
-    provider_configs(registry.settings)  # a missing issuer or audience fails here, naming the setting
     providers = registry.__dict__.setdefault("cliquet_oidc_advertised", [])
     add_api_capability(config, "openid", description=CAPABILITY_DESCRIPTION, url=CAPABILITY_URL,
                        providers=providers)
     # After Cliquet's set_security_policy (order PHASE2_CONFIG, -10): no conflict, and the
     # service's policy is wrapped whichever of the two includes came first.
+    def declare():
+        # At commit time: from pyramid.includes this runs before cliquet.initialize,
+        # which sets the project name (and so the project's settings prefix).
+        declare_oidc_settings(config)
+        provider_configs(registry.settings)  # a missing issuer or audience fails, naming the setting
+
+    config.action(None, declare, order=-5)
     config.action(None, lambda: install_policy(registry), order=0)
     config.add_subscriber(lambda event: _discover_in_background(event.app.registry), ApplicationCreated)
