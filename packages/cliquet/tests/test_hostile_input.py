@@ -318,6 +318,7 @@ class TestQuerystrings:
     @pytest.mark.parametrize("query,name", [
         ("score=9223372036854775808", "score"), ("score=1e400", "score"), ("score=nan", "score"),
         ("score=inf", "score"), ("min_score=-1e400", "min_score"), ("in_score=1,1e400", "in_score"),
+        ("min_score=1e19", "min_score"), ("max_score=-9.3e18", "max_score"),
         ("author.x=99999999999999999999999", "author.x"), ("author.x=1e400", "author.x"),
         ("last_modified=99999999999999999999", "last_modified"), ("_since=99999999999999999999", "_since"),
         ("_before=-99999999999999999999", "_before"), ("score=1_000", "score"),

@@ -101,7 +101,7 @@ def request_params(request):
 
 
 def parse_number(text: str):
-    """Read a JSON number: an ``int`` within 64 bits, or a finite ``float``.
+    """Read a JSON number: an ``int`` or a ``float``, within the 64-bit signed range.
 
     :raises ValueError: for anything else, saying why.
     """
@@ -116,6 +116,10 @@ def parse_number(text: str):
     value = float(text)
     if not math.isfinite(value):
         raise ValueError("not a finite number")
+    # One range for every number, as the OpenAPI description declares it:
+    # 1e19 and 10000000000000000000 are the same JSON number.
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError("number outside the 64-bit range")
     return value
 
 
