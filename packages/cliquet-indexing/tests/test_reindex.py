@@ -29,6 +29,7 @@ cliquet.storage_backend = cliquet.storage.postgresql
 cliquet.storage_url = {storage_url}
 cliquet.indexing_url = sqlite:///{index_path}
 cliquet.indexing_retry_interval = 0
+cliquet.schema_check = migrate
 """
 
 

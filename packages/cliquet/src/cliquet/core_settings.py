@@ -2,6 +2,7 @@
 
 from cliquet.resource.http import DEFAULT_JSON_DEPTH, as_json_depth
 from cliquet.resource.querystring import QueryLimits
+from cliquet.schema import as_schema_check
 from cliquet.settings import (
     Setting,
     as_bool,
@@ -42,6 +43,9 @@ CORE_SETTINGS = {
     "permission_pool_size": Setting(10, as_int, doc="Connections kept in the permission pool."),
     "permission_pool_timeout": Setting(30.0, as_float, doc="Seconds to wait for a free connection."),
     "heartbeat_timeout_seconds": Setting(10.0, as_float, doc="Time budget of each heartbeat check."),
+    "schema_check": Setting("refuse", as_schema_check,
+                            doc="At start-up, a backend schema missing or older than the code: refuse (the app "
+                                "does not start and names cliquet migrate), migrate (development) or ignore."),
     # Authentication
     "userid_hmac_secret": Setting(None, as_str, doc="Secret of the HMAC that turns credentials into user ids."),
     "security_policy": Setting("cliquet.authentication.BasicAuthSecurityPolicy", as_str,

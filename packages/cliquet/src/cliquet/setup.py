@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pyramid.events import ApplicationCreated
 from pyramid.exceptions import ConfigurationError
 from pyramid.tweens import EXCVIEW
 
@@ -11,6 +12,7 @@ from cliquet.cache import CacheBase
 from cliquet.core_settings import CORE_SETTINGS
 from cliquet.permission import PermissionBase
 from cliquet.resource.pagination import TokenSigner
+from cliquet.schema import check_at_start, schema_ready
 from cliquet.settings import declare_settings
 from cliquet.storage import StorageBase
 
@@ -75,7 +77,8 @@ def add_api_capability(config, identifier, description="", url="", **kwargs):
 
 def _backend_heartbeat(kind):
     def check(request):
-        return getattr(request.registry, kind).heartbeat()
+        # Up, and its schema migrated: a false check names the backend.
+        return getattr(request.registry, kind).heartbeat() and schema_ready(request.registry, kind)
 
     check.__name__ = f"{kind}_heartbeat"
     return check
@@ -105,6 +108,9 @@ def setup_cliquet(config):
         backend = load_backend(config, kind, base)
         setattr(registry, kind, backend)
         config.add_heartbeat_check(kind, _backend_heartbeat(kind))
+    # A schema missing or older than the code: migrated or refused once the
+    # app is made, every include and resource registered (cliquet.schema_check).
+    config.add_subscriber(lambda event: check_at_start(event.app.registry), ApplicationCreated)
     # Whether a request's permission writes commit or roll back with its records.
     registry.cliquet_atomic_permissions = registry.permission.join_transactions(registry.storage)
     if not registry.cliquet_atomic_permissions:

@@ -6,8 +6,13 @@ import os
 
 from pyramid.paster import get_app, setup_logging
 
+from cliquet.schema import SchemaNotReady, exit_if_not_ready
+
 _ini = os.environ.get("CLIQUET_INI")
 if not _ini:  # pragma: no cover
     raise RuntimeError("Set CLIQUET_INI to the path of the application's INI file")
 setup_logging(_ini)
-application = get_app(_ini, "main")
+try:
+    application = get_app(_ini, "main")
+except SchemaNotReady as exc:  # pragma: no cover - exits the process
+    exit_if_not_ready(exc)  # one line naming `cliquet migrate`, status 1

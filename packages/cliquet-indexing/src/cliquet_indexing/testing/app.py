@@ -27,7 +27,9 @@ def make_search_wsgi_app(resources=None, include="pyramid.includes", **settings)
     import cliquet
     from cliquet.testing.app import TEST_SECRET, Article
 
-    raw = {"userid_hmac_secret": TEST_SECRET, "indexing_retry_interval": "0", **settings}
+    # Test apps start on fresh schemas: migrated at start-up (cliquet.schema_check).
+    raw = {"userid_hmac_secret": TEST_SECRET, "indexing_retry_interval": "0", "schema_check": "migrate",
+           **settings}
     app_settings = {f"cliquet.{k}": v for k, v in raw.items()}
     if include == "pyramid.includes":
         app_settings["pyramid.includes"] = "cliquet_indexing"

@@ -22,7 +22,7 @@ import orjson
 
 from cliquet.cache import CacheBase
 from cliquet.storage.postgresql_client import get_client
-from cliquet.storage.postgresql_schema import CACHE_MIGRATIONS, migrate
+from cliquet.storage.postgresql_schema import CACHE_MIGRATIONS, migrate, pending_phrase
 
 _NOW = "extract(epoch from clock_timestamp())::double precision"
 _ALIVE = f"(expires_at IS NULL OR expires_at > {_NOW})"
@@ -66,6 +66,11 @@ class PostgreSQLCache(CacheBase):
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Create or upgrade the cache table (idempotent)."""
         migrate(self.client, "cache", CACHE_MIGRATIONS, dry_run=dry_run)
+
+    def schema_pending(self) -> str | None:
+        """Return ``"missing"`` / ``"at version N of M"`` while ``cliquet
+        migrate`` has work to do on the cache tables, else ``None``."""
+        return pending_phrase(self.client, "cache", CACHE_MIGRATIONS)
 
     def flush(self) -> None:
         """Remove every key of this cache's prefix."""

@@ -24,7 +24,7 @@ from typing import Iterable
 
 from cliquet.permission import PermissionBase
 from cliquet.storage.postgresql_client import get_client
-from cliquet.storage.postgresql_schema import PERMISSION_MIGRATIONS, migrate
+from cliquet.storage.postgresql_schema import PERMISSION_MIGRATIONS, migrate, pending_phrase
 
 _ACES = "cliquet_access_control_entries"
 
@@ -53,6 +53,11 @@ class PostgreSQLPermission(PermissionBase):
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Create or upgrade the permission tables (idempotent)."""
         migrate(self.client, "permission", PERMISSION_MIGRATIONS, dry_run=dry_run)
+
+    def schema_pending(self) -> str | None:
+        """Return ``"missing"`` / ``"at version N of M"`` while ``cliquet
+        migrate`` has work to do on the permission tables, else ``None``."""
+        return pending_phrase(self.client, "permission", PERMISSION_MIGRATIONS)
 
     def flush(self) -> None:
         """Remove every ACE and user principal."""

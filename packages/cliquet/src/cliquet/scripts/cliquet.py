@@ -28,23 +28,21 @@ def _bootstrap(ini):
 
 
 def cmd_migrate(args):
-    """Initialise every backend's schema."""
-    env = _bootstrap(args.ini)
+    """Initialise every backend's schema (the app starts without its
+    start-up schema check, which would refuse it: :mod:`cliquet.schema`)."""
+    from cliquet.schema import migrate_registry
+
+    saved = os.environ.get("CLIQUET_SCHEMA_CHECK")
+    os.environ["CLIQUET_SCHEMA_CHECK"] = "ignore"
     try:
-        registry = env["registry"]
-        for kind in ("storage", "cache", "permission"):
-            backend = getattr(registry, kind)
-            print(f"{kind}: initializing {type(backend).__module__}{' (dry run)' if args.dry_run else ''}")
-            backend.initialize_schema(dry_run=args.dry_run)
-        storage = registry.storage
-        if hasattr(storage, "create_field_indexes"):
-            for name, resource_cls in sorted(getattr(registry, "cliquet_resources", {}).items()):
-                if resource_cls.indexed_fields:
-                    created = storage.create_field_indexes(resource_cls.indexed_fields, dry_run=args.dry_run)
-                    print(f"storage: indexes for {name}: {', '.join(resource_cls.indexed_fields)}"
-                          f"{' (' + str(len(created)) + ' created)' if created else ''}")
-        for hook in getattr(registry, "cliquet_migrate_hooks", []):
-            hook(registry, dry_run=args.dry_run)
+        env = _bootstrap(args.ini)
+    finally:
+        if saved is None:
+            del os.environ["CLIQUET_SCHEMA_CHECK"]
+        else:
+            os.environ["CLIQUET_SCHEMA_CHECK"] = saved
+    try:
+        migrate_registry(env["registry"], dry_run=args.dry_run, out=sys.stdout)
     finally:
         env["closer"]()
     return 0
@@ -80,6 +78,24 @@ def _backend_names(app_settings, environ):
     return names
 
 
+def _schemas_refused(ini) -> bool:
+    """Start the app once here, before Granian: a schema that is missing or
+    outdated (and ``cliquet.schema_check = refuse``) is one line on stderr
+    naming ``cliquet migrate``, not a traceback in every worker. With
+    ``migrate``, the schemas are migrated here, once."""
+    from cliquet.schema import SchemaNotReady
+
+    try:
+        env = _bootstrap(ini)
+    except SchemaNotReady as exc:
+        print(f"cliquet serve: {exc}", file=sys.stderr, flush=True)
+        return True
+    except Exception:  # any other error: Granian's workers raise and report it
+        return False
+    env["closer"]()
+    return False
+
+
 def cmd_serve(args):
     """Exec Granian on the app of ``--ini``."""
     import configparser
@@ -91,10 +107,13 @@ def cmd_serve(args):
     host = os.environ.get("HOST") or args.host or server.get("host", "127.0.0.1")
     port = str(os.environ.get("PORT") or args.port or server.get("port", "8888"))
     # Memory backends live inside one process: any of them means one worker.
-    in_memory = any(name.endswith(".memory") for name in _backend_names(app, os.environ))
+    names = _backend_names(app, os.environ)
+    in_memory = any(name.endswith(".memory") for name in names)
     workers = args.workers or os.environ.get("WORKERS") or (1 if in_memory else os.cpu_count() or 2)
     threads = args.threads or os.environ.get("THREADS") or (1 if in_memory else 2)
     os.environ["CLIQUET_INI"] = os.path.abspath(args.ini)
+    if not all(name.endswith(".memory") for name in names) and _schemas_refused(args.ini):
+        return 1
     os.environ["CLIQUET_SERVE_THREADS"] = str(threads)
     os.environ["CLIQUET_SERVE_WORKERS"] = str(workers)
     # RSGI, not Granian's WSGI: request bodies are read on the event loop,

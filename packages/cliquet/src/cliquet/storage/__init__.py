@@ -158,6 +158,20 @@ class StorageBase:
         """
         raise NotImplementedError
 
+    def schema_pending(self) -> str | None:
+        """Return why this backend's schema is not ready, or ``None``.
+
+        A short phrase (``"missing"``, ``"at version 2 of 3"``) when the
+        schema :meth:`initialize_schema` creates is absent or older than this
+        code; ``None`` when it is up to date or when the backend has no
+        schema (the default: memory and Redis have none). Never writes.
+        Checked at start-up and by ``/__heartbeat__`` (:mod:`cliquet.schema`).
+
+        :raises BackendError: the server cannot be asked, or holds a newer
+            schema than this code knows.
+        """
+        return None
+
     def flush(self) -> None:
         """Remove every record, tombstone and timestamp. For tests."""
         raise NotImplementedError

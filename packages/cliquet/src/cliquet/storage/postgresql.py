@@ -66,7 +66,7 @@ from cliquet.storage.postgresql_query import (
     sort_keys,
     sort_values,
 )
-from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, field_index_statements, migrate
+from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, field_index_statements, migrate, pending_phrase
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,11 @@ class PostgreSQLStorage(StorageBase):
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Create or upgrade the tables (versioned migrations, idempotent)."""
         migrate(self.client, "storage", STORAGE_MIGRATIONS, dry_run=dry_run)
+
+    def schema_pending(self) -> str | None:
+        """Return ``"missing"`` / ``"at version N of M"`` while ``cliquet
+        migrate`` has work to do on the storage tables, else ``None``."""
+        return pending_phrase(self.client, "storage", STORAGE_MIGRATIONS)
 
     def create_field_indexes(self, fields, dry_run: bool = False) -> list[str]:
         """Create indexes for record fields that resources filter and sort on

@@ -252,3 +252,24 @@ def field_index_statements(fields, column_of, sort_keys_of) -> list[str]:
             f"ON cliquet_records (parent_id, collection_id, {keys}, id)"
         )
     return statements
+
+
+def pending_phrase(client, component: str, migrations: Sequence[Sequence[str]]) -> str | None:
+    """Return why the schema of ``component`` is not ready — ``"missing"`` or
+    ``"at version N of M"`` — or ``None`` when it is at the latest version.
+    One read-only query; writes nothing (the backends' ``schema_pending``).
+
+    :raises SchemaVersionError: the database is newer than ``migrations``.
+    :raises BackendError: the server failed.
+    """
+    latest = len(migrations)
+    version = client.run(lambda conn: current_version(conn, component), readonly=True)
+    if version > latest:
+        raise SchemaVersionError(
+            None,
+            f"the {component} schema is at version {version}, newer than the "
+            f"{latest} this version of Cliquet knows: upgrade Cliquet instead",
+        )
+    if version == latest:
+        return None
+    return "missing" if version == 0 else f"at version {version} of {latest}"

@@ -55,7 +55,8 @@ def basic_auth(user="alice", password="secret") -> dict:
 
 def make_wsgi_app(settings=None, resources=(Article,), **extra):
     """Return the WSGI app; ``settings``/``extra`` are setting names without prefix."""
-    raw = {"userid_hmac_secret": TEST_SECRET}
+    # Test apps start on fresh schemas: migrated at start-up (cliquet.schema_check).
+    raw = {"userid_hmac_secret": TEST_SECRET, "schema_check": "migrate"}
     raw.update(settings or {})
     raw.update(extra)
     config = Configurator(settings={f"cliquet.{k}": v for k, v in raw.items()})
