@@ -83,15 +83,21 @@ class RedisStorage(RedisTransactions, StorageBase):
     :param cache_records: most parsed records kept in this process.
     :param lock_ttl: seconds a collection's write lock outlives a crashed
         holder (renewed at each write); also how long a writer waits for it.
+    :param wait_replicas: after each commit, wait (``WAIT``) until that many
+        replicas acknowledged it; fewer within ``wait_timeout`` seconds
+        make the request fail with a :class:`BackendError` (the write stays
+        on the master). ``0``: do not wait (Redis's asynchronous replication).
     """
 
     def __init__(self, client, prefix: str = "cliquet:storage:", max_fetch_size: int = 10000, cache_records: int = 200_000,
-                 lock_ttl: float = 10.0):
+                 lock_ttl: float = 10.0, wait_replicas: int = 0, wait_timeout: float = 1.0):
         self.client = client
         self.prefix = tagged_prefix(client, prefix)
         self.max_fetch_size = max_fetch_size
         self.cache_records = cache_records
         self.lock_ttl = lock_ttl
+        self.wait_replicas = max(0, int(wait_replicas))
+        self.wait_timeout = wait_timeout
         self._snapshots: collections.OrderedDict = collections.OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
@@ -425,8 +431,10 @@ class RedisStorage(RedisTransactions, StorageBase):
 def load_from_config(config) -> RedisStorage:
     """Return a :class:`RedisStorage` for ``cliquet.storage_url`` (pool from
     ``cliquet.storage_pool_size``/``storage_pool_timeout``, keys prefixed with
-    ``cliquet.storage_prefix``, locks from ``cliquet.storage_lock_ttl``)."""
-    from cliquet.settings import Setting, as_float, as_str, declare_settings
+    ``cliquet.storage_prefix``, locks from ``cliquet.storage_lock_ttl``,
+    replicas waited for from ``cliquet.storage_wait_replicas`` and
+    ``cliquet.storage_wait_timeout``)."""
+    from cliquet.settings import Setting, as_float, as_int, as_str, declare_settings
 
     declare_settings(config, {
         "storage_prefix": Setting("cliquet:storage:", as_str,
@@ -434,6 +442,12 @@ def load_from_config(config) -> RedisStorage:
         "storage_lock_ttl": Setting(10.0, as_float, doc=(
             "Redis storage: seconds a collection's write lock outlives a writer that crashed before its "
             "commit (renewed at each write), and longest wait for it.")),
+        "storage_wait_replicas": Setting(0, as_int, doc=(
+            "Redis storage: after each commit, wait until this many replicas acknowledged it (Redis WAIT); "
+            "fewer within storage_wait_timeout make the request fail with a 503 (the write stays on the "
+            "master). 0: asynchronous replication, a failover may lose the last acknowledged writes.")),
+        "storage_wait_timeout": Setting(1.0, as_float, doc=(
+            "Redis storage: seconds a commit waits for storage_wait_replicas replicas.")),
     })
     settings = config.get_settings()
     url = settings.get("cliquet.storage_url") or "redis://127.0.0.1:6379/0"
@@ -441,4 +455,6 @@ def load_from_config(config) -> RedisStorage:
                         settings.get("cliquet.storage_pool_timeout") or 30.0)
     return RedisStorage(client, prefix=settings.get("cliquet.storage_prefix") or "cliquet:storage:",
                         max_fetch_size=settings.get("cliquet.storage_max_fetch_size") or 10000,
-                        lock_ttl=settings.get("cliquet.storage_lock_ttl") or 10.0)
+                        lock_ttl=settings.get("cliquet.storage_lock_ttl") or 10.0,
+                        wait_replicas=settings.get("cliquet.storage_wait_replicas") or 0,
+                        wait_timeout=settings.get("cliquet.storage_wait_timeout") or 1.0)

@@ -24,7 +24,7 @@ import time
 import uuid
 
 from cliquet.storage.exceptions import BackendError, ConflictError
-from cliquet.storage.redis_client import wrap_errors
+from cliquet.storage.redis_client import is_cluster, wrap_errors
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,25 @@ class Commit:
 
 class RedisTransactions:
     """The transactions of :class:`~cliquet.storage.redis.RedisStorage`
-    (needs its ``client``, ``prefix``, ``lock_ttl``, ``_txn`` context
-    variable and ``_run(script, keys, args)``)."""
+    (needs its ``client``, ``prefix``, ``lock_ttl``, ``wait_replicas``,
+    ``wait_timeout``, ``_txn`` context variable, ``_scripts`` and
+    ``_run(script, keys, args)``)."""
+
+    def _run_commit(self, keys, args):
+        """Run the commit script; with ``wait_replicas``, follow it with
+        ``WAIT`` on the same connection (a pipeline on the master of the
+        keys' slot) and return ``(reply, replicas that acknowledged)``."""
+        if not self.wait_replicas:
+            return self._run("commit", keys, args), None
+        client = self.client
+        with wrap_errors():
+            if is_cluster(client):
+                client = client.get_redis_connection(client.get_node_from_key(keys[0]))
+            pipe = client.pipeline(transaction=False)
+            self._scripts["commit"](keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self.wait_replicas, max(1, int(self.wait_timeout * 1000)))
+            out, acked = pipe.execute()
+        return out, int(acked)
 
     def _local_lock(self, scope) -> threading.Lock:
         """The lock on which the writers of ``scope`` in this process take
@@ -241,7 +258,7 @@ class RedisTransactions:
         if commit.empty:
             return
         try:
-            out = self._run("commit", commit.keys, commit.args())
+            out, acked = self._run_commit(commit.keys, commit.args())
         except BaseException:
             if committed(self.client, commit.keys[0]):
                 return  # the reply was lost, not the commit
@@ -250,6 +267,11 @@ class RedisTransactions:
         if out != b"ok":
             self._release(txn)
             raise ConflictError(None, f"commit refused: {commit.describe[int(out[1]) - 1]}")
+        if acked is not None and acked < self.wait_replicas:
+            # Applied on the master, not known to be on enough replicas: the
+            # request fails (503) rather than promise what a failover may undo.
+            raise BackendError(None, f"the commit reached {acked} replica(s) of the {self.wait_replicas} "
+                                     f"required within {self.wait_timeout}s")
 
     @staticmethod
     def _commit_entry(commit, keys, object_id, stamp, payload, tomb) -> None:
