@@ -17,8 +17,13 @@ ES_CLUSTER_PORT="${CLIQUET_ES_CLUSTER_PORT:-9201}"
 ES_CLUSTER_HEAP="${CLIQUET_ES_CLUSTER_HEAP:-320m}"
 ES_CLUSTER_PORTS=("$ES_CLUSTER_PORT" "$((ES_CLUSTER_PORT + 1))" "$((ES_CLUSTER_PORT + 2))")
 
-es_cluster_node_up() {
-  curl -fsS -m 3 "http://127.0.0.1:$1/" >/dev/null 2>&1
+es_cluster_node_up() {  # <port>: the node answers HTTP (it need not have joined)
+  curl -fsS -m 3 "http://127.0.0.1:$1/_nodes/_local/http" >/dev/null 2>&1
+}
+
+es_cluster_node_alive() {  # <port>: its process runs (it may not answer yet)
+  local pid_file="/tmp/cliquet-es-cluster-$1/es.pid"
+  es_cluster_node_up "$1" || { [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
 }
 
 es_cluster_ready() {
@@ -81,18 +86,15 @@ start_elasticsearch_cluster() {
   [ -n "$java" ] || { log "no JDK >= 21 for the Elasticsearch cluster (set CLIQUET_ES_JAVA_HOME)"; exit 1; }
 
   for port in "${ES_CLUSTER_PORTS[@]}"; do
-    es_cluster_node_up "$port" && fresh=""
+    es_cluster_node_alive "$port" && fresh=""
   done
   local began=$SECONDS
   for port in "${ES_CLUSTER_PORTS[@]}"; do
     node="/tmp/cliquet-es-cluster-$port"
-    if es_cluster_node_up "$port"; then continue; fi
-    if [ -f "$node/es.pid" ] && kill -0 "$(cat "$node/es.pid")" 2>/dev/null; then
-      log "Elasticsearch cluster node $port (pid $(cat "$node/es.pid")) runs but does not answer yet"
-      continue
-    fi
-    # No node runs: a cluster made afresh. Some run: this one rejoins, with
-    # its data when it has some.
+    if es_cluster_node_alive "$port"; then continue; fi
+    # No node runs: a cluster made afresh (a directory is only ever wiped
+    # when none of the three processes runs). Some run: this one rejoins,
+    # with its data when it has some.
     if [ -n "$fresh" ] || [ ! -x "$node/start" ]; then
       es_cluster_configure "$port" "$home" "$java"
     fi
