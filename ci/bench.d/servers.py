@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -88,7 +89,8 @@ class CliquetApp:
     def migrate(self, server, env):
         """Initialise the backends' schemas (``cliquet migrate``)."""
         binary = os.path.join(os.environ[self.bin_env], "cliquet")
-        subprocess.run([binary, "migrate", "--ini", server.ini_path], env=env, check=True)
+        # Its progress lines go to stderr: stdout carries only the report.
+        subprocess.run([binary, "migrate", "--ini", server.ini_path], env=env, check=True, stdout=sys.stderr)
 
 
 class KintoApp:
@@ -116,7 +118,8 @@ class KintoApp:
     def migrate(self, server, env):
         """Initialise the backends' schemas (``kinto migrate``)."""
         binary = os.path.join(os.environ[self.bin_env], "kinto")
-        subprocess.run([binary, "migrate", "--ini", server.ini_path], env=env, check=True)
+        # Its progress lines go to stderr: stdout carries only the report.
+        subprocess.run([binary, "migrate", "--ini", server.ini_path], env=env, check=True, stdout=sys.stderr)
 
 
 CLIQUET = CliquetApp()
