@@ -18,13 +18,17 @@ const FLAGS = [
   "--disable-sync",
 ];
 
-/** Resolves to `{context, close()}`: a persistent context on a fresh profile. */
-export async function launchChromium() {
+/**
+ * Resolves to `{context, close()}`: a persistent context on a fresh profile.
+ * `args` adds Chromium flags (e.g. `--host-resolver-rules=…`).
+ * @param {string[]} [args]
+ */
+export async function launchChromium(args = []) {
   const userDataDir = await mkdtemp(path.join(tmpdir(), "cliquet-client-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: FLAGS,
+    args: [...FLAGS, ...args],
   });
   return {
     context,

@@ -26,13 +26,15 @@ export function freePort() {
 /**
  * Starts `ci/serve` on its own port. Resolves to `{url, stop()}` once
  * `GET /v1/` answers. `env` adds settings (e.g. `CLIQUET_BACKOFF`);
- * `fixedPort` restarts a server on the port it had.
+ * `fixedPort` restarts a server on the port it had; `args` go to
+ * `ci/serve` (e.g. `["--ini", file]`: another INI file).
  * @param {Record<string,string>} [env]
  * @param {number|null} [fixedPort]
+ * @param {string[]} [args]
  */
-export async function startServer(env = {}, fixedPort = null) {
+export async function startServer(env = {}, fixedPort = null, args = []) {
   const port = fixedPort || (await freePort());
-  const child = spawn(path.join(ROOT, "ci/serve"), [], {
+  const child = spawn(path.join(ROOT, "ci/serve"), args, {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
     detached: true,
