@@ -59,20 +59,19 @@ def json_limits_violation(value, max_depth: int):
     nests deeper than ``max_depth`` containers or holds an integer outside
     64 bits, or ``None``. Iterative: any depth is walked without recursion.
     """
-    stack = [(value, 1, ())]
+    # Each entry is (container, depth, path of its parent, its key): the
+    # path of a container is only built when it has children to walk, so a
+    # body of 100 000 empty objects costs no path at all.
+    stack = [(value, 1, (), None)] if isinstance(value, (dict, list)) else []
     while stack:
-        node, depth, path = stack.pop()
-        if isinstance(node, dict):
-            items = node.items()
-        elif isinstance(node, list):
-            items = enumerate(node)
-        else:
-            continue
+        node, depth, parent, key = stack.pop()
+        path = parent if key is None else (*parent, key)
         if depth > max_depth:
             return _dotted(path), f"Nested deeper than {max_depth} levels"
-        for key, child in items:
+        for key, child in (node.items() if isinstance(node, dict) else enumerate(node)):
             if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1, (*path, key)))
+                if child or depth + 1 > max_depth:
+                    stack.append((child, depth + 1, path, key))
             elif type(child) is int and not INT64_MIN <= child <= INT64_MAX:
                 return _dotted((*path, key)), "Integer outside the 64-bit range"
     if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
