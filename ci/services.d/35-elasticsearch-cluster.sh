@@ -55,14 +55,21 @@ path.logs: $node/logs
 YML
   # The node's own start script: detached (-d), every descriptor redirected,
   # so that neither ci/services' caller nor a test waits on its pipes.
+  # Under the cluster's lock (ci/services holds it already and says so), so
+  # that a test starting a node and a ci/services run never start it twice.
   cat > "$node/start" <<SH
 #!/bin/sh
 # Start Elasticsearch node $port of the test cluster again, with its data.
 cd "$node" || exit 1
-rm -f "$node/es.pid"
-$([ "$(id -u)" = 0 ] && echo 'exec runuser -u elasticsearch -- env \' || echo 'exec env \')
+if [ -z "\$CLIQUET_ES_CLUSTER_LOCKED" ]; then
+  exec 8>"/tmp/cliquet-es-cluster-$ES_CLUSTER_PORT.lock"
+  flock 8
+fi
+# Already back (started by someone else meanwhile): nothing to do.
+curl -fsS -m 3 "http://127.0.0.1:$port/_nodes/_local/http" >/dev/null 2>&1 && exit 0
+$([ "$(id -u)" = 0 ] && echo 'runuser -u elasticsearch -- env \' || echo 'env \')
   ES_JAVA_HOME="$java" ES_PATH_CONF="$node/config" ES_JAVA_OPTS="-Xms$ES_CLUSTER_HEAP -Xmx$ES_CLUSTER_HEAP" \\
-  "$home/bin/elasticsearch" -d -p "$node/es.pid" </dev/null >>"$node/logs/startup.log" 2>&1
+  "$home/bin/elasticsearch" -d -p "$node/es.pid" </dev/null >>"$node/logs/startup.log" 2>&1 8>&- 9>&-
 SH
   chmod 755 "$node/start"
   [ "$(id -u)" = 0 ] && chown -R elasticsearch: "$node"
@@ -103,7 +110,7 @@ start_elasticsearch_cluster() {
   if [ "${#started[@]}" -gt 0 ]; then
     log "starting Elasticsearch cluster nodes ${started[*]} ($ES_CLUSTER_HEAP heaps; about a minute)"
     for port in "${started[@]}"; do
-      "/tmp/cliquet-es-cluster-$port/start" 8>&- 9>&- &
+      CLIQUET_ES_CLUSTER_LOCKED=1 "/tmp/cliquet-es-cluster-$port/start" 9>&- &
       pids+=($!)
     done
     for i in "${!pids[@]}"; do
