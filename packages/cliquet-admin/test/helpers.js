@@ -30,10 +30,13 @@ export function freePort() {
   });
 }
 
-/** Starts `ci/serve` on its own port (`env` adds settings); resolves to `{url, origin, stop()}`. */
-export async function startServer(env = {}) {
+/**
+ * Starts `ci/serve` on its own port (`env` adds settings, `args` go to
+ * `ci/serve`, e.g. `["--ini", file]`); resolves to `{url, origin, port, stop()}`.
+ */
+export async function startServer(env = {}, args = []) {
   const port = await freePort();
-  const child = spawn(path.join(ROOT, "ci/serve"), [], {
+  const child = spawn(path.join(ROOT, "ci/serve"), args, {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
     detached: true,
@@ -60,7 +63,7 @@ export async function startServer(env = {}) {
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { origin, url: `${origin}/v1`, admin: `${origin}/v1/admin/`, log: () => log, stop: () => stopGroup(child) };
+  return { origin, port, url: `${origin}/v1`, admin: `${origin}/v1/admin/`, log: () => log, stop: () => stopGroup(child) };
 }
 
 function stopGroup(child) {
@@ -122,13 +125,16 @@ export async function seed(url, auth, records, path = "/articles") {
   await Promise.all([worker(), worker(), worker(), worker()]);
 }
 
-/** Headless Chromium (Debian's) with a fresh context; the CSP stays enforced. */
-export async function launch() {
+/**
+ * Headless Chromium (Debian's) with a fresh context; the CSP stays enforced.
+ * `args` adds Chromium flags (e.g. `--host-resolver-rules=…`).
+ */
+export async function launch(args = []) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
+      "--disable-component-update", "--disable-sync", ...args],
   });
   return browser;
 }

@@ -26,6 +26,7 @@ export class Api {
    */
   constructor({ server = serverUrl(), auth = null, onSignal = () => {} } = {}) {
     this.server = server;
+    this.auth = auth;
     this.onSignal = onSignal;
     const watchingFetch = async (url, init) => {
       const response = await globalThis.fetch(url, init);
@@ -49,9 +50,23 @@ export class Api {
     this._api = null;
   }
 
-  /** `GET /` (not cached: the user and settings may change). */
+  /**
+   * `GET /` (not cached: the user and settings may change). The hello view
+   * answers anyone, so a bearer token the service refused (expired,
+   * revoked) shows as a missing `user`, not as a 401: then a new token is
+   * asked for once (`getToken({refresh: true})`) and the hello view again.
+   */
   async hello() {
     const { json } = await this.client.request("GET", "/");
+    if (json && !json.user && this.auth && this.auth.type === "bearer") {
+      try {
+        await this.auth.getToken({ refresh: true });
+      } catch {
+        return json; // no new token: signed out by the caller
+      }
+      const again = await this.client.request("GET", "/");
+      return again.json || {};
+    }
     return json || {};
   }
 
