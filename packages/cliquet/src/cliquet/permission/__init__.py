@@ -116,3 +116,35 @@ class PermissionBase:
         """Return the ids of the objects (starting with ``prefix``) on which any of
         ``principals`` holds ``permission``."""
         raise NotImplementedError
+
+    def filter_accessible(self, object_ids: Iterable[str], principals: Iterable[str], permission: str) -> set[str]:
+        """Return those of ``object_ids`` on which any of ``principals`` holds
+        ``permission``: the read check of a few objects at once.
+
+        The default asks :meth:`check_permission` for each; a backend on a
+        server answers in one round trip.
+
+        .. versionadded:: 3.2
+        """
+        principals = list(principals)
+        return {o for o in object_ids if self.check_permission(o, permission, principals)}
+
+    def acl_changes(self, since) -> tuple[object, set[str] | None]:
+        """The change feed of the ACEs: ``(token, objects)``.
+
+        ``objects`` are the ids of the objects whose ACEs changed (grants,
+        revocations, their undoing) since ``since``, a token this method
+        returned before: every change committed before the call is
+        in it (a change made after ``since`` was returned may be given
+        again later; a change never goes missing). ``objects`` is ``None``
+        when the backend cannot tell — ``since`` is ``None``, too old, or
+        from before a :meth:`flush` — and the caller must then load what
+        it needs from scratch. ``token`` is the position to ask from next.
+
+        What keeps read scopes up to date without rebuilding them
+        (:class:`cliquet.storage.views.ReadScope`). The default has no
+        feed: always ``(None, None)``.
+
+        .. versionadded:: 3.2
+        """
+        return None, None

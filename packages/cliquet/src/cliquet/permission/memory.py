@@ -19,6 +19,7 @@ once.
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import Iterable
 
@@ -26,6 +27,9 @@ from cliquet.permission import PermissionBase
 from cliquet.storage.memory import Isolation, Storage
 
 logger = logging.getLogger(__name__)
+
+#: how many ACE changes :meth:`Permission.acl_changes` can tell about.
+CHANGES_KEPT = 10_000
 
 
 class Permission(PermissionBase):
@@ -36,6 +40,9 @@ class Permission(PermissionBase):
         self.isolation = Isolation()
         self._lock = self.isolation.lock
         self._generation = 0
+        #: ``(generation, object id)`` of the latest ACE changes (the feed of :meth:`acl_changes`).
+        self._changes: collections.deque = collections.deque(maxlen=CHANGES_KEPT)
+        self._flushed_at = 0
         self._objects: dict[str, dict[str, set[str]]] = {}
         self._by_principal: dict[str, dict[str, set[str]]] = {}
         self._user_principals: dict[str, set[str]] = {}
@@ -87,6 +94,8 @@ class Permission(PermissionBase):
             self._by_principal = {}
             self._user_principals = {}
             self._generation += 1
+            self._flushed_at = self._generation
+            self._changes.clear()
 
     def heartbeat(self) -> bool:
         """Return ``True`` when the lock can be taken."""
@@ -134,6 +143,7 @@ class Permission(PermissionBase):
         principals.add(principal)
         self._by_principal.setdefault(principal, {}).setdefault(permission, set()).add(object_id)
         self._generation += 1
+        self._changes.append((self._generation, object_id))
         if journal is not None:
             journal.append((self, ("grant", object_id, permission, principal)))
 
@@ -143,6 +153,7 @@ class Permission(PermissionBase):
         if principals is None or principal not in principals:
             return
         self._generation += 1
+        self._changes.append((self._generation, object_id))
         if journal is not None:
             journal.append((self, ("revoke", object_id, permission, principal)))
         principals.discard(principal)
@@ -230,6 +241,35 @@ class Permission(PermissionBase):
         if prefix:
             found = {object_id for object_id in found if object_id.startswith(prefix)}
         return found
+
+    def filter_accessible(self, object_ids: Iterable[str], principals: Iterable[str], permission: str) -> set[str]:
+        """See :meth:`PermissionBase.filter_accessible`."""
+        principals = set(principals)
+        with self._lock:
+            found = set()
+            for object_id in object_ids:
+                holders = self._objects.get(object_id, {}).get(permission)
+                if holders and not holders.isdisjoint(principals):
+                    found.add(object_id)
+            return found
+
+    def acl_changes(self, since):
+        """See :meth:`PermissionBase.acl_changes`: the generation is the
+        token; the last :data:`CHANGES_KEPT` changes are remembered."""
+        with self._lock:
+            current = self._generation
+            if type(since) is not int or since < self._flushed_at or since > current:
+                return current, None
+            if since == current:
+                return current, set()
+            if not self._changes or self._changes[0][0] > since + 1:
+                return current, None
+            changed = set()
+            for generation, object_id in reversed(self._changes):
+                if generation <= since:
+                    break
+                changed.add(object_id)
+            return current, changed
 
 
 def load_from_config(config) -> Permission:

@@ -13,7 +13,13 @@ Sets, with ``P`` a permission and ``N`` its length in bytes:
 * ``{prefix}obj:{object_id}`` — the permissions with a non-empty ACE on it;
 * ``{prefix}acc:N:P:{principal}`` — the objects on which the principal holds
   ``P``: :meth:`~RedisPermission.get_accessible_objects` is a ``SUNION`` of
-  the caller's principals, never a scan of the whole store.
+  the caller's principals, never a scan of the whole store;
+* ``{prefix}feed:seq``, ``{prefix}feed:log``, ``{prefix}feed:epoch`` — the
+  change feed (:meth:`~RedisPermission.acl_changes`): the commit that
+  changes ACEs appends their object ids to the list (trimmed to its last
+  :data:`FEED_KEPT`) and adds their number to the counter, in the same
+  script as the ACEs; the epoch, a random value set by the first such
+  commit, tells a flushed feed from the one a token came from.
 
 A write reads the sets it changes, computes the new ones, and applies the
 difference with the commit script of the storage
@@ -29,17 +35,21 @@ applied by the same script as the records, at commit.
 
 from __future__ import annotations
 
+import uuid
 from typing import Iterable
 
 from cliquet.permission import PermissionBase
 from cliquet.storage.exceptions import BackendError, ConflictError
 from cliquet.storage.redis_client import (delete_prefix, get_client, heartbeat, key_slot, same_database,
                                           tagged_prefix, wrap_errors)
-from cliquet.storage.redis_scripts import COMMIT
+from cliquet.storage.redis_scripts import ACL_CHANGES, COMMIT
 from cliquet.storage.redis_transaction import Commit, Transaction, committed
 
 #: how many times a write outside a transaction is tried when its sets change under it.
 ATTEMPTS = 5
+
+#: how many ACE changes the feed keeps (a reader further behind loads again).
+FEED_KEPT = 10_000
 
 
 def _sized(permission: str) -> str:
@@ -75,6 +85,7 @@ class RedisPermission(PermissionBase):
         self.prefix = tagged_prefix(client, prefix)
         self._storage = None
         self._commit = client.register_script(COMMIT)
+        self._changes = client.register_script(ACL_CHANGES)
 
     # -- keys ---------------------------------------------------------------------
 
@@ -89,6 +100,9 @@ class RedisPermission(PermissionBase):
 
     def _user(self, user_id):
         return f"{self.prefix}user:{user_id}"
+
+    def _feed(self):
+        return [f"{self.prefix}feed:seq", f"{self.prefix}feed:log", f"{self.prefix}feed:epoch"]
 
     # -- transactions ---------------------------------------------------------------
 
@@ -177,6 +191,15 @@ class RedisPermission(PermissionBase):
             for principal in new:
                 commit.op("SADD", self._acc(permission, principal), object_id)
             commit.op("SADD" if wanted else "SREM", self._obj(object_id), permission)
+        changed = sorted({object_id for (object_id, permission), wanted in pending.aces.items()
+                          if wanted != pending.ace_base.get((object_id, permission), frozenset())})
+        if changed:
+            seq, log, epoch = self._feed()
+            commit.op("SET", epoch, uuid.uuid4().hex, "NX")
+            for i in range(0, len(changed), 1000):
+                commit.op("RPUSH", log, *changed[i:i + 1000])
+            commit.op("LTRIM", log, -FEED_KEPT, -1)
+            commit.op("INCRBY", seq, len(changed))
         for object_id, base in pending.obj_base.items():
             commit.check_set(self._obj(object_id), base, f"the permissions of {object_id} changed")
         for user_id, wanted in pending.users.items():
@@ -387,6 +410,40 @@ class RedisPermission(PermissionBase):
                     else:
                         objects.add(object_id)
         return objects
+
+    def filter_accessible(self, object_ids: Iterable[str], principals: Iterable[str], permission: str) -> set[str]:
+        """Return those of ``object_ids`` on which any of ``principals`` holds
+        ``permission`` (one round trip; this transaction's writes seen)."""
+        object_ids, principals = list(dict.fromkeys(object_ids)), list(principals)
+        if not object_ids or not principals:
+            return set()
+        with wrap_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for object_id in object_ids:
+                pipe.smismember(self._ace(object_id, permission), principals)
+            answers = pipe.execute()
+        found = {o for o, flags in zip(object_ids, answers) if any(flags)}
+        pending = self._pending()
+        if pending is not None:
+            for object_id in object_ids:
+                who = pending.aces.get((object_id, permission))
+                if who is not None:
+                    (found.discard if who.isdisjoint(principals) else found.add)(object_id)
+        return found
+
+    def acl_changes(self, since):
+        """See :meth:`PermissionBase.acl_changes`: the token is ``(epoch,
+        counter)``; the last :data:`FEED_KEPT` changes can be told (one
+        round trip). Committed changes only: a transaction's own pending
+        ACEs are not in the feed."""
+        known_epoch, known_seq = since if isinstance(since, tuple) and len(since) == 2 else ("", -1)
+        with wrap_errors():
+            epoch, seq, objects = self._changes(keys=self._feed(), args=[known_epoch, known_seq, uuid.uuid4().hex],
+                                                client=self.client)
+        token = (epoch.decode() if epoch else "", int(seq))
+        if since is None or not isinstance(objects, list):
+            return token, None
+        return token, {o.decode() for o in objects}
 
 
 def load_from_config(config) -> RedisPermission:

@@ -11,14 +11,16 @@ How it stays fast at any size:
   (a ``GT``/``MIN`` filter on ``last_modified``) walks from the newest end
   and stops at the bound, whatever the size of the collection. Tombstones are
   kept the same way.
-* A small LRU *query cache* keeps, per collection version, filters, sorting
-  and ``include_deleted``, the sorted list of matching records and their
-  count. Every write (and every undo) gives the collection a new version, so
-  an entry is never stale; repeated pages, counts and polls cost O(page
-  size), and ``after`` positions are found by binary search. A read check
-  (an :class:`~cliquet.storage.AccessibleIds` filter) is cached only when it
-  comes from the memory permission backend joined to this storage, keyed by
-  that backend's :attr:`~cliquet.permission.memory.Permission.generation`.
+* A small LRU of *views* (:mod:`cliquet.storage.views`) keeps, per
+  filters, sorting and ``include_deleted``, the sorted list of matching
+  records and their count, and every write updates them in place (a binary
+  search out, one in): repeated pages, counts and polls cost O(page size)
+  whether or not others are writing, and ``after`` positions are found by
+  binary search. An undo drops the views of the collections it touched. A
+  read check (an :class:`~cliquet.storage.AccessibleIds` filter) is kept
+  by a :class:`~cliquet.storage.views.ReadScope` that follows the
+  permission backend's change feed; a backend without one is not kept
+  (the query runs whole each time).
 * Stored records are never mutated in place; callers get deep copies (and
   their input is copied), so they may modify what they pass or receive.
 
@@ -57,8 +59,10 @@ from collections import OrderedDict
 
 import orjson
 
+from cliquet.permission import PermissionBase
 from cliquet.storage import COMPARISON, AccessibleIds, Sort, StorageBase
 from cliquet.storage import query as q
+from cliquet.storage.views import View
 from cliquet.storage.exceptions import RecordNotFoundError, UnicityError
 
 logger = logging.getLogger(__name__)
@@ -137,7 +141,7 @@ class Isolation:
 class _Bucket:
     """The state of one ``(collection_id, parent_id)``."""
 
-    __slots__ = ("records", "tombstones", "timestamp", "version", "purged_before")
+    __slots__ = ("records", "tombstones", "timestamp", "version", "purged_before", "views")
 
     def __init__(self):
         self.records: dict = {}
@@ -145,6 +149,8 @@ class _Bucket:
         self.timestamp: int | None = None
         self.version = 0
         self.purged_before: int | None = None
+        #: query key → :class:`~cliquet.storage.views.View`, kept by every write.
+        self.views: dict = {}
 
 
 class Storage(StorageBase):
@@ -234,6 +240,7 @@ class Storage(StorageBase):
                         highest = last if highest is None else max(highest, last)
                 bucket.timestamp = highest
                 bucket.version = next(self._versions)
+                self._drop_views(bucket)
 
     # -- helpers (called with the lock held) ---------------------------------
 
@@ -269,6 +276,7 @@ class Storage(StorageBase):
         previous_tombstone = bucket.tombstones.pop(object_id, None)
         if with_deleted:
             bucket.tombstones[object_id] = tombstone
+        self._changed(bucket, object_id)
         if journal is not None:
             journal.append((self, (bucket, "r", object_id, old)))
             journal.append((self, (bucket, "t", object_id, previous_tombstone)))
@@ -300,6 +308,7 @@ class Storage(StorageBase):
             stored[self.modified_field] = self._bump(bucket, journal, stored.get(self.modified_field))
             tombstone = bucket.tombstones.pop(object_id, None)
             bucket.records[object_id] = stored
+            self._changed(bucket, object_id)
             if journal is not None:
                 journal.append((self, (bucket, "r", object_id, None)))
                 journal.append((self, (bucket, "t", object_id, tombstone)))
@@ -325,6 +334,7 @@ class Storage(StorageBase):
             stored[self.modified_field] = self._bump(bucket, journal, stored.get(self.modified_field))
             tombstone = bucket.tombstones.pop(object_id, None)
             bucket.records[object_id] = stored
+            self._changed(bucket, object_id)
             if journal is not None:
                 journal.append((self, (bucket, "r", object_id, old)))
                 journal.append((self, (bucket, "t", object_id, tombstone)))
@@ -375,6 +385,7 @@ class Storage(StorageBase):
                     doomed.append(object_id)
                 for object_id in doomed:
                     old = bucket.tombstones.pop(object_id)
+                    self._changed(bucket, object_id)
                     if journal is not None:
                         journal.append((self, (bucket, "t", object_id, old)))
                 if doomed:
@@ -397,7 +408,12 @@ class Storage(StorageBase):
 
     def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
                 include_deleted=False):
-        """Return a page of records and the total; see :meth:`StorageBase.get_all`."""
+        """Return a page of records and the total; see :meth:`StorageBase.get_all`.
+
+        Served from a :class:`~cliquet.storage.views.View` of the query,
+        built at its first use and kept up to date by every write since
+        (and, for a read check, by the permission backend's change feed).
+        """
         sorting = tuple(sorting) if sorting else (Sort(self.modified_field, -1),)
         filters = tuple(filters or ())
         position = q.after_key(after, sorting) if after is not None else None
@@ -405,49 +421,79 @@ class Storage(StorageBase):
             bucket = self._buckets.get((collection_id, parent_id))
             if bucket is None:
                 return [], 0
-            try:
-                key = (collection_id, parent_id, bucket.version, include_deleted,
-                       tuple((f.field, f.operator, self._frozen_value(f.value)) for f in filters),
-                       tuple((s.field, s.direction) for s in sorting))
-                hash(key)
-            except TypeError:
-                key = None
-            entry = self._cache.get(key) if key is not None else None
-            if entry is None:
-                entry = self._query(bucket, filters, sorting, include_deleted)
-                if key is not None:
-                    self._remember(key, entry)
+            view = self._view(bucket, filters, sorting, include_deleted)
+            if view is None:
+                records, total = self._query(bucket, filters, sorting, include_deleted)
             else:
-                self._cache.move_to_end(key)
-            records, total = entry
+                records, total = view.records, view.total
             start = 0
             if position is not None:
                 start = q.position_after(records, position, sorting)
             page = records[start:] if limit is None else records[start:start + max(limit, 0)]
-        return _clone(page), total
+            page = _clone(page)
+        return page, total
 
-    def _frozen_value(self, value):
-        """The query-cache key of a filter value (``TypeError``: not cacheable).
-
-        A read check is cacheable only when it comes from the permission
-        backend joined to this storage: its generation then changes with
-        every ACE change, committed or undone (a record write does not
-        always come with one, and the caller's ``version`` is not trusted).
-        """
-        if isinstance(value, AccessibleIds):
-            source = value.source
-            if getattr(source, "isolation", None) is not self.isolation:
-                raise TypeError("a read check from an unjoined permission backend")
-            return ("acl", value.principals, value.permissions, value.prefix, source.generation)
-        return q.freeze(value)
-
-    def _remember(self, key, entry) -> None:
-        self._cache[key] = entry
-        self._cache_records += len(entry[0])
+    def _view(self, bucket, filters, sorting, include_deleted):
+        """The up-to-date view of this query (``None``: not one a view keeps).
+        Called with the lock held."""
+        try:
+            key = (include_deleted, tuple((f.field, f.operator, self._frozen_value(f.value)) for f in filters),
+                   tuple((s.field, s.direction) for s in sorting))
+            hash(key)
+            view = bucket.views.get(key)
+            if view is None:
+                view = View(filters, sorting, include_deleted, (self.id_field, self.modified_field))
+        except (TypeError, ValueError):
+            return None
+        if key in bucket.views:
+            self._cache.move_to_end((id(bucket), key))
+            if view.scope is not None:
+                changed = view.scope.refresh()
+                if changed is None:
+                    view.build(bucket.records.values(), bucket.tombstones.values())
+                else:
+                    for object_id in changed:
+                        view.update(object_id, bucket.records.get(object_id), bucket.tombstones.get(object_id))
+            return view
+        if view.scope is not None:
+            view.scope.refresh()
+        view.build(bucket.records.values(), bucket.tombstones.values())
+        bucket.views[key] = view
+        self._cache[(id(bucket), key)] = (bucket, key, len(view.records))
+        self._cache_records += len(view.records)
         while self._cache and (len(self._cache) > self._cache_size
                                or self._cache_records > self._cache_max_records):
-            _, old = self._cache.popitem(last=False)
-            self._cache_records -= len(old[0])
+            _, (old_bucket, old_key, size) = self._cache.popitem(last=False)
+            old_bucket.views.pop(old_key, None)
+            self._cache_records -= size
+        return view
+
+    def _changed(self, bucket, object_id) -> None:
+        """Re-evaluate one record in the views of its bucket (lock held)."""
+        if bucket.views:
+            record, tombstone = bucket.records.get(object_id), bucket.tombstones.get(object_id)
+            for view in bucket.views.values():
+                view.update(object_id, record, tombstone)
+
+    def _drop_views(self, bucket) -> None:
+        for key in bucket.views:
+            entry = self._cache.pop((id(bucket), key), None)
+            if entry is not None:
+                self._cache_records -= entry[2]
+        bucket.views = {}
+
+    def _frozen_value(self, value):
+        """The view key of a filter value (``TypeError``: no view for it).
+
+        A read check is kept by a view when its permission backend has a
+        change feed (:meth:`~cliquet.permission.PermissionBase.acl_changes`
+        overridden): the view then follows every ACE change."""
+        if isinstance(value, AccessibleIds):
+            source = value.source
+            if source is None or type(source).acl_changes is PermissionBase.acl_changes:
+                raise TypeError("a read check without a change feed")
+            return ("acl", value.principals, value.permissions, value.prefix, id(source))
+        return q.freeze(value)
 
     def _since_bound(self, filters):
         """Return ``(bound, strict)`` of the tightest lower bound on ``last_modified``."""

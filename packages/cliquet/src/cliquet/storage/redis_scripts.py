@@ -68,7 +68,7 @@ return 1
 #   "eq"  — GET key equals the value ("" for absent);
 #   "set" — SMEMBERS key equals the set given as (count, members...).
 # An operation is (command, key index, argument count, arguments...) with
-# command one of HSET HDEL ZADD ZREM SET DEL SADD SREM, or UNLOCK (delete
+# command one of HSET HDEL ZADD ZREM SET DEL SADD SREM RPUSH LTRIM INCRBY, or UNLOCK (delete
 # the lock key if it holds the token, and push one wake-up token, which a
 # writer waiting for the lock pops with BLPOP, on the list given as the key
 # of the next operation, a WAKE).
@@ -78,7 +78,8 @@ return 1
 COMMIT = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'ok' end
 local unlocked = false
-local allowed = {HSET=true, HDEL=true, ZADD=true, ZREM=true, SET=true, DEL=true, SADD=true, SREM=true}
+local allowed = {HSET=true, HDEL=true, ZADD=true, ZREM=true, SET=true, DEL=true, SADD=true, SREM=true,
+                 RPUSH=true, LTRIM=true, INCRBY=true}
 local i = 3
 for n = 1, tonumber(ARGV[2]) do
   local kind, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
@@ -173,4 +174,23 @@ if removed > 0 then
   if old == nil or horizon > old then redis.call('SET', KEYS[5], string.format('%.0f', horizon)) end
 end
 return removed
+"""
+
+# KEYS: the permission change feed: seq, log, epoch.  ARGV: known epoch,
+# known seq, a new random epoch (set if the feed has none yet).  Returns {epoch, seq, object ids changed since} or {epoch, seq,
+# "reset"} when the known position is of another epoch, ahead, or older
+# than the log keeps (the reader must load again).
+ACL_CHANGES = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[3], epoch)
+end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local known = tonumber(ARGV[2])
+if epoch ~= ARGV[1] or known == nil or known > seq then return {epoch, seq, 'reset'} end
+local behind = seq - known
+if behind == 0 then return {epoch, seq, {}} end
+if behind > redis.call('LLEN', KEYS[2]) then return {epoch, seq, 'reset'} end
+return {epoch, seq, redis.call('LRANGE', KEYS[2], -behind, -1)}
 """
