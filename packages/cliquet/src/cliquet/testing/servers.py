@@ -6,6 +6,8 @@ never touched.
 Each server has ``url``, ``start()``, ``stop()`` and ``cleanup()``;
 :func:`private_postgresql` and :func:`private_redis` build and start one, or
 skip the test (fail it when ``CI=true``) when the server binaries are missing.
+:func:`private_postgresql_pair` starts a primary and its streaming replica
+(:class:`PrivatePostgreSQLPair`) for failover drills.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class PrivatePostgreSQL:
             self.prefix = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        #: more ``name: value`` server settings given at start (see
+        #: :class:`PrivatePostgreSQLPair`).
+        self.settings: dict = {}
 
     def _run(self, *args):
         subprocess.run(self.prefix + list(args), check=True, stdout=subprocess.DEVNULL,
@@ -80,6 +85,8 @@ class PrivatePostgreSQL:
     def start(self):
         """Start (or restart) the server and wait until it accepts connections."""
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        for name, value in self.settings.items():
+            options += f" -c {name}={value}"
         self._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-l",
                   os.path.join(self.root, "log"), "-o", options, "-w", "-t", "30", "start")
 
@@ -92,6 +99,84 @@ class PrivatePostgreSQL:
         with contextlib.suppress(Exception):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivatePostgreSQLPair:
+    """A throw-away PostgreSQL primary and its streaming replica (a
+    ``pg_basebackup`` of it, following its WAL), for failover drills.
+
+    :attr:`url` names both servers, the replica first, with
+    ``target_session_attrs=read-write``: libpq connects to whichever is the
+    primary at the time. With ``synchronous``, the primary waits for the
+    replica to have flushed a transaction's WAL before it acknowledges the
+    commit (``synchronous_standby_names = '*'``, ``synchronous_commit =
+    on``), so nothing acknowledged is lost when the replica takes over.
+    The replica does not inherit that setting: once promoted it runs alone
+    (nothing to wait for) instead of blocking every commit.
+    """
+
+    def __init__(self, bindir: str, synchronous: bool = True):
+        self.bindir = bindir
+        self.synchronous = synchronous
+        self.primary = PrivatePostgreSQL(bindir)
+        self.replica = PrivatePostgreSQL(bindir)
+        self.primary.settings = {"wal_level": "replica", "max_wal_senders": "5", "wal_keep_size": "64MB"}
+        if synchronous:
+            self.primary.settings.update(synchronous_standby_names="'*'", synchronous_commit="on")
+        # The replica answers reads while it follows (hot standby) and says
+        # so quickly to a client that wants the primary.
+        self.replica.settings = {"hot_standby": "on", "wal_receiver_status_interval": "1s"}
+        hosts = ",".join(f"127.0.0.1:{server.port}" for server in (self.replica, self.primary))
+        self.url = f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write&connect_timeout=2"
+
+    def init(self):
+        """Create the primary, start it, clone it into the replica and start
+        that; wait until the replica streams (and, with ``synchronous``, is the
+        primary's synchronous standby)."""
+        self.primary.init()
+        self.primary.start()
+        self.primary._run(os.path.join(self.bindir, "pg_basebackup"), "-h", "127.0.0.1", "-p",
+                          str(self.primary.port), "-U", "postgres", "-D", self.replica.datadir,
+                          "-R", "-X", "stream", "--no-sync", "-c", "fast")
+        self.replica.start()
+        wanted = "sync" if self.synchronous else "async"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.primary_sql("SELECT sync_state FROM pg_stat_replication").strip() == wanted:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the replica did not become an {wanted} standby of the primary")
+
+    def _psql(self, server: PrivatePostgreSQL, sql: str) -> str:
+        done = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-At", "-h", "127.0.0.1", "-p",
+                               str(server.port), "-U", "postgres", "-d", "postgres", "-c", sql],
+                              capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise RuntimeError(f"psql on port {server.port}: {done.stderr.strip()}")
+        return done.stdout
+
+    def primary_sql(self, sql: str) -> str:
+        """Run ``sql`` on the primary with ``psql``; return its unaligned output."""
+        return self._psql(self.primary, sql)
+
+    def replica_sql(self, sql: str) -> str:
+        """Run ``sql`` on the replica with ``psql``; return its unaligned output."""
+        return self._psql(self.replica, sql)
+
+    def stop_primary(self, mode: str = "immediate"):
+        """Stop the primary (by default at once, as a crash would: no
+        shutdown checkpoint, connections cut)."""
+        self.primary.stop(mode)
+
+    def promote(self):
+        """Promote the replica and wait until it accepts writes."""
+        self.replica._run(os.path.join(self.bindir, "pg_ctl"), "-D", self.replica.datadir, "-w", "-t", "30",
+                          "promote")
+
+    def cleanup(self):
+        """Stop both servers and remove their files."""
+        self.replica.cleanup()
+        self.primary.cleanup()
 
 
 class PrivateRedis:
@@ -158,6 +243,22 @@ def private_postgresql() -> PrivatePostgreSQL:
         server.cleanup()
         raise
     return server
+
+
+def private_postgresql_pair(synchronous: bool = True) -> PrivatePostgreSQLPair:
+    """A started private PostgreSQL primary and streaming replica (call
+    ``cleanup()`` when done); see :class:`PrivatePostgreSQLPair`."""
+    bindir = postgres_bindir()
+    if bindir is None or not os.path.exists(os.path.join(bindir, "pg_basebackup")):
+        _unavailable("no PostgreSQL server binaries (pg_ctl, pg_basebackup) for the failover drill: "
+                     "run ./ci/services")
+    pair = PrivatePostgreSQLPair(bindir, synchronous=synchronous)
+    try:
+        pair.init()
+    except BaseException:
+        pair.cleanup()
+        raise
+    return pair
 
 
 def private_redis() -> PrivateRedis:
