@@ -122,3 +122,25 @@ def test_unknown_riak_setting_is_refused(riak_base_url):
     cliquet.initialize(config, "1.0", project_name="app")
     with pytest.raises(ConfigurationError, match="riak_read_timout"):
         config.commit()
+
+
+def test_included_twice_in_one_configuration_registers_once(riak_base_url):
+    config = _app_config(riak_base_url, **{"pyramid.includes": "cliquet_riak"})
+    config.include("cliquet_riak")  # and once more, as the INI already did
+    cliquet.initialize(config, "1.0", project_name="app")
+    config.commit()
+    assert isinstance(config.registry.cache, riak_cache.RiakCache)
+
+
+def test_another_plugin_claiming_the_default_cache_conflicts(riak_base_url):
+    from pyramid.exceptions import ConfigurationConflictError
+
+    def other_cache_plugin(config):
+        config.action(cliquet_riak.DEFAULT_CACHE_DISCRIMINATOR, lambda: None)
+
+    config = _app_config(riak_base_url)
+    cliquet.initialize(config, "1.0", project_name="app")
+    config.include("cliquet_riak")
+    config.include(other_cache_plugin)
+    with pytest.raises(ConfigurationConflictError):
+        config.commit()

@@ -45,34 +45,49 @@ def _is_riak(backend) -> bool:
     return name in (BACKEND, "cliquet_riak")
 
 
+#: The discriminator of "this plugin makes itself the default backend of a
+#: kind": two plugins claiming the same default fail at commit with a
+#: :class:`pyramid.exceptions.ConfigurationConflictError`.
+DEFAULT_CACHE_DISCRIMINATOR = ("cliquet.default_backend", "cache")
+
+
 def includeme(config):
-    """Declare the ``riak_*`` settings, default the cache backend to Riak and
-    register the ``riak`` heartbeat check. Including it twice is harmless.
+    """Declare the ``riak_*`` settings; at commit, make Riak the cache backend
+    (unless the application chose one) and register the ``riak`` heartbeat
+    check.
 
-    Works from ``pyramid.includes`` (run before ``cliquet.initialize``) and
-    from ``config.include("cliquet_riak")`` after it: in the latter case the
-    memory cache the core already built is replaced, unless the application
-    chose a cache backend itself.
+    Only registers: the work is a configuration action, so including it
+    twice is harmless (Pyramid runs an ``includeme`` once per configuration),
+    and another plugin that claims the default cache backend too is a
+    :class:`~pyramid.exceptions.ConfigurationConflictError` at start-up. Works
+    from ``pyramid.includes`` (run before ``cliquet.initialize``) and from
+    ``config.include("cliquet_riak")`` after it: the memory cache the core
+    built is then replaced.
     """
-    from cliquet.settings import declare_settings, explicit_setting
+    from cliquet.settings import declare_settings
 
-    from cliquet_riak.cache import RIAK_SETTINGS, load_from_config
+    from cliquet_riak.cache import RIAK_SETTINGS
 
-    registry = config.registry
-    if getattr(registry, "cliquet_riak_included", False):
-        return
-    registry.cliquet_riak_included = True
     declare_settings(config, RIAK_SETTINGS)
-    settings = config.get_settings()
-    chosen = explicit_setting(registry, "cache_backend")
-    if chosen is None:
-        settings["cliquet.cache_backend"] = BACKEND
-        if getattr(registry, "cache", None) is not None:
-            # cliquet was set up already, with its default cache: replace it.
-            registry.cache = load_from_config(config)
-        chosen = BACKEND
-    if not _is_riak(chosen):
-        return
+    # Before cliquet-indexing's indexer (order -10) and the core's heartbeat
+    # and capability actions (order 0).
+    config.action(DEFAULT_CACHE_DISCRIMINATOR, lambda: _take_cache_default(config), order=-20)
+
+
+def _take_cache_default(config):
+    """The action of :func:`includeme`."""
+    from cliquet.settings import explicit_setting
     from cliquet.setup import add_heartbeat_check
 
-    add_heartbeat_check(config, "riak", heartbeat_check)  # works before and after cliquet is included
+    from cliquet_riak.cache import load_from_config
+
+    registry = config.registry
+    chosen = explicit_setting(registry, "cache_backend")
+    if chosen is None:
+        config.get_settings()["cliquet.cache_backend"] = BACKEND
+        if getattr(registry, "cache", None) is not None:
+            # The core built its default cache already: replace it.
+            registry.cache = load_from_config(config)
+        chosen = BACKEND
+    if _is_riak(chosen):
+        add_heartbeat_check(config, "riak", heartbeat_check)
