@@ -121,20 +121,25 @@ class Compiler:
 
     # -- order -----------------------------------------------------------------------
 
-    def order(self, sort: list) -> list[str]:
-        """Return the ``ORDER BY`` terms of ``sort`` (then relevance, then id)."""
-        terms = []
+    def order(self, sort: list) -> tuple[list[str], list[tuple[str, str]]]:
+        """Return the order of ``sort`` (then relevance): the values to read
+        from each matching row ``i`` (the sort leaf of a path, the rank),
+        named ``v0``, ``v1``… in that order, and the sort keys on them as
+        ``(expression, direction)`` pairs. Ties go by record id, then parent id."""
+        values, keys = [], []
         for item in sort:
             field, direction = next(iter(item.items()))
             # field names are validated ([A-Za-z0-9_.-]): safe as a literal, and one per key
-            key = f"(i.leaves -> '{field}' -> {0 if direction == 'asc' else -1})"
+            values.append(f"(i.leaves -> '{field}' -> {0 if direction == 'asc' else -1})")
+            leaf = f"v{len(values) - 1}"
             way = "ASC" if direction == "asc" else "DESC"
-            terms += [f"({key} IS NULL)",
-                      f"(jsonb_typeof({key}) = 'string') {way}",
-                      f"(CASE jsonb_typeof({key}) WHEN 'number' THEN ({key})::numeric "
-                      f"WHEN 'boolean' THEN ({key})::boolean::int END) {way}",
-                      f"(CASE WHEN jsonb_typeof({key}) = 'string' THEN {key} #>> '{{}}' END) COLLATE \"C\" {way}"]
+            keys += [(f"({leaf} IS NULL)", "ASC"),
+                     (f"(jsonb_typeof({leaf}) = 'string')", way),
+                     (f"(CASE jsonb_typeof({leaf}) WHEN 'number' THEN ({leaf})::numeric "
+                      f"WHEN 'boolean' THEN ({leaf})::boolean::int END)", way),
+                     (f"(CASE WHEN jsonb_typeof({leaf}) = 'string' THEN {leaf} #>> '{{}}' END) COLLATE \"C\"", way)]
         if not sort and self.texts:
             rank = " | ".join(f"({t})" for t in self.texts)
-            terms.append(f"ts_rank(i.words, {self.param(rank)}::tsquery) DESC")
-        return terms + ["i.record_id", "i.parent_id"]
+            values.append(f"ts_rank(i.words, {self.param(rank)}::tsquery)")
+            keys.append((f"v{len(values) - 1}", "DESC"))
+        return values, keys

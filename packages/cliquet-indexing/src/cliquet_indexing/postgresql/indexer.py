@@ -18,6 +18,14 @@ logger = logging.getLogger("cliquet_indexing.postgresql")
 
 PREFIX = re.compile(r"^[A-Za-z0-9_]*$")
 
+#: memory a search may sort and count in before spilling to disk: the
+#: narrow rows of 100 000 matches fit (the server's default, 4 MB, does not).
+WORK_MEM = "32MB"
+#: a search's settings (``statement_timeout``, ``work_mem``), for its
+#: transaction or, outside one, until :data:`RESET`.
+SETTINGS = (f"SELECT set_config('statement_timeout', %s, %s), set_config('work_mem', '{WORK_MEM}', %s)")
+RESET = ("RESET statement_timeout", "RESET work_mem")
+
 
 def migrations(table: str) -> list[list[str]]:
     """The versioned schema of one index table (see :func:`cliquet.storage.postgresql_schema.migrate`)."""
@@ -174,18 +182,25 @@ class PostgreSQLIndexer(IndexerBase):
         compiler = Compiler()
         where = compiler.condition(query["query"])
         where_params = list(compiler.params)
-        order = compiler.order(query["sort"])
+        values, keys = compiler.order(query["sort"])
         base = [resource_name, principals]
         scope = (f"FROM {self.table} AS i WHERE i.resource = %s AND NOT i.deleted "
                  f"AND i.principals && %s::text[] AND ({where})")
         size, start = query["size"], query["from"]
-        # The matches are sorted and counted without their records (narrow
-        # rows: no spill to disk for broad queries); the page's are read after.
-        page_sql = (f"SELECT (SELECT d.data FROM {self.table} AS d WHERE d.resource = p.resource "
+        # The matches are counted and sorted as narrow rows (ids and the
+        # values sorted on, each read once from the row): the count is a
+        # window over them, the order a top-N sort of what the window
+        # streams, and only the page's records are read after.
+        columns = "".join(f", {value} AS v{n}" for n, value in enumerate(values))
+        order = "".join(f"{key}{' DESC' if way == 'DESC' else ''}, " for key, way in keys)
+        page_sql = (f"SELECT (SELECT d.data FROM {self.table} AS d WHERE d.resource = %s "
                     "AND d.record_id = p.record_id AND d.parent_id = p.parent_id), p.total "
-                    f"FROM (SELECT i.resource, i.record_id, i.parent_id, count(*) OVER () AS total {scope} "
-                    f"ORDER BY {', '.join(order)} LIMIT %s OFFSET %s) AS p")
-        page_params = [*base, *compiler.params, max(size, 1), start]
+                    "FROM (SELECT m.record_id, m.parent_id, m.total "
+                    "FROM (SELECT n.*, count(*) OVER () AS total "
+                    f"FROM (SELECT i.record_id, i.parent_id{columns} {scope} OFFSET 0) AS n) AS m "
+                    f"ORDER BY {order}m.record_id, m.parent_id LIMIT %s OFFSET %s) AS p")
+        page_params = [resource_name, *compiler.params[len(where_params):], *base, *where_params,
+                       max(size, 1), start]
         count_params = [*base, *where_params]
         rows, total = self.client.run(lambda conn: self._bounded(conn, page_sql, page_params,
                                                                  f"SELECT count(*) {scope}", count_params),
@@ -194,19 +209,20 @@ class PostgreSQLIndexer(IndexerBase):
 
     def _bounded(self, conn, sql, params, count_sql, count_params):
         """Run the page (and the count when the page is empty) within the
-        search timeout: setting it, the page and resetting it go in one
-        round trip (a pipeline)."""
+        search timeout and :data:`WORK_MEM`: setting them, the page and
+        resetting them go in one round trip (a pipeline)."""
         import psycopg
 
         milliseconds = str(max(1, int(self.limits.timeout * 1000)))
         in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         try:
             with conn.pipeline():
-                conn.execute("SELECT set_config('statement_timeout', %s, %s)", (milliseconds, in_transaction))
+                conn.execute(SETTINGS, (milliseconds, in_transaction, in_transaction))
                 # Never prepared: a generic plan cannot know how selective the words and values are.
                 cursor = conn.execute(sql, params, prepare=False)
                 if not in_transaction:
-                    conn.execute("SET statement_timeout TO DEFAULT")
+                    for statement in RESET:
+                        conn.execute(statement)
             rows = cursor.fetchall()
             total = rows[0][1] if rows else self._count(conn, count_sql, count_params, milliseconds, in_transaction)
         except (psycopg.errors.QueryCanceled, psycopg.errors.ProgramLimitExceeded,
@@ -226,21 +242,23 @@ class PostgreSQLIndexer(IndexerBase):
     def _count(conn, count_sql, count_params, milliseconds, in_transaction) -> int:
         """The total, for a page past the end (or of size 0)."""
         with conn.pipeline():
-            conn.execute("SELECT set_config('statement_timeout', %s, %s)", (milliseconds, in_transaction))
+            conn.execute(SETTINGS, (milliseconds, in_transaction, in_transaction))
             cursor = conn.execute(count_sql, count_params, prepare=False)
             if not in_transaction:
-                conn.execute("SET statement_timeout TO DEFAULT")
+                for statement in RESET:
+                    conn.execute(statement)
         return cursor.fetchone()[0]
 
     @staticmethod
     def _reset(conn, in_transaction) -> None:
-        """Put the connection's ``statement_timeout`` back after a failure."""
+        """Put the connection's ``statement_timeout`` and ``work_mem`` back after a failure."""
         import psycopg
 
         if in_transaction:
             return  # the failure aborted the transaction; SET LOCAL ends with it
         try:
-            conn.execute("SET statement_timeout TO DEFAULT")
+            for statement in RESET:
+                conn.execute(statement)
         except psycopg.Error:  # pragma: no cover - the connection is gone: the pool drops it
             logger.debug("could not reset statement_timeout", exc_info=True)
 
