@@ -1,5 +1,7 @@
 """The ``cliquet`` command.
 
+* ``cliquet init NAME [--storage …] [--cache …] [--with …]`` — write a new
+  service project (:mod:`cliquet.scaffold`); asks in a terminal.
 * ``cliquet migrate --ini FILE [--dry-run]`` — create or upgrade the schema
   of every configured backend (storage, cache, permission).
 * ``cliquet purge-deleted --ini FILE --older-than DURATION`` — remove old
@@ -126,6 +128,52 @@ def cmd_serve(args):
     os.execvp(command[0], command)
 
 
+def _interactive(args) -> bool:
+    if args.no_input:
+        return False
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def cmd_init(args):
+    """Write a new project (:func:`cliquet.scaffold.create`)."""
+    from cliquet.scaffold import Options, ScaffoldError, create, distributions
+
+    answers = {"name": args.name, "storage": args.storage, "cache": args.cache,
+               "features": None if args.with_ is None else [f for f in args.with_.split(",") if f.strip()]}
+    if _interactive(args) and (None in answers.values()):
+        from cliquet.scaffold.prompt import ask, load_questionary
+
+        questionary = load_questionary()
+        if questionary is None:
+            print("cliquet init: for questions, install the `init` extra (pip install 'cliquet[init]'); "
+                  "using the flags and their defaults", file=sys.stderr)
+        else:
+            try:
+                answers = ask(questionary, answers)
+            except KeyboardInterrupt:
+                print("cliquet init: cancelled, nothing written", file=sys.stderr)
+                return 1
+    if not answers["name"]:
+        print("cliquet init: a project name is required (cliquet init myservice)", file=sys.stderr)
+        return 2
+    try:
+        options = Options(name=answers["name"], storage=answers["storage"] or "memory",
+                          cache=answers["cache"] or "memory", permission=args.permission,
+                          features=tuple(answers["features"] or ()))
+        target = create(options, args.directory)
+    except ScaffoldError as exc:
+        print(f"cliquet init: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created {target} (storage {options.storage}, permission {options.permission}, "
+          f"cache {options.cache}; depends on {', '.join(distributions(options))}).")
+    print("Next, in a virtual environment:")
+    print(f"  cd {target}")
+    print("  pip install -e '.[test]'")
+    print("  pytest")
+    print(f"  cliquet serve --ini {options.name}.ini")
+    return 0
+
+
 def main(argv=None):
     """Entry point of the ``cliquet`` command."""
     parser = argparse.ArgumentParser(prog="cliquet", description=__doc__.split("\n\n")[0])
@@ -145,6 +193,20 @@ def main(argv=None):
     serve.add_argument("--workers", type=int)
     serve.add_argument("--threads", type=int)
     serve.set_defaults(func=cmd_serve)
+    from cliquet.scaffold import CACHES, FEATURES, STORAGES
+
+    init = sub.add_parser("init", help="write a new service project",
+                          description="Write a new Cliquet service project. In a terminal, asks for what the "
+                                      "flags leave open (with the `init` extra installed).")
+    init.add_argument("name", nargs="?", help="the project and package name (a Python identifier)")
+    init.add_argument("--storage", choices=STORAGES, help="storage backend (default: memory)")
+    init.add_argument("--cache", choices=CACHES, help="cache backend (default: memory)")
+    init.add_argument("--permission", choices=STORAGES, help="permission backend (default: the storage's)")
+    init.add_argument("--with", dest="with_", metavar="PACKAGES",
+                      help=f"comma-separated packages to include: {', '.join(FEATURES)}")
+    init.add_argument("--directory", default=".", help="where to create the project's directory (default: .)")
+    init.add_argument("--no-input", action="store_true", help="never ask, even in a terminal")
+    init.set_defaults(func=cmd_init)
     args = parser.parse_args(argv)
     return args.func(args)
 
