@@ -1,5 +1,6 @@
 """Failover drill on a private Redis Cluster (3 masters + 3 replicas on free
-loopback ports, started and removed by this module; the shared cluster of
+loopback ports, started and removed for each test by
+:func:`cliquet.testing.servers.private_redis_cluster`; the shared cluster of
 ``ci/services`` is never touched).
 
 The master holding the service's hash slot is killed (``SIGKILL``) while
@@ -13,149 +14,27 @@ with ``storage_wait_replicas = 1`` none is.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from cliquet.testing.plugin import require_module, running_in_ci
+from cliquet.testing.plugin import require_module
 
 require_module("redis", reason="the `redis` extra is not installed")
 
 from cliquet.storage.redis_client import close_client, get_client  # noqa: E402
 from cliquet.testing.app import basic_auth, make_wsgi_app  # noqa: E402
-from cliquet.testing.servers import free_port  # noqa: E402
+from cliquet.testing.servers import private_redis_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("redis-failover")]
-
-#: milliseconds without an answer before the cluster fails a master over.
-NODE_TIMEOUT_MS = 1000
-
-
-def _free_cluster_port() -> int:
-    """A free port whose cluster bus port (+10 000) is free too."""
-    import socket
-
-    for _ in range(100):
-        port = free_port()
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free pair of ports for a cluster node")
-
-
-class PrivateRedisCluster:
-    """Six ``redis-server`` nodes made one cluster (``--cluster-replicas 1``)."""
-
-    def __init__(self, appendfsync="everysec"):
-        self.dir = tempfile.mkdtemp(prefix="cliquet-redis-cluster-")
-        self.ports = []
-        while len(self.ports) < 6:
-            port = _free_cluster_port()
-            if port not in self.ports:
-                self.ports.append(port)
-        self.appendfsync = appendfsync
-        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
-
-    def cli(self, port, *args) -> str:
-        """Run ``redis-cli`` against one node; return its output."""
-        return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                              timeout=30).stdout
-
-    def start_node(self, port):
-        """Start (or restart, with its ``nodes.conf``: it rejoins the cluster it
-        knew, as a replica if its slots went to another node) one node."""
-        os.makedirs(f"{self.dir}/{port}", exist_ok=True)
-        subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-                        "--dir", f"{self.dir}/{port}", "--cluster-enabled", "yes",
-                        "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                        "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
-                        "--logfile", f"{self.dir}/{port}/log",
-                        "--pidfile", f"{self.dir}/{port}/pid"], check=True, stdout=subprocess.DEVNULL)
-        self._wait(lambda: self.cli(port, "ping").strip() == "PONG", "node start")
-
-    def start(self):
-        """Start the nodes and make them a cluster."""
-        for port in self.ports:
-            self.start_node(port)
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-                        "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        # Converged: every node sees the cluster ok and knows the three
-        # masters and three replicas; every replica finished its first sync
-        # (until then a replica cannot take over, and WAIT counts nobody).
-        for port in self.ports:
-            self._wait(lambda p=port: "cluster_state:ok" in self.cli(p, "cluster", "info"), "cluster ok")
-            self._wait(lambda p=port: self._roles_known(p), "every node to know every other")
-        for port in self.ports:
-            self._wait(lambda p=port: self._synced(p), "the replicas' first sync")
-
-    def _roles_known(self, port) -> bool:
-        flags = [line.split()[2] for line in self.cli(port, "cluster", "nodes").splitlines() if line.strip()]
-        return sum("master" in f for f in flags) == 3 and sum("slave" in f for f in flags) == 3
-
-    def _synced(self, port) -> bool:
-        info = self.cli(port, "info", "replication")
-        if "role:slave" in info:
-            return "master_link_status:up" in info and "master_sync_in_progress:0" in info
-        return "connected_slaves:1" in info and "state=online" in info
-
-    @staticmethod
-    def _wait(condition, what, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"private Redis Cluster: timed out waiting for {what}")
-
-    def master_of(self, key, asking=None) -> int:
-        """The port of the master serving ``key``'s slot (as node ``asking``,
-        by default the first, sees it)."""
-        asking = asking or self.ports[0]
-        slot = int(self.cli(asking, "cluster", "keyslot", key).strip())
-        for line in self.cli(asking, "cluster", "nodes").splitlines():
-            fields = line.split()
-            if "master" in fields[2] and "fail" not in fields[2]:
-                for span in fields[8:]:
-                    low, _, high = span.partition("-")
-                    if low.isdigit() and int(low) <= slot <= int(high or low):
-                        return int(fields[1].split(":")[1].split("@")[0])
-        raise RuntimeError(f"no master for slot {slot}")
-
-    def kill(self, port):
-        """``SIGKILL`` one node (no chance to send anything more)."""
-        with open(f"{self.dir}/{port}/pid") as pid:
-            os.kill(int(pid.read()), signal.SIGKILL)
-
-    def cleanup(self):
-        """Stop every node and remove the files."""
-        for port in self.ports:
-            with contextlib.suppress(Exception):
-                self.cli(port, "shutdown", "nosave")
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
 def private_cluster():
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        reason = "no redis-server/redis-cli for the failover drill: run ./ci/services"
-        if running_in_ci():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    cluster = PrivateRedisCluster()
+    """A started private Redis Cluster, removed after the test."""
+    cluster = private_redis_cluster()
     try:
-        cluster.start()
         yield cluster
     finally:
         cluster.cleanup()
@@ -202,15 +81,7 @@ def drill(cluster, rejoin=False, **extra):
         before_kill = len(acknowledged)
         cluster.kill(victim)
         if rejoin:
-            witness = next(port for port in cluster.ports if port != victim)
-
-            def taken_over():
-                try:
-                    return cluster.master_of(storage.prefix, witness) != victim
-                except RuntimeError:  # no master for the slot yet
-                    return False
-
-            cluster._wait(taken_over, "the failover")
+            cluster.wait_taken_over(storage.prefix, victim)
             failover.append(time.monotonic())
             cluster.start_node(victim)
         # Writes succeed again once the replica took over, on the same app.

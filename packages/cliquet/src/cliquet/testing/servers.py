@@ -7,7 +7,9 @@ Each server has ``url``, ``start()``, ``stop()`` and ``cleanup()``;
 :func:`private_postgresql` and :func:`private_redis` build and start one, or
 skip the test (fail it when ``CI=true``) when the server binaries are missing.
 :func:`private_postgresql_pair` starts a primary and its streaming replica
-(:class:`PrivatePostgreSQLPair`) for failover drills.
+(:class:`PrivatePostgreSQLPair`), :func:`private_redis_cluster` a Redis
+Cluster of three masters and three replicas (:class:`PrivateRedisCluster`),
+for failover drills.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -220,6 +223,135 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+#: milliseconds without an answer before the cluster fails a master over.
+NODE_TIMEOUT_MS = 1000
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10 000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of ports for a cluster node")
+
+
+class PrivateRedisCluster:
+    """Six throw-away ``redis-server`` nodes on free loopback ports made one
+    cluster (``--cluster-replicas 1``: three masters, a replica each), for
+    failover drills: :meth:`kill` a node, :meth:`start_node` it again.
+
+    :attr:`url` is a ``redis+cluster://`` URL naming the first node. Nodes
+    keep no data on disk (no RDB, no AOF): a node started again comes back
+    empty and takes a full copy from the master it now replicates."""
+
+    def __init__(self, node_timeout_ms: int = NODE_TIMEOUT_MS):
+        self.dir = tempfile.mkdtemp(prefix="cliquet-redis-cluster-")
+        self.ports = []
+        while len(self.ports) < 6:
+            port = _free_cluster_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        self.node_timeout_ms = node_timeout_ms
+        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def cli(self, port, *args) -> str:
+        """Run ``redis-cli`` against one node; return its output."""
+        return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                              timeout=30).stdout
+
+    def start_node(self, port):
+        """Start (or restart, with its ``nodes.conf``: it rejoins the cluster it
+        knew, as a replica if its slots went to another node) one node."""
+        os.makedirs(f"{self.dir}/{port}", exist_ok=True)
+        subprocess.run(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
+                        "--dir", f"{self.dir}/{port}", "--cluster-enabled", "yes",
+                        "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(self.node_timeout_ms),
+                        "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
+                        "--logfile", f"{self.dir}/{port}/log",
+                        "--pidfile", f"{self.dir}/{port}/pid"], check=True, stdout=subprocess.DEVNULL)
+        self._wait(lambda: self.cli(port, "ping").strip() == "PONG", "node start")
+
+    def start(self):
+        """Start the nodes and make them a cluster."""
+        for port in self.ports:
+            self.start_node(port)
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                        "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        # Converged: every node sees the cluster ok and knows the three
+        # masters and three replicas; every replica finished its first sync
+        # (until then a replica cannot take over, and WAIT counts nobody).
+        for port in self.ports:
+            self._wait(lambda p=port: "cluster_state:ok" in self.cli(p, "cluster", "info"), "cluster ok")
+            self._wait(lambda p=port: self._roles_known(p), "every node to know every other")
+        for port in self.ports:
+            self._wait(lambda p=port: self._synced(p), "the replicas' first sync")
+
+    def _roles_known(self, port) -> bool:
+        flags = [line.split()[2] for line in self.cli(port, "cluster", "nodes").splitlines() if line.strip()]
+        return sum("master" in f for f in flags) == 3 and sum("slave" in f for f in flags) == 3
+
+    def _synced(self, port) -> bool:
+        info = self.cli(port, "info", "replication")
+        if "role:slave" in info:
+            return "master_link_status:up" in info and "master_sync_in_progress:0" in info
+        return "connected_slaves:1" in info and "state=online" in info
+
+    @staticmethod
+    def _wait(condition, what, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"private Redis Cluster: timed out waiting for {what}")
+
+    def master_of(self, key, asking=None) -> int:
+        """The port of the master serving ``key``'s slot (as node ``asking``,
+        by default the first, sees it)."""
+        asking = asking or self.ports[0]
+        slot = int(self.cli(asking, "cluster", "keyslot", key).strip())
+        for line in self.cli(asking, "cluster", "nodes").splitlines():
+            fields = line.split()
+            if "master" in fields[2] and "fail" not in fields[2]:
+                for span in fields[8:]:
+                    low, _, high = span.partition("-")
+                    if low.isdigit() and int(low) <= slot <= int(high or low):
+                        return int(fields[1].split(":")[1].split("@")[0])
+        raise RuntimeError(f"no master for slot {slot}")
+
+    def wait_taken_over(self, key, victim, timeout=30.0):
+        """Wait until a node other than ``victim`` serves ``key``'s slot as
+        its master (seen by a node other than ``victim``)."""
+        witness = next(port for port in self.ports if port != victim)
+
+        def taken_over():
+            try:
+                return self.master_of(key, witness) != victim
+            except RuntimeError:  # no master for the slot yet
+                return False
+
+        self._wait(taken_over, "the failover", timeout)
+
+    def kill(self, port):
+        """``SIGKILL`` one node (no chance to send anything more)."""
+        with open(f"{self.dir}/{port}/pid") as pid:
+            os.kill(int(pid.read()), signal.SIGKILL)
+
+    def cleanup(self):
+        """Stop every node and remove the files."""
+        for port in self.ports:
+            with contextlib.suppress(Exception):
+                self.cli(port, "shutdown", "nosave")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def _unavailable(reason):
     import pytest
 
@@ -272,3 +404,17 @@ def private_redis() -> PrivateRedis:
         server.cleanup()
         raise
     return server
+
+
+def private_redis_cluster(node_timeout_ms: int = NODE_TIMEOUT_MS) -> PrivateRedisCluster:
+    """A started, converged private Redis Cluster (call ``cleanup()`` when
+    done); see :class:`PrivateRedisCluster`."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        _unavailable("no redis-server/redis-cli for the failover drill: run ./ci/services")
+    cluster = PrivateRedisCluster(node_timeout_ms=node_timeout_ms)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.cleanup()
+        raise
+    return cluster
