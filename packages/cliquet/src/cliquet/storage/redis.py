@@ -32,13 +32,18 @@ collection are therefore serialized from their first write to their commit,
 and a collection's timestamps increase strictly in commit order: a
 ``_since`` poller never misses a record.
 
-Queries read a collection in one round trip and evaluate filters, sorting and
-``after`` in Python with :mod:`cliquet.storage.query` — the same code as the
-memory backend, so the semantics are identical. Each process keeps the
-parsed collection while its committed version is unchanged: a repeated list
-or ``_since`` poll costs one round trip that returns only the version.
-Collections are read whole, so the cost of a *changed* collection grows with
-its size; PostgreSQL is the backend for large collections.
+Queries evaluate filters, sorting and ``after`` in Python with
+:mod:`cliquet.storage.query` — the same code as the memory backend, so the
+semantics are identical. Each process keeps the parsed collection and, per
+query, a :class:`~cliquet.storage.views.View` (its sorted result); a list
+costs one round trip that returns only the version when nothing changed,
+or only the records changed since (timestamps grow strictly in commit
+order, so they are the ``z`` entries above the kept timestamp), which the
+views then take in one at a time. A read check is kept by a
+:class:`~cliquet.storage.views.ReadScope` following the permission
+backend's change feed. The collection is read whole the first time, and
+again when more than :data:`DELTA_MOST` records changed since, or records
+disappeared without a tombstone, or tombstones were purged.
 """
 
 from __future__ import annotations
@@ -50,27 +55,50 @@ import uuid
 
 import orjson
 
-from cliquet.storage import COMPARISON, RecordNotFoundError, Sort, StorageBase, UnicityError
+from cliquet.storage import COMPARISON, AccessibleIds, RecordNotFoundError, Sort, StorageBase, UnicityError
 from cliquet.storage import query as q
 from cliquet.storage import redis_scripts as lua
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, tagged_prefix, wrap_errors
 from cliquet.storage.redis_transaction import RedisTransactions
+from cliquet.storage.views import View
 
 _Keys = collections.namedtuple("_Keys", "r t z ts v lock wake pb")
 
+#: most changed records a list reads to bring a cached collection up to date
+#: (beyond, it reads the collection whole).
+DELTA_MOST = 2000
+
 
 class _Snapshot:
-    """A parsed collection: live records sorted by timestamp, and tombstones."""
+    """A parsed collection: live records and tombstones, each in timestamp
+    order, and the :class:`~cliquet.storage.views.View` of its queries, all
+    brought up to date with the changes since (under :attr:`lock`)."""
 
-    __slots__ = ("version", "records", "tombstones", "size", "queries")
+    __slots__ = ("version", "stamp", "live", "dead", "views", "lock")
 
-    def __init__(self, version, records, tombstones):
+    def __init__(self, version, stamp, live, dead):
         self.version = version
-        self.records = records
-        self.tombstones = tombstones
-        self.size = len(records) + len(tombstones)
-        #: sorted results and totals per query, while this version lasts
-        self.queries: dict = {}
+        self.stamp = stamp
+        self.live = live
+        self.dead = dead
+        #: query key → View, while this collection is kept
+        self.views: dict = {}
+        self.lock = threading.RLock()
+
+    @property
+    def size(self) -> int:
+        """Records and tombstones held."""
+        return len(self.live) + len(self.dead)
+
+    @property
+    def records(self) -> list:
+        """The live records, oldest first."""
+        return list(self.live.values())
+
+    @property
+    def tombstones(self) -> list:
+        """The tombstones, oldest first."""
+        return list(self.dead.values())
 
 
 class RedisStorage(RedisTransactions, StorageBase):
@@ -298,27 +326,40 @@ class RedisStorage(RedisTransactions, StorageBase):
 
     def _snapshot(self, collection_id, parent_id) -> _Snapshot:
         """Return the parsed committed collection, from this process's cache
-        when its version did not change (one round trip either way)."""
+        when its version did not change, brought up to date with only the
+        changes since when it did (one round trip either way; the whole
+        collection when too much changed, or a record left without a
+        tombstone, or tombstones were purged)."""
         scope, keys = self._keys(collection_id, parent_id)
         with self._lock:
             known = self._snapshots.get(scope)
-        reply = self._run("snapshot", [keys.r, keys.t, keys.v], [known.version if known is not None else "\x00none"])
-        version = reply[0]
-        if known is not None and len(reply) == 1:
-            with self._lock:
-                if scope in self._snapshots:
-                    self._snapshots.move_to_end(scope)
-            return known
+        for _ in range(3 if known is not None else 0):
+            with known.lock:
+                version, stamp = known.version, known.stamp
+            reply = self._run("snapshot", [keys.r, keys.t, keys.v, keys.z, keys.ts], [version, stamp, DELTA_MOST])
+            if len(reply) == 1:
+                with self._lock:
+                    if scope in self._snapshots:
+                        self._snapshots.move_to_end(scope)
+                return known
+            with known.lock:
+                if known.version != version:
+                    continue  # another thread brought it further meanwhile: ask again from there
+                if reply[1] == b"delta" and self._apply_delta(known, reply):
+                    return known
+                break
+        reply = self._run("snapshot", [keys.r, keys.t, keys.v, keys.z, keys.ts], ["\x00none", "", 0])
+        version, flat_live, flat_dead, stamp = reply
         records = []
-        flat = reply[1]
-        for i in range(0, len(flat), 2):
-            stamp, _, body = flat[i + 1].partition(b"|")
-            records.append(self._full(orjson.loads(body), flat[i].decode(), int(stamp)))
+        for i in range(0, len(flat_live), 2):
+            stamp_text, _, body = flat_live[i + 1].partition(b"|")
+            records.append(self._full(orjson.loads(body), flat_live[i].decode(), int(stamp_text)))
         records.sort(key=lambda r: r[self.modified_field])
-        flat = reply[2]
-        tombstones = sorted((self._tombstone(flat[i].decode(), int(flat[i + 1])) for i in range(0, len(flat), 2)),
-                            key=lambda t: t[self.modified_field])
-        snapshot = _Snapshot(version.decode() if isinstance(version, bytes) else version, records, tombstones)
+        tombstones = sorted((self._tombstone(flat_dead[i].decode(), int(flat_dead[i + 1]))
+                             for i in range(0, len(flat_dead), 2)), key=lambda t: t[self.modified_field])
+        snapshot = _Snapshot(version.decode() if isinstance(version, bytes) else version,
+                             stamp.decode() if isinstance(stamp, bytes) else str(stamp),
+                             {r[self.id_field]: r for r in records}, {t[self.id_field]: t for t in tombstones})
         with self._lock:
             old = self._snapshots.pop(scope, None)
             if old is not None:
@@ -330,6 +371,29 @@ class RedisStorage(RedisTransactions, StorageBase):
                 _, evicted = self._snapshots.popitem(last=False)
                 self._cached -= evicted.size
         return snapshot
+
+    def _apply_delta(self, snapshot, reply) -> bool:
+        """Apply the changes of a ``delta`` reply to ``snapshot`` (its lock
+        held) and to its views; ``False`` when they do not account for the
+        whole collection (the caller then reads it whole)."""
+        _, _, stamp, size, ids, live, dead = reply
+        for object_id, value, tomb in zip(ids, live, dead):
+            object_id = object_id.decode()
+            snapshot.live.pop(object_id, None)
+            snapshot.dead.pop(object_id, None)
+            if value is not None:
+                stamp_text, _, body = value.partition(b"|")
+                snapshot.live[object_id] = self._full(orjson.loads(body), object_id, int(stamp_text))
+            elif tomb is not None:
+                snapshot.dead[object_id] = self._tombstone(object_id, int(tomb))
+            for view in snapshot.views.values():
+                view.update(object_id, snapshot.live.get(object_id), snapshot.dead.get(object_id))
+        if snapshot.size != int(size):
+            snapshot.views.clear()
+            return False
+        snapshot.version = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+        snapshot.stamp = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
+        return True
 
     def _since_bound(self, filters):
         bound, strict = None, False
@@ -366,7 +430,8 @@ class RedisStorage(RedisTransactions, StorageBase):
             records, tombstones = self._changed_since(keys, bound, strict)
         else:
             snapshot = self._snapshot(collection_id, parent_id)
-            records, tombstones = snapshot.records, snapshot.tombstones
+            with snapshot.lock:
+                records, tombstones = snapshot.records, snapshot.tombstones
         txn = self._txn.get()
         own = txn.records.get(scope) if txn is not None else None
         if not own:
@@ -384,6 +449,42 @@ class RedisStorage(RedisTransactions, StorageBase):
         tombstones.sort(key=lambda t: t[self.modified_field])
         return records, tombstones, None
 
+    def _from_view(self, collection_id, parent_id, filters, sorting, include_deleted, position, limit):
+        """``(page, total)`` from the view of this query, or
+        ``None`` when no view serves it: inside a transaction that wrote
+        in the collection or changed permissions, or a query no view keeps."""
+        scope, _ = self._keys(collection_id, parent_id)
+        txn = self._txn.get()
+        if txn is not None and (txn.records.get(scope) or any(
+                getattr(part, "aces", None) for part in txn.parts.values())):
+            return None
+        try:
+            key = _view_key(filters, sorting, include_deleted)
+            fresh = View(filters, sorting, include_deleted, (self.id_field, self.modified_field))
+        except (TypeError, ValueError):
+            return None
+        snapshot = self._snapshot(collection_id, parent_id)
+        with snapshot.lock:
+            view = snapshot.views.get(key)
+            if view is None:
+                view = fresh
+                if view.scope is not None:
+                    view.scope.refresh()
+                view.build(snapshot.live.values(), snapshot.dead.values())
+                if len(snapshot.views) >= 64:
+                    snapshot.views.pop(next(iter(snapshot.views)))
+                snapshot.views[key] = view
+            elif view.scope is not None:
+                changed = view.scope.refresh()
+                if changed is None:
+                    view.build(snapshot.live.values(), snapshot.dead.values())
+                else:
+                    for object_id in changed:
+                        view.update(object_id, snapshot.live.get(object_id), snapshot.dead.get(object_id))
+            records = view.records
+            start = q.position_after(records, position, sorting) if position is not None else 0
+            return orjson.loads(orjson.dumps(records[start:start + limit])), view.total
+
     def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
                 include_deleted=False):
         """Return a page of matching records (and tombstones if asked) and
@@ -399,33 +500,41 @@ class RedisStorage(RedisTransactions, StorageBase):
         position = q.after_key(after, sorting) if after is not None else None
         limit = self.max_fetch_size if limit is None else min(max(limit, 0), self.max_fetch_size)
         bound, strict = self._since_bound(filters)
-        records, tombstones, snapshot = self._records(collection_id, parent_id, bound, strict)
-        cache = key = None
-        if snapshot is not None:
-            cache = snapshot.queries
-            try:
-                key = (tuple((f.field, f.operator, q.freeze(f.value)) for f in filters),
-                       tuple((s.field, s.direction) for s in sorting), include_deleted)
-                hash(key)
-            except TypeError:
-                key = None
-        entry = cache.get(key) if key is not None else None
-        if entry is None:
-            matches = q.compile_filters(filters)
-            found = [r for r in records if matches(r)]
-            total = len(found)
-            if include_deleted:
-                on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
-                found.extend(t for t in tombstones if on_tombstones(t))
-            entry = (q.sort_records(found, sorting), total)
-            if key is not None:
-                with self._lock:
-                    if len(cache) >= 64:
-                        cache.pop(next(iter(cache)))
-                    cache[key] = entry
-        ordered, total = entry
+        if bound is None:
+            served = self._from_view(collection_id, parent_id, filters, sorting, include_deleted, position, limit)
+            if served is not None:
+                return served
+        records, tombstones, _ = self._records(collection_id, parent_id, bound, strict)
+        matches = q.compile_filters(filters)
+        found = [r for r in records if matches(r)]
+        total = len(found)
+        if include_deleted:
+            on_tombstones = q.compile_filters(filters, fields=(self.id_field, self.modified_field))
+            found.extend(t for t in tombstones if on_tombstones(t))
+        ordered = q.sort_records(found, sorting)
         start = q.position_after(ordered, position, sorting) if position is not None else 0
         return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
+
+
+def _view_key(filters, sorting, include_deleted):
+    """The key of a query's view; ``TypeError`` when no view keeps it (a read
+    check from a permission backend without a change feed)."""
+    from cliquet.permission import PermissionBase
+
+    frozen = []
+    for f in filters:
+        value = f.value
+        if isinstance(value, AccessibleIds):
+            source = value.source
+            if source is None or type(source).acl_changes is PermissionBase.acl_changes:
+                raise TypeError("a read check without a change feed")
+            value = ("acl", value.principals, value.permissions, value.prefix, id(source))
+        else:
+            value = q.freeze(value)
+        frozen.append((f.field, f.operator, value))
+    key = (include_deleted, tuple(frozen), tuple((s.field, s.direction) for s in sorting))
+    hash(key)
+    return key
 
 
 def load_from_config(config) -> RedisStorage:

@@ -117,11 +117,31 @@ redis.call('SET', KEYS[1], '1', 'PX', 10000)
 return 'ok'
 """
 
-# KEYS: r, t, v.  ARGV: known version.  Everything in one snapshot.
+# KEYS: r, t, v, z, ts.  ARGV: known version, known timestamp ("" for
+# none), most changes to send.  Same version: {v}.  Else, when the known
+# timestamp is given and at most that many records changed after it:
+# {v, "delta", ts, number of records and tombstones, ids, live values,
+# tombstone stamps} (timestamps grow strictly in commit order, so these are
+# every change since; a removal without tombstone or a purge shows in the
+# number).  Else everything: {v, records, tombstones, ts}.
 SNAPSHOT = """
 local v = redis.call('GET', KEYS[3]) or ''
 if v == ARGV[1] then return {v} end
-return {v, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+local ts = redis.call('GET', KEYS[5]) or ''
+if ARGV[2] ~= '' then
+  local most = tonumber(ARGV[3])
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[2], '+inf', 'LIMIT', 0, most + 1)
+  if #ids <= most then
+    local live, dead = {}, {}
+    if #ids > 0 then
+      live = redis.call('HMGET', KEYS[1], unpack(ids))
+      dead = redis.call('HMGET', KEYS[2], unpack(ids))
+    end
+    local size = redis.call('HLEN', KEYS[1]) + redis.call('HLEN', KEYS[2])
+    return {v, 'delta', ts, size, ids, live, dead}
+  end
+end
+return {v, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), ts}
 """
 
 # KEYS: ts.  Remember the current time for a new collection.
