@@ -119,30 +119,42 @@ def migrate(registry, dry_run: bool = False) -> None:
         print(f"indexer: {'would create' if dry_run else 'created'} index {name}")
 
 
-def includeme(config):
-    """Make Elasticsearch the indexing backend (unless the application set
-    one) and include ``cliquet_indexing``. Including it twice is harmless.
+#: The discriminator of "this plugin makes itself the default indexer": two
+#: plugins claiming it fail at commit with a ConfigurationConflictError.
+DEFAULT_INDEXER_DISCRIMINATOR = ("cliquet.default_backend", "indexing")
 
-    Works before ``cliquet_indexing`` is included (``pyramid.includes``) and
-    after it: then the indexer already built is replaced.
+
+def includeme(config):
+    """Include ``cliquet_indexing`` and, at commit, make Elasticsearch the
+    indexing backend (unless the application set one).
+
+    Only registers: the work is a configuration action, so including it
+    twice is harmless (Pyramid runs an ``includeme`` once per configuration),
+    and another plugin claiming the default indexer is a
+    :class:`~pyramid.exceptions.ConfigurationConflictError` at start-up. The
+    action runs before ``cliquet_indexing`` builds its indexer; an indexer
+    built by an earlier commit is replaced.
     """
     from cliquet.settings import declare_settings
 
-    registry = config.registry
-    if getattr(registry, "cliquet_elasticsearch_included", False):
-        return
-    registry.cliquet_elasticsearch_included = True
     declare_settings(config, ELASTICSEARCH_SETTINGS)
-    settings = config.get_settings()
-    if explicit_setting(registry, "indexing_backend") is None:
-        settings["cliquet.indexing_backend"] = BACKEND
-        if getattr(registry, "indexer", None) is not None:
-            # The configuration was committed with cliquet-indexing's default
-            # indexer already: replace it, in the retry queue too.
-            from cliquet_indexing.setup import load_indexer  # (with the search limits)
-
-            registry.indexer = load_indexer(config)
-            retry = getattr(registry, "indexing_retry", None)
-            if retry is not None:
-                retry.indexer = registry.indexer
+    # Before cliquet-indexing builds the indexer (order -10).
+    config.action(DEFAULT_INDEXER_DISCRIMINATOR, lambda: _take_indexing_default(config), order=-20)
     config.include("cliquet_indexing")
+
+
+def _take_indexing_default(config):
+    """The action of :func:`includeme`."""
+    registry = config.registry
+    if explicit_setting(registry, "indexing_backend") is not None:
+        return
+    config.get_settings()["cliquet.indexing_backend"] = BACKEND
+    if getattr(registry, "indexer", None) is not None:
+        # An indexer built by an earlier commit: replace it, in the retry
+        # queue too.
+        from cliquet_indexing.setup import load_indexer  # (with the search limits)
+
+        registry.indexer = load_indexer(config)
+        retry = getattr(registry, "indexing_retry", None)
+        if retry is not None:
+            retry.indexer = registry.indexer

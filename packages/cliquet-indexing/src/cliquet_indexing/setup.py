@@ -108,16 +108,17 @@ def migrate_indexer(registry, dry_run: bool = False) -> None:
 def includeme(config):
     """Declare the settings, subscribe the listener, add the search service,
     the ``search`` capability and the ``indexer`` heartbeat check; build the
-    indexer at commit time. Including it twice is harmless."""
+    indexer at commit time, in an action whose discriminator is
+    ``("cliquet-indexing", "indexer")``.
+
+    Including it twice is harmless: Pyramid runs an ``includeme`` once per
+    configuration (``pyramid.includes`` and ``config.include`` alike)."""
     from cliquet.events import AfterResourceChanged
 
     from cliquet_indexing import listeners, views
     from cliquet_indexing.retry import RetryQueue
 
     registry = config.registry
-    if getattr(registry, "cliquet_indexing_included", False):
-        return
-    registry.cliquet_indexing_included = True
     declare_settings(config, INDEXING_SETTINGS)
     settings = config.get_settings()
 
