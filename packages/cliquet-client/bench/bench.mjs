@@ -13,8 +13,9 @@
 //      IndexedDB index beside kinto.js's list({filters}); then create and
 //      filter rates of cliquet-client alone at 10 000 (and 100 000) records.
 //
-// Usage: node bench/bench.mjs [--quick] [--browser | --browser-only] [--no-kinto]
-// (--browser-only: the Chromium sections alone). Chromium is Debian's
+// Usage: node bench/bench.mjs [--quick] [--browser | --browser-only] [--rounds=N] [--no-kinto]
+// (--browser-only: the Chromium sections alone; --rounds: rounds of the
+// side-by-side comparison, 7 by default, 3 with --quick). Chromium is Debian's
 // (CHROMIUM_PATH, default /usr/bin/chromium), as in the browser tests.
 // kinto.js is installed on first use into .cache/bench/kinto-js (npm); its
 // browser build (dist/kinto.min.js) is what the Chromium page loads. Kinto
@@ -31,7 +32,7 @@ import { freePort, startServer } from "../test/helpers/server.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "../../..");
-const args = new Set(process.argv.slice(2));
+const args = new Set(process.argv.slice(2).filter((a) => !a.startsWith("--rounds=")));
 if (args.has("--browser-only")) args.add("--browser");
 const QUICK = args.has("--quick");
 const SIZES = QUICK ? [10_000] : [10_000, 100_000];
@@ -348,10 +349,39 @@ async function browserVersus(page, rounds, withKinto) {
           return ms;
         },
       };
+      // IndexedDB itself, no library: the floor of a one-transaction write
+      // of the same records with the same indexes as cliquet-client's store.
+      bulk.rawPut = async () => {
+        const name = `bench-raw-${uid()}`;
+        const db = await new Promise((resolve, reject) => {
+          const req = indexedDB.open(name, 1);
+          req.onupgradeneeded = () => {
+            const os = req.result.createObjectStore("articles", { keyPath: "id" });
+            os.createIndex("score", "score");
+            os.createIndex("_status", "_status");
+          };
+          req.onsuccess = () => resolve(req.result);
+          req.onerror = () => reject(req.error);
+        });
+        const list = data(N).map((r) => ({ ...r, id: uid(), _status: "created" }));
+        const ms = await timed(
+          () =>
+            new Promise((resolve, reject) => {
+              const tx = db.transaction("articles", "readwrite", { durability: "relaxed" });
+              const os = tx.objectStore("articles");
+              for (const r of list) os.put(r);
+              tx.oncomplete = resolve;
+              tx.onabort = tx.onerror = () => reject(tx.error);
+            }),
+        );
+        db.close();
+        await deleteDb(name);
+        return ms;
+      };
       const kintoKeys = withKinto ? ["kintoCreate", "kintoExecute"] : [];
-      const times = { createMany: [], createLoop: [], kintoCreate: [], kintoExecute: [] };
+      const times = { createMany: [], createLoop: [], kintoCreate: [], kintoExecute: [], rawPut: [] };
       for (let round = 0; round < rounds; round++) {
-        const keys = ["createMany", "createLoop", ...kintoKeys];
+        const keys = ["createMany", "createLoop", ...kintoKeys, "rawPut"];
         if (round % 2) keys.reverse();
         for (const k of keys) times[k].push(await bulk[k]());
       }
@@ -422,7 +452,8 @@ async function main() {
     say();
   }
   if (args.has("--browser")) {
-    const rounds = QUICK ? 3 : 5;
+    const given = process.argv.find((a) => a.startsWith("--rounds="));
+    const rounds = given ? Math.max(1, parseInt(given.slice(9), 10) || 1) : QUICK ? 3 : 7;
     const load0 = os.loadavg();
     const { page, close } = await openBenchPage(kjs && kjs.dir);
     let v;
@@ -456,6 +487,7 @@ async function main() {
       bulkRows.push([`${kname} \`create()\` one at a time (its issue #172)`, v.times.kintoCreate]);
       bulkRows.push([`${kname} \`execute()\` with 1 000 \`txn.create()\` (one transaction)`, v.times.kintoExecute]);
     }
+    bulkRows.push(["IndexedDB alone: 1 000 `put()` in one transaction, same indexes (the floor)", v.times.rawPut]);
     for (const [label, xs] of bulkRows) {
       say(row([label, spread(xs), fmt((1000 * 1000) / median(xs)), kjs ? times(v.times.kintoCreate, xs) : "—"]));
     }
