@@ -189,18 +189,18 @@ def asset_view(request):
 def includeme(config):
     """Serve the console at ``/<prefix>/admin/`` (``/v1/admin/``).
 
-    Works from ``pyramid.includes`` (before :func:`cliquet.initialize`) and
-    after it; including it twice is harmless.
+    Only registers (routes, views, and the built files loaded at commit by an
+    action whose discriminator is ``("cliquet-admin", "assets")``). Works
+    from ``pyramid.includes`` (before :func:`cliquet.initialize`) and after
+    it; including it twice is harmless (Pyramid runs an ``includeme`` once
+    per configuration).
     """
     registry = config.registry
-    if getattr(registry, "cliquet_admin_included", False):
-        return
-    registry.cliquet_admin_included = True
     declare_settings(config, ADMIN_SETTINGS)
     settings = config.get_settings()
     if not settings["cliquet.admin_enabled"]:
         return
-    registry.cliquet_admin_assets = Assets()
+    config.action(("cliquet-admin", "assets"), lambda: setattr(registry, "cliquet_admin_assets", Assets()))
     with config.route_prefix_context(api_prefix(settings)):
         config.add_route(ROUTE_INDEX, "/admin")
         config.add_route(ROUTE_ASSET, "/admin/{path:.*}")

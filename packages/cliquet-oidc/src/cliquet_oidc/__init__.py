@@ -84,7 +84,12 @@ def _discover_in_background(registry) -> None:
 
 def includeme(config):
     """Declare the settings, put the OIDC policy beside the service's own one
-    and advertise the ``openid`` capability. Including it twice is harmless;
+    and advertise the ``openid`` capability.
+
+    Only registers: the settings are declared and the policy installed by
+    configuration actions at commit (discriminators ``("cliquet-oidc",
+    "settings")`` and ``("cliquet-oidc", "security-policy")``). Including it
+    twice is harmless (Pyramid runs an ``includeme`` once per configuration);
     it works from ``pyramid.includes`` (before ``cliquet.initialize``) and
     from ``config.include("cliquet_oidc")`` after it.
     """
@@ -94,9 +99,6 @@ def includeme(config):
     from cliquet_oidc.settings import declare_oidc_settings, provider_configs
 
     registry = config.registry
-    if getattr(registry, "cliquet_oidc_included", False):
-        return
-    registry.cliquet_oidc_included = True
     providers = registry.__dict__.setdefault("cliquet_oidc_advertised", [])
     add_api_capability(config, "openid", description=CAPABILITY_DESCRIPTION, url=CAPABILITY_URL,
                        providers=providers)
@@ -108,6 +110,6 @@ def includeme(config):
         declare_oidc_settings(config)
         provider_configs(registry.settings)  # a missing issuer or audience fails, naming the setting
 
-    config.action(None, declare, order=-5)
-    config.action(None, lambda: install_policy(registry), order=0)
+    config.action(("cliquet-oidc", "settings"), declare, order=-5)
+    config.action(("cliquet-oidc", "security-policy"), lambda: install_policy(registry), order=0)
     config.add_subscriber(lambda event: _discover_in_background(event.app.registry), ApplicationCreated)
