@@ -1,0 +1,269 @@
+"""Shared lists at scale (issue 18): a list's cost with and without writers.
+
+Run on its own (after ``eval "$(ci/services)"`` for Redis and PostgreSQL)::
+
+    hatch run test:python ci/bench.d/shared_lists.py [--sizes 1000,10000,100000]
+        [--backends memory,redis,postgresql] [--lists 300] [--json out.json]
+
+What it does, per backend and size: N users (20) own the records of one
+shareable collection, a tenth of them shared for reading with
+``system.Authenticated``; the records are loaded straight into the storage
+and permission backends (in transactions of 500, the way the resource
+writes them: permissions and record together), not through HTTP, so that
+100 000 records load in seconds. A reader then lists the way the
+``ShareableResource`` does — the read check as an ``AccessibleIds``
+filter, ``_sort=-score&_limit=20`` — first with nobody writing, then while
+a writer keeps creating records (a tenth shared) in transactions like a
+request's: the memory writer is a thread of the same process (the memory
+backends live in one process), the Redis and PostgreSQL writer a process
+of its own, as another worker would be. Reported: list p50 and p99 (ms),
+quiet and with the writer busy, the writer's rate, and the ratios.
+
+The storage and permission backends are the library's own, on the
+services of ``ci/services`` (Redis db 13, PostgreSQL database
+``bench_shared_lists`` dropped and created again): the figure is the list
+path's, without the HTTP and WSGI layers (which cost the same whatever the
+store's size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from backends import _postgresql_database  # noqa: E402  (the bench's own helper: a fresh database)
+
+from cliquet.storage import COMPARISON, AccessibleIds, Filter, Sort  # noqa: E402
+from cliquet.testing import make_config  # noqa: E402
+
+USERS = 20
+COLLECTION = "articles"
+PREFIX = f"/{COLLECTION}/"
+AUTHENTICATED = "system.Authenticated"
+BATCH = 500
+
+
+def user(n):
+    """The principal of user ``n``."""
+    return f"basicauth:user{n}"
+
+
+def build(kind):
+    """Return ``(storage, permission)`` of ``kind``, empty, joined."""
+    if kind == "memory":
+        from cliquet.permission import memory as mp
+        from cliquet.storage import memory as ms
+
+        storage, permission = ms.load_from_config(make_config()), mp.load_from_config(make_config())
+    elif kind == "redis":
+        from cliquet.permission import redis as rp
+        from cliquet.storage import redis as rs
+
+        url = os.environ["CLIQUET_TEST_REDIS_URL"]
+        url = urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/13"))
+        storage = rs.load_from_config(make_config(storage_url=url, storage_prefix="bench:s:"))
+        permission = rp.load_from_config(make_config(permission_url=url, permission_prefix="bench:p:"))
+    else:
+        from cliquet.permission import postgresql as pp
+        from cliquet.storage import postgresql as ps
+
+        url = os.environ["BENCH_SHARED_PG_URL"]
+        storage = ps.load_from_config(make_config(storage_url=url))
+        permission = pp.load_from_config(make_config(permission_url=url))
+    permission.join_transactions(storage)
+    return storage, permission
+
+
+def fresh(kind):
+    """Empty the backends of ``kind`` (a new PostgreSQL database, a flushed Redis db)."""
+    if kind == "postgresql":
+        os.environ["BENCH_SHARED_PG_URL"] = _postgresql_database(
+            os.environ["CLIQUET_TEST_POSTGRESQL_URL"], "shared lists")
+    storage, permission = build(kind)
+    if kind != "postgresql":
+        storage.flush()
+        permission.flush()
+    storage.initialize_schema()
+    permission.initialize_schema()
+    return storage, permission
+
+
+def write_one(storage, permission, rng, n):
+    """Create one record the way a request does (permissions, then the
+    record, in one transaction); a tenth are shared."""
+    record_id = uuid.uuid4().hex
+    owner = user(n % USERS)
+    acl = {"write": [owner], "creator": [owner]}
+    if rng.random() < 0.1:
+        acl["read"] = [AUTHENTICATED]
+    permission.replace_object_permissions(f"{PREFIX}{record_id}", acl)
+    storage.create(COLLECTION, "", {"id": record_id, "score": rng.random(), "title": f"article {n}",
+                                    "body": "x" * 200})
+
+
+def load(kind, storage, permission, count):
+    """Load ``count`` records in transactions of :data:`BATCH`; ANALYZE on PostgreSQL."""
+    rng = random.Random(count)
+    for first in range(0, count, BATCH):
+        with storage.transaction():
+            for n in range(first, min(count, first + BATCH)):
+                write_one(storage, permission, rng, n)
+    if kind == "postgresql":
+        subprocess.run([shutil.which("psql"), os.environ["BENCH_SHARED_PG_URL"], "-q", "-c", "ANALYZE"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+
+def list_once(storage, permission, reader):
+    """One list as ``ShareableResource`` makes it; return (ms, records, total)."""
+    principals = [reader, AUTHENTICATED, "system.Everyone"]
+
+    def loader():
+        ids = set()
+        for perm in ("read", "write"):
+            ids.update(o[len(PREFIX):] for o in permission.get_accessible_objects(principals, perm, prefix=PREFIX))
+        return ids
+
+    accessible = AccessibleIds(principals, ("read", "write"), PREFIX, loader=loader, source=permission)
+    started = time.perf_counter()
+    with storage.transaction():
+        records, total = storage.get_all(COLLECTION, "", filters=[Filter("id", accessible, COMPARISON.IN)],
+                                         sorting=[Sort("score", -1)], limit=20)
+    return (time.perf_counter() - started) * 1000, records, total
+
+
+#: seconds between two lists (readers are paced like clients, not a busy loop
+#: that would starve the writer thread of the memory run of the interpreter).
+PAUSE = 0.002
+
+
+def measure(storage, permission, lists):
+    """List ``lists`` times (readers taking turns); return the durations (ms)."""
+    durations = []
+    for i in range(lists):
+        ms, records, _ = list_once(storage, permission, user(i % USERS))
+        assert len(records) == 20
+        durations.append(ms)
+        time.sleep(PAUSE)
+    return durations
+
+
+def _writer_process(kind, stop, counter, seed):
+    storage, permission = build(kind)
+    rng = random.Random(seed)
+    n = 0
+    while not stop.is_set():
+        with storage.transaction():
+            write_one(storage, permission, rng, n)
+        n += 1
+        with counter.get_lock():
+            counter.value += 1
+
+
+def with_writer(kind, storage, permission, lists):
+    """Measure while one writer keeps creating records; return (durations, writes/s)."""
+    if kind == "memory":
+        stop, done = threading.Event(), [0]
+
+        def loop():
+            rng, n = random.Random(7), 0
+            while not stop.is_set():
+                with storage.transaction():
+                    write_one(storage, permission, rng, n)
+                n += 1
+                done[0] += 1
+                time.sleep(0)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        started = time.perf_counter()
+        thread.start()
+        time.sleep(0.2)
+        before = done[0]
+        t0 = time.perf_counter()
+        durations = measure(storage, permission, lists)
+        rate = (done[0] - before) / (time.perf_counter() - t0)
+        stop.set()
+        thread.join(30)
+        del started
+        return durations, rate
+    context = multiprocessing.get_context("spawn")
+    stop, counter = context.Event(), context.Value("i", 0)
+    process = context.Process(target=_writer_process, args=(kind, stop, counter, 7), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 60
+    while counter.value < 20 and time.monotonic() < deadline:  # the writer started and writes
+        time.sleep(0.05)
+    before = counter.value
+    t0 = time.perf_counter()
+    durations = measure(storage, permission, lists)
+    rate = (counter.value - before) / (time.perf_counter() - t0)
+    stop.set()
+    process.join(30)
+    return durations, rate
+
+
+def pct(values, p):
+    """The ``p``-th percentile of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run(kind, size, lists):
+    """One row of the report."""
+    storage, permission = fresh(kind)
+    t0 = time.perf_counter()
+    load(kind, storage, permission, size)
+    loaded = time.perf_counter() - t0
+    measure(storage, permission, USERS * 2)  # warm: each reader's first list builds its view
+    quiet = measure(storage, permission, lists)
+    busy, rate = with_writer(kind, storage, permission, lists)
+    row = {"backend": kind, "records": size, "load_s": round(loaded, 1),
+           "quiet_p50": statistics.median(quiet), "quiet_p99": pct(quiet, 99),
+           "busy_p50": statistics.median(busy), "busy_p99": pct(busy, 99), "writes_per_s": rate}
+    row["busy_over_quiet"] = row["busy_p50"] / row["quiet_p50"]
+    return row
+
+
+def main(argv=None):
+    """Run the scenario and print a table (and JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--backends", default="memory,redis,postgresql")
+    parser.add_argument("--lists", type=int, default=300)
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    rows = []
+    print(f"{'backend':<11} {'records':>8} {'load s':>7} {'quiet p50':>9} {'p99':>7} "
+          f"{'busy p50':>9} {'p99':>7} {'busy/quiet':>10} {'writes/s':>9}", flush=True)
+    for kind in args.backends.split(","):
+        need = {"redis": "CLIQUET_TEST_REDIS_URL", "postgresql": "CLIQUET_TEST_POSTGRESQL_URL"}.get(kind)
+        if need and not os.environ.get(need):
+            print(f"SKIPPED {kind}: {need} is not set (eval \"$(ci/services)\" first)", file=sys.stderr)
+            continue
+        for size in (int(s) for s in args.sizes.split(",")):
+            row = run(kind, size, args.lists)
+            rows.append(row)
+            print(f"{kind:<11} {size:>8} {row['load_s']:>7} {row['quiet_p50']:>9.2f} {row['quiet_p99']:>7.2f} "
+                  f"{row['busy_p50']:>9.2f} {row['busy_p99']:>7.2f} {row['busy_over_quiet']:>10.2f} "
+                  f"{row['writes_per_s']:>9.0f}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
