@@ -54,10 +54,10 @@ def cache_answers(request):
 
 
 def includeme(config):
-    """Settings, listener, endpoint, capability and heartbeat of the feature."""
-    if getattr(config.registry, "cliquet_recent_included", False):
-        return  # including twice is harmless
-    config.registry.cliquet_recent_included = True
+    """Settings, listener, endpoint, capability and heartbeat of the feature.
+
+    Only registers; Pyramid runs it once per configuration, however many
+    times it is included."""
     declare_settings(config, SETTINGS)
     config.add_subscriber(remember_changes, AfterResourceChanged)
     with config.route_prefix_context("v1"):
