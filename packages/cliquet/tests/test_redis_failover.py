@@ -116,7 +116,9 @@ def drill(cluster, rejoin=False, **extra):
 def test_a_master_killed_under_writes_fails_over_and_loses_nothing_with_wait(private_cluster):
     """Writers never see anything but 201 or 503 + Retry-After, and within a
     bounded switch; with ``storage_wait_replicas = 1`` no acknowledged write
-    is lost."""
+    is lost. The killed node is restarted once its replica took over: with
+    one replica per master, the new master has none until then, and WAIT 1
+    refuses every write (503) meanwhile."""
     result = drill(private_cluster, rejoin=True, storage_wait_replicas=1, storage_wait_timeout=1.0)
     print("failover drill, WAIT 1:", result)
     assert result["errors"] == []
