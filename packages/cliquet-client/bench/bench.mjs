@@ -514,7 +514,8 @@ async function main() {
     say();
     say(row(["records", "create/s (fill)", "create/s (last 1 000)", "filter/s indexed $eq", "filter/s unindexed $eq (scan)"]));
     say(row(["---:", "---:", "---:", "---:", "---:"]));
-    for (const r of local) say(row([fmt(r.size), fmt(r.fill), fmt(r.last), fmt(r.eq), fmt(r.scan)]));
+    const rfmt = (x) => (x >= 10 ? fmt(x) : x.toFixed(1));
+    for (const r of local) say(row([fmt(r.size), fmt(r.fill), fmt(r.last), fmt(r.eq), rfmt(r.scan)]));
     say();
     if (args.has("--browser-only")) return;
   }
