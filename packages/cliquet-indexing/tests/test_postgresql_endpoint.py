@@ -12,14 +12,14 @@ from cliquet.testing.plugin import postgresql_schema, require_module
 from cliquet_indexing.postgresql import PostgreSQLIndexer
 from cliquet_indexing.setup import migrate_indexer
 from cliquet_indexing.testing.app import make_search_app
-from cliquet_indexing.testing.endpoint import SearchEndpointContract
+from cliquet_indexing.testing.endpoint import PortableSearchEndpointContract
 
 psycopg = require_module("psycopg", reason="the `postgresql` extra of cliquet is not installed")
 
 pytestmark = pytest.mark.services
 
 
-class TestPostgreSQLSearchEndpoint(SearchEndpointContract):
+class TestPostgreSQLSearchEndpoint(PortableSearchEndpointContract):
     """The indexer that lives in the storage's database and transaction."""
 
     @pytest.fixture

@@ -8,12 +8,12 @@ import pytest
 
 from cliquet.testing.app import Article
 from cliquet_indexing.testing.app import make_search_app
-from cliquet_indexing.testing.endpoint import SearchEndpointContract, create, search
+from cliquet_indexing.testing.endpoint import PortableSearchEndpointContract, create, search
 
 URL = "/v1/search/articles"
 
 
-class TestEmbeddedSearchEndpoint(SearchEndpointContract):
+class TestEmbeddedSearchEndpoint(PortableSearchEndpointContract):
     """The embedded SQLite FTS5 indexer (the default) on memory backends."""
 
     @pytest.fixture

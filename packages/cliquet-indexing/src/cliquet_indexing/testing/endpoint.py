@@ -34,8 +34,6 @@ URL = "/v1/search/articles"
 #: Bodies every indexer refuses with a 400 and errno 107 (the portable query
 #: language is validated before any indexer sees it).
 BAD_BODIES = {
-    "unknown clause": {"query": {"fuzzy": {"title": "x"}}},
-    "unknown top-level key": {"aggs": {}},
     "match on a number": {"query": {"match": {"title": 3}}},
     "range without bounds": {"query": {"range": {"score": {}}}},
     "range on a list": {"query": {"range": {"score": {"gt": [1]}}}},
@@ -48,6 +46,14 @@ BAD_BODIES = {
     "negative from": {"from": -1},
     "bad sort order": {"sort": [{"score": "sideways"}]},
     "bad field name": {"query": {"term": {"a b": 1}}},
+}
+
+
+#: Bodies outside the portable query language: refused by an indexer that
+#: speaks only that language, passed through by Elasticsearch (its DSL).
+BEYOND_PORTABLE_BODIES = {
+    "unknown clause": {"query": {"fuzzy": {"title": "x"}}},
+    "unknown top-level key": {"aggs": {}},
 }
 
 
@@ -228,3 +234,13 @@ class SearchEndpointContract:
         create(app, alice, title="late include")
         assert search(app, alice, {"query": {"match": {"title": "late"}}}).headers["Total-Records"] == "1"
         assert "search" in app.get("/v1/").json["capabilities"]
+
+
+class PortableSearchEndpointContract(SearchEndpointContract):
+    """:class:`SearchEndpointContract` for an indexer that speaks only the
+    portable query language (the embedded and PostgreSQL indexers)."""
+
+    @pytest.mark.parametrize("case", sorted(BEYOND_PORTABLE_BODIES))
+    def test_queries_beyond_the_portable_language_are_400_107(self, app, alice, case):
+        resp = search(app, alice, BEYOND_PORTABLE_BODIES[case], status=400)
+        assert resp.json["errno"] == 107
