@@ -16,7 +16,6 @@ quick after the first run).
 
 from __future__ import annotations
 
-import contextlib
 import html
 import importlib.util
 import os
@@ -191,7 +190,6 @@ INSTALLED_TEST = '''
 """The shared cache contract suite of the installed cliquet, on the installed
 cliquet_riak named by its setting, against the Riak stand-in it ships."""
 
-import contextlib
 import uuid
 
 import pytest
