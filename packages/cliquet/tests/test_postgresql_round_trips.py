@@ -210,3 +210,46 @@ def test_a_purge_during_a_since_poll_is_never_missed(app, monkeypatch):
     monkeypatch.setattr(type(storage), "get_all", get_all_after_a_purge)
     resp = app.get(f"{URL}?_since={since - 1}", headers=basic_auth(), status=400)
     assert resp.json["errno"] == 107 and "resync" in resp.json["message"]
+
+
+@pytest.mark.services
+def test_a_get_reads_the_acl_and_the_user_principals_in_one_statement(app, statements):
+    record = app.post_json(URL, {"data": {"title": "t"}}, headers=basic_auth()).json["data"]
+    statements.clear()
+    app.get(f"{URL}/{record['id']}", headers=basic_auth())
+    assert len(statements) == 2, statements  # the record, then its ACL with the user's principals
+    assert not [s for s in statements if s.startswith("SELECT principal FROM cliquet_user_principals")]
+    app.get(f"{URL}/{record['id']}", headers=basic_auth("bob"), status=403)
+
+
+@pytest.mark.services
+def test_a_batch_reads_the_user_principals_once(app, statements):
+    app.post_json(URL, {"data": {"title": "warm-up"}}, headers=basic_auth())
+    statements.clear()
+    requests = [{"method": "POST", "path": "/articles", "body": {"data": {"title": f"b{i}"}}} for i in range(5)]
+    resp = app.post_json("/v1/batch", {"requests": requests}, headers=basic_auth())
+    assert [r["status"] for r in resp.json["responses"]] == [201] * 5
+    reads = [s for s in statements if "cliquet_user_principals" in s]
+    assert len(reads) == 1, reads
+
+
+@pytest.mark.services
+def test_user_principals_changed_in_a_transaction_are_read_again(app):
+    permission = app.app.registry.permission
+    storage = app.app.registry.storage
+    permission.add_user_principal("u", "g1")
+    with storage.transaction():
+        assert permission.get_user_principals("u") == {"g1"}
+        permission.add_user_principal("u", "g2")
+        assert permission.get_user_principals("u") == {"g1", "g2"}
+        try:
+            with storage.transaction():
+                permission.remove_user_principal("u", "g1")
+                assert permission.get_user_principals("u") == {"g2"}
+                raise _Boom()
+        except _Boom:
+            pass
+        assert permission.get_user_principals("u") == {"g1", "g2"}
+        acl, principals = permission.get_object_permissions_and_user_principals("/o", ["read"], "u")
+        assert (acl, principals) == ({}, {"g1", "g2"})
+    assert permission.get_user_principals("u") == {"g1", "g2"}

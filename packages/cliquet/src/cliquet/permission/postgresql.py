@@ -27,6 +27,10 @@ from cliquet.storage.postgresql_client import get_client
 from cliquet.storage.postgresql_schema import PERMISSION_MIGRATIONS, migrate, pending_phrase
 
 _ACES = "cliquet_access_control_entries"
+#: transaction marks (see :meth:`~cliquet.storage.postgresql_client.PostgreSQLClient.mark`):
+#: a user's principals read in it, and that it changed user principals
+_PRINCIPALS = "user-principals"
+_PRINCIPALS_CHANGED = "user-principals-changed"
 
 
 def _like_prefix(prefix: str) -> str:
@@ -61,6 +65,7 @@ class PostgreSQLPermission(PermissionBase):
 
     def flush(self) -> None:
         """Remove every ACE and user principal."""
+        self._principals_changed()
         self.client.execute(f"TRUNCATE cliquet_user_principals, {_ACES}", fetch=None)
 
     def heartbeat(self) -> bool:
@@ -71,6 +76,7 @@ class PostgreSQLPermission(PermissionBase):
 
     def add_user_principal(self, user_id: str, principal: str) -> None:
         """Give ``user_id`` the extra ``principal``."""
+        self._principals_changed()
         self.client.execute(
             "INSERT INTO cliquet_user_principals (user_id, principal) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (user_id, principal),
@@ -79,6 +85,7 @@ class PostgreSQLPermission(PermissionBase):
 
     def remove_user_principal(self, user_id: str, principal: str) -> None:
         """Take ``principal`` away from ``user_id``."""
+        self._principals_changed()
         self.client.execute(
             "DELETE FROM cliquet_user_principals WHERE user_id = %s AND principal = %s",
             (user_id, principal),
@@ -86,10 +93,34 @@ class PostgreSQLPermission(PermissionBase):
         )
 
     def get_user_principals(self, user_id: str) -> set[str]:
-        """Return the extra principals of ``user_id``."""
+        """Return the extra principals of ``user_id``.
+
+        Read once per transaction (a batch's sub-requests, one user, read
+        them once): the answer is remembered until the transaction ends, or
+        until it changes user principals itself, after which every call
+        reads them again (a savepoint rolled back could undo the change).
+        """
+        key = (_PRINCIPALS, user_id)
+        known = self.client.recall(key)
+        if known is not None:
+            return set(known)
         rows = self.client.execute("SELECT principal FROM cliquet_user_principals WHERE user_id = %s", (user_id,),
                                    readonly=True)
-        return {row[0] for row in rows}
+        principals = {row[0] for row in rows}
+        self._remember_principals(user_id, principals)
+        return principals
+
+    def _remember_principals(self, user_id: str, principals: set[str]) -> None:
+        """Remember ``user_id``'s principals for the rest of the transaction
+        (unless it changed user principals)."""
+        if not self.client.is_marked((_PRINCIPALS_CHANGED,)):
+            self.client.mark((_PRINCIPALS, user_id), frozenset(principals))
+
+    def _principals_changed(self) -> None:
+        """Forget the principals read in this transaction and read them
+        from the table until it ends."""
+        self.client.forget(_PRINCIPALS)
+        self.client.mark((_PRINCIPALS_CHANGED,))
 
     # -- access control entries --------------------------------------------------
 
@@ -134,6 +165,31 @@ class PostgreSQLPermission(PermissionBase):
             result.setdefault(permission, set()).add(principal)
         return result
 
+    def get_object_permissions_and_user_principals(self, object_id: str, permissions: Iterable[str],
+                                                   user_id: str) -> tuple[dict[str, set[str]], set[str]]:
+        """Return :meth:`get_object_permissions` of ``object_id`` and
+        :meth:`get_user_principals` of ``user_id``, read in one statement
+        (a GET of a shareable record needs both); the principals are
+        remembered for the transaction as :meth:`get_user_principals` does."""
+        known = self.client.recall((_PRINCIPALS, user_id))
+        if known is not None:
+            return self.get_object_permissions(object_id, permissions), set(known)
+        rows = self.client.execute(
+            f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s) "
+            "UNION ALL SELECT NULL, principal FROM cliquet_user_principals WHERE user_id = %s",
+            (object_id, list(permissions), user_id),
+            readonly=True,
+        )
+        result: dict[str, set[str]] = {}
+        principals: set[str] = set()
+        for permission, principal in rows:
+            if permission is None:
+                principals.add(principal)
+            else:
+                result.setdefault(permission, set()).add(principal)
+        self._remember_principals(user_id, principals)
+        return result, principals
+
     def replace_object_permissions(self, object_id: str, permissions: dict[str, Iterable[str]]) -> dict[str, set[str]]:
         """Set the named ACEs to exactly the given principals; return the
         object's permissions afterwards.
@@ -163,6 +219,31 @@ class PostgreSQLPermission(PermissionBase):
         for permission, principal in rows:
             result.setdefault(permission, set()).add(principal)
         return result
+
+    def get_object_permissions_and_user_principals(self, object_id: str, permissions: Iterable[str],
+                                                   user_id: str) -> tuple[dict[str, set[str]], set[str]]:
+        """Return :meth:`get_object_permissions` of ``object_id`` and
+        :meth:`get_user_principals` of ``user_id``, read in one statement
+        (a GET of a shareable record needs both); the principals are
+        remembered for the transaction as :meth:`get_user_principals` does."""
+        known = self.client.recall((_PRINCIPALS, user_id))
+        if known is not None:
+            return self.get_object_permissions(object_id, permissions), set(known)
+        rows = self.client.execute(
+            f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s) "
+            "UNION ALL SELECT NULL, principal FROM cliquet_user_principals WHERE user_id = %s",
+            (object_id, list(permissions), user_id),
+            readonly=True,
+        )
+        result: dict[str, set[str]] = {}
+        principals: set[str] = set()
+        for permission, principal in rows:
+            if permission is None:
+                principals.add(principal)
+            else:
+                result.setdefault(permission, set()).add(principal)
+        self._remember_principals(user_id, principals)
+        return result, principals
 
     def delete_object_permissions(self, *object_ids: str) -> None:
         """Remove every ACE of the given objects."""
