@@ -129,11 +129,13 @@ class PermissionBase:
         principals = list(principals)
         return {o for o in object_ids if self.check_permission(o, permission, principals)}
 
-    def acl_changes(self, since) -> tuple[object, set[str] | None]:
+    def acl_changes(self, since, principals: Iterable[str] | None = None) -> tuple[object, set[str] | None]:
         """The change feed of the ACEs: ``(token, objects)``.
 
         ``objects`` are the ids of the objects whose ACEs changed (grants,
-        revocations, their undoing) since ``since``, a token this method
+        revocations, their undoing) for any of ``principals`` (for anyone
+        when ``None``: a backend may also tell objects changed for others)
+        since ``since``, a token this method
         returned before: every change committed before the call is
         in it (a change made after ``since`` was returned may be given
         again later; a change never goes missing). ``objects`` is ``None``

@@ -40,7 +40,7 @@ class Permission(PermissionBase):
         self.isolation = Isolation()
         self._lock = self.isolation.lock
         self._generation = 0
-        #: ``(generation, object id)`` of the latest ACE changes (the feed of :meth:`acl_changes`).
+        #: ``(generation, object id, principal)`` of the latest ACE changes (the feed of :meth:`acl_changes`).
         self._changes: collections.deque = collections.deque(maxlen=CHANGES_KEPT)
         self._flushed_at = 0
         self._objects: dict[str, dict[str, set[str]]] = {}
@@ -143,7 +143,7 @@ class Permission(PermissionBase):
         principals.add(principal)
         self._by_principal.setdefault(principal, {}).setdefault(permission, set()).add(object_id)
         self._generation += 1
-        self._changes.append((self._generation, object_id))
+        self._changes.append((self._generation, object_id, principal))
         if journal is not None:
             journal.append((self, ("grant", object_id, permission, principal)))
 
@@ -153,7 +153,7 @@ class Permission(PermissionBase):
         if principals is None or principal not in principals:
             return
         self._generation += 1
-        self._changes.append((self._generation, object_id))
+        self._changes.append((self._generation, object_id, principal))
         if journal is not None:
             journal.append((self, ("revoke", object_id, permission, principal)))
         principals.discard(principal)
@@ -253,7 +253,7 @@ class Permission(PermissionBase):
                     found.add(object_id)
             return found
 
-    def acl_changes(self, since):
+    def acl_changes(self, since, principals=None):
         """See :meth:`PermissionBase.acl_changes`: the generation is the
         token; the last :data:`CHANGES_KEPT` changes are remembered."""
         with self._lock:
@@ -264,11 +264,13 @@ class Permission(PermissionBase):
                 return current, set()
             if not self._changes or self._changes[0][0] > since + 1:
                 return current, None
+            wanted = None if principals is None else set(principals)
             changed = set()
-            for generation, object_id in reversed(self._changes):
+            for generation, object_id, principal in reversed(self._changes):
                 if generation <= since:
                     break
-                changed.add(object_id)
+                if wanted is None or principal in wanted:
+                    changed.add(object_id)
             return current, changed
 
 

@@ -16,7 +16,8 @@ Sets, with ``P`` a permission and ``N`` its length in bytes:
   the caller's principals, never a scan of the whole store;
 * ``{prefix}feed:seq``, ``{prefix}feed:log``, ``{prefix}feed:epoch`` — the
   change feed (:meth:`~RedisPermission.acl_changes`): the commit that
-  changes ACEs appends their object ids to the list (trimmed to its last
+  changes ACEs appends ``<length>:<principal><object id>`` for each
+  principal granted or revoked to the list (trimmed to its last
   :data:`FEED_KEPT`) and adds their number to the counter, in the same
   script as the ACEs; the epoch, a random value set by the first such
   commit, tells a flushed feed from the one a token came from.
@@ -191,8 +192,12 @@ class RedisPermission(PermissionBase):
             for principal in new:
                 commit.op("SADD", self._acc(permission, principal), object_id)
             commit.op("SADD" if wanted else "SREM", self._obj(object_id), permission)
-        changed = sorted({object_id for (object_id, permission), wanted in pending.aces.items()
-                          if wanted != pending.ace_base.get((object_id, permission), frozenset())})
+        changed = set()
+        for (object_id, permission), wanted in pending.aces.items():
+            base = pending.ace_base.get((object_id, permission), frozenset())
+            for principal in wanted ^ base:  # a feed entry: the principal's length, itself, the object
+                changed.add(f"{len(principal)}:{principal}{object_id}")
+        changed = sorted(changed)
         if changed:
             seq, log, epoch = self._feed()
             commit.op("SET", epoch, uuid.uuid4().hex, "NX")
@@ -431,7 +436,7 @@ class RedisPermission(PermissionBase):
                     (found.discard if who.isdisjoint(principals) else found.add)(object_id)
         return found
 
-    def acl_changes(self, since):
+    def acl_changes(self, since, principals=None):
         """See :meth:`PermissionBase.acl_changes`: the token is ``(epoch,
         counter)``; the last :data:`FEED_KEPT` changes can be told (one
         round trip). Committed changes only: a transaction's own pending
@@ -443,7 +448,14 @@ class RedisPermission(PermissionBase):
         token = (epoch.decode() if epoch else "", int(seq))
         if since is None or not isinstance(objects, list):
             return token, None
-        return token, {o.decode() for o in objects}
+        wanted = None if principals is None else set(principals)
+        changed = set()
+        for entry in objects:
+            size, _, rest = entry.decode().partition(":")
+            size = int(size)
+            if wanted is None or rest[:size] in wanted:
+                changed.add(rest[size:])
+        return token, changed
 
 
 def load_from_config(config) -> RedisPermission:

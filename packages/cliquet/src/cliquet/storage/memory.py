@@ -160,7 +160,7 @@ class Storage(StorageBase):
     :param query_cache_records: how many records (in total) it may reference.
     """
 
-    def __init__(self, query_cache_size: int = 64, query_cache_records: int = 200_000):
+    def __init__(self, query_cache_size: int = 64, query_cache_records: int = 2_000_000):
         self._buckets: dict[tuple, _Bucket] = {}
         self._versions = itertools.count(1)
         self._cache: OrderedDict = OrderedDict()

@@ -89,7 +89,7 @@ class ReadScope:
         """Bring the ids up to date; return the record ids whose access may
         have changed since the last call, or ``None`` when every one may
         have (the scope was loaded again)."""
-        token, changed = self.source.acl_changes(self.token)
+        token, changed = self.source.acl_changes(self.token, self.principals)
         if changed is None:
             ids = set()
             cut = len(self.prefix)

@@ -263,6 +263,14 @@ class PermissionContract(BackendContract):
         backend.delete_object_permissions(b)
         token, changed = backend.acl_changes(token)
         assert b in changed
+        backend.add_principal_to_ace(a, "read", bob)
+        token_alice, changed = backend.acl_changes(token, [alice])
+        assert a not in changed, "a change for bob only is not told to alice"
+        token, changed = backend.acl_changes(token, {bob, "x"})
+        assert a in changed
+        backend.remove_principal_from_ace(a, "read", bob)
+        token, changed = backend.acl_changes(token)
+        assert a in changed
         backend.add_user_principal(alice, "/groups/g")  # user principals are not ACEs
         token, changed = backend.acl_changes(token)
         assert changed is not None and not {a, b} & changed
