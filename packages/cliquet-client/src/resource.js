@@ -258,7 +258,7 @@ export class Resource extends Emitter {
         stored.push(record);
         return { put: record };
       });
-    });
+    }, { expectAbsent: true });
     for (const r of stored) this._changed("create", clone(r), "local");
     return stored.map(clone);
   }

@@ -64,7 +64,17 @@ export interface StoreCollection {
   query(options?: { filters?: Filters; includeDeleted?: boolean }): Promise<LocalRecord[]>;
   pending(): Promise<LocalRecord[]>;
   count(): Promise<number>;
-  execute(ids: string[], fn: (current: Map<string, LocalRecord>) => StoreOp[]): Promise<StoreOp[]>;
+  /**
+   * Atomic read-modify-write. `expectAbsent` is a hint (createMany's) that
+   * `ids` are new records: a store may call `fn` with no current record
+   * first, then again with the records found stored, applying the second
+   * call's operations on those alone. A store may ignore it.
+   */
+  execute(
+    ids: string[],
+    fn: (current: Map<string, LocalRecord>) => StoreOp[],
+    options?: { expectAbsent?: boolean },
+  ): Promise<StoreOp[]>;
   clear(): Promise<void>;
   getMeta(key: string): Promise<unknown>;
   setMeta(key: string, value: unknown): Promise<void>;

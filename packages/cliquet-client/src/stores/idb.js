@@ -2,7 +2,7 @@
 // store; one object store per collection, with an IndexedDB index on every
 // chosen field and on `_status`; metadata in a shared object store.
 
-import { openDB } from "idb";
+import { openDB, unwrap } from "idb";
 import { withLock } from "../lock.js";
 import { matches, parseFilters, typeRank } from "../query.js";
 
@@ -246,9 +246,25 @@ export class IDBCollection {
    * Atomic read-modify-write in one readwrite transaction: `fn` gets the
    * current records of `ids` and returns `{put}` / `{remove}` operations.
    * If `fn` throws, the transaction is aborted and nothing is written.
+   *
+   * With `{expectAbsent: true}` (createMany's hint: `ids` are new records)
+   * the ids are not read first: `fn` gets an empty Map, each of its puts is
+   * an IndexedDB `add()`, and only an id found stored after all (the add
+   * fails) is read, in the same transaction; `fn` is then called again
+   * with those records, and its operations on them alone are applied. So
+   * `fn` must decide each id's operations from that id's record alone.
+   * Operations other than puts of `ids` fall back to reading first.
+   * @param {string[]} ids
+   * @param {(current: Map<string, object>) => Array<{put?: object, remove?: string}>} fn
+   * @param {{expectAbsent?: boolean}} [options]
    */
-  async execute(ids, fn) {
+  async execute(ids, fn, options = {}) {
     const db = await this._db();
+    if (options.expectAbsent) {
+      const ops = fn(new Map()) || [];
+      const idSet = new Set(ids);
+      if (ops.every((op) => op.put && idSet.has(op.put.id))) return this._addAll(db, ops, fn);
+    }
     const tx = db.transaction(this.name, "readwrite", { durability: this.parent.durability });
     const found = await Promise.all(ids.map((id) => tx.store.get(id)));
     const current = new Map();
@@ -267,6 +283,67 @@ export class IDBCollection {
     }
     await tx.done;
     return ops;
+  }
+
+  /**
+   * @internal `execute` with `expectAbsent`: `ops` (puts only, from `fn` on
+   * no current record) written with `add()` in one transaction, on the raw
+   * IndexedDB API: an add refused because the id is stored (ConstraintError)
+   * does not abort the transaction; that record is read there, and once
+   * every request has settled `fn` decides again for the records found
+   * (its exception aborts the transaction: nothing is written).
+   */
+  _addAll(db, ops, fn) {
+    const tx = unwrap(db).transaction(this.name, "readwrite", { durability: this.parent.durability });
+    const os = tx.objectStore(this.name);
+    const found = new Map();
+    let pending = 0;
+    let failure = null;
+    let result = ops;
+    const settled = () => {
+      if (--pending > 0 || !found.size || failure) return;
+      // Still inside a request's callback: the transaction is active.
+      try {
+        result = fn(new Map(found)) || [];
+      } catch (err) {
+        failure = err;
+        tx.abort();
+        return;
+      }
+      for (const op of result) {
+        if (op.put && found.has(op.put.id)) os.put(op.put);
+        else if (op.remove !== undefined && found.has(op.remove)) os.delete(op.remove);
+      }
+    };
+    return new Promise((resolve, reject) => {
+      tx.oncomplete = () => resolve(result);
+      tx.onabort = () => reject(failure || tx.error || new DOMException("The transaction was aborted", "AbortError"));
+      for (const op of ops) {
+        const record = op.put;
+        const req = os.add(record);
+        pending++;
+        req.onsuccess = settled;
+        req.onerror = (event) => {
+          if (req.error && req.error.name === "ConstraintError") {
+            // The id is stored: keep the transaction, read that record.
+            event.preventDefault();
+            event.stopPropagation();
+            const get = os.get(record.id);
+            pending++;
+            get.onsuccess = () => {
+              if (get.result !== undefined) found.set(record.id, get.result);
+              else if (!failure) {
+                failure = req.error; // refused for another reason: nothing written
+                tx.abort();
+                return;
+              }
+              settled();
+            };
+          }
+          settled();
+        };
+      }
+    });
   }
 
   /** Removes every record and this collection's metadata. */
