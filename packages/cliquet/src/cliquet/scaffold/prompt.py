@@ -34,10 +34,11 @@ def _name_problem(text: str):
     return True
 
 
-def ask(questionary, answers: dict) -> dict:
+def ask(questionary, answers: dict, **io) -> dict:
     """Ask for each choice missing from ``answers`` (``name``, ``storage``,
     ``cache``, ``features``) and return them all; ``KeyboardInterrupt`` when
-    the user gives up (Ctrl-C)."""
+    the user gives up (Ctrl-C). ``io`` (``input``, ``output``) goes to each
+    question: prompt_toolkit's own, for tests."""
     answers = dict(answers)
 
     def asked(question):
@@ -48,13 +49,13 @@ def ask(questionary, answers: dict) -> dict:
 
     if not answers.get("name"):
         answers["name"] = asked(questionary.text("Project name (a Python package name):", default="myservice",
-                                                 validate=_name_problem))
+                                                 validate=_name_problem, **io))
     if not answers.get("storage"):
         answers["storage"] = asked(questionary.select("Storage (records, and permissions):", choices=list(STORAGES),
-                                                      default="memory"))
+                                                      default="memory", **io))
     if not answers.get("cache"):
-        answers["cache"] = asked(questionary.select("Cache:", choices=list(CACHES), default="memory"))
+        answers["cache"] = asked(questionary.select("Cache:", choices=list(CACHES), default="memory", **io))
     if answers.get("features") is None:
         choices = [questionary.Choice(FEATURE_HELP[f], value=f) for f in FEATURES]
-        answers["features"] = asked(questionary.checkbox("Packages to include:", choices=choices))
+        answers["features"] = asked(questionary.checkbox("Packages to include:", choices=choices, **io))
     return answers
