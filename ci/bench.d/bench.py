@@ -36,6 +36,7 @@ import backends
 import bulk
 import profiling
 import report
+import servers
 import soak
 from scenarios import (
     SCENARIOS, CheckFailed, check, count_records, preload, query_for, search_file,
@@ -231,8 +232,9 @@ def prepare_stage(running, size, shared=None):
             running.ids += preload(running.base_url, running.read, have, through_http,
                                    running.server.app.preload_parallel)
         if size > len(running.ids):
-            running.ids += bulk.extend(bulk_url, len(running.ids), size)
-            if running.server.search:
+            in_sql = running.server.search and running.server.indexer == servers.POSTGRESQL_INDEXER
+            running.ids += bulk.extend(bulk_url, len(running.ids), size, index=in_sql)
+            if running.server.search and not in_sql:
                 bulk.reindex(running.server, running.env)
         total = count_records(running.base_url, running.read)
         if total != size:
