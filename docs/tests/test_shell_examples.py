@@ -53,7 +53,7 @@ DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block:: *console\s*$")
 #: a command that starts the service (possibly after VAR=value assignments)
 SERVER = re.compile(r"^(?:\w+=\S+\s+)*\./ci/serve\b[^&|;]*&?\s*$")
 #: the most blocks that may be skipped (each with its reason in the page)
-MAX_SKIPPED = 5
+MAX_SKIPPED = 6
 
 
 def console_blocks():
@@ -119,7 +119,7 @@ def script(commands: list[str], port: int) -> str:
             command = command.rstrip("& ")
             log = f"/tmp/shell-example-{uuid.uuid4().hex}.log"
             lines += [
-                f"PORT={port} setsid bash -c {shlex.quote('exec ' + command)} > {log} 2>&1 &",
+                f"PORT={port} setsid bash -c {shlex.quote(command)} > {log} 2>&1 &",
                 'servers+=("$!")',
                 f"{python} -c {shlex.quote(WAIT)} {port} \"$!\" {log}",
             ]
