@@ -80,7 +80,9 @@ def pending_schemas(registry) -> dict[str, str]:
 def migrate_registry(registry, dry_run: bool = False, out=None) -> None:
     """Do what ``cliquet migrate`` does: initialise the three backends'
     schemas, create the field indexes resources declare, run the migrate
-    hooks of packages (``registry.cliquet_migrate_hooks``). Idempotent.
+    hooks of packages (``registry.cliquet_migrate_hooks``), then refresh
+    the planner's statistics of backends that have an ``analyze()``
+    (PostgreSQL). Idempotent.
 
     :param out: where progress lines go (a file; ``None``: the log only).
     """
@@ -103,6 +105,13 @@ def migrate_registry(registry, dry_run: bool = False, out=None) -> None:
                     f"{' (' + str(len(created)) + ' created)' if created else ''}")
     for hook in getattr(registry, "cliquet_migrate_hooks", []):
         hook(registry, dry_run=dry_run)
+    # Last, the planner's statistics (PostgreSQL): a database just migrated
+    # or bulk loaded otherwise plans lists by guesses until autovacuum runs.
+    for kind in KINDS:
+        backend = getattr(registry, kind)
+        if callable(getattr(backend, "analyze", None)):
+            backend.analyze(dry_run=dry_run)
+            say(f"{kind}: statistics refreshed (ANALYZE){' (dry run)' if dry_run else ''}")
 
 
 def check_at_start(registry) -> None:

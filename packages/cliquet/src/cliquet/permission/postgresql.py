@@ -63,6 +63,13 @@ class PostgreSQLPermission(PermissionBase):
         migrate`` has work to do on the permission tables, else ``None``."""
         return pending_phrase(self.client, "permission", PERMISSION_MIGRATIONS)
 
+    def analyze(self, dry_run: bool = False) -> None:
+        """Refresh the planner's statistics of the permission tables
+        (``cliquet migrate`` runs it last; see
+        :meth:`cliquet.storage.postgresql.PostgreSQLStorage.analyze`)."""
+        if not dry_run:
+            self.client.execute(f"ANALYZE cliquet_user_principals, {_ACES}", fetch=None)
+
     def flush(self) -> None:
         """Remove every ACE and user principal."""
         self._principals_changed()

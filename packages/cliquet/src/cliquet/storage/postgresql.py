@@ -130,6 +130,17 @@ class PostgreSQLStorage(StorageBase):
                 self.client.execute(statement, fetch=None)
         return statements
 
+    def analyze(self, dry_run: bool = False) -> None:
+        """Refresh the planner's statistics of the storage tables (``cliquet
+        migrate`` runs it last). Without them, a freshly migrated or bulk
+        loaded database plans lists by guesses: a shared list at 100 000
+        records took 0.8 s instead of milliseconds."""
+        statement = "ANALYZE cliquet_records, cliquet_timestamps"
+        if dry_run:
+            logger.info("[dry run] %s", statement)
+        else:
+            self.client.execute(statement, fetch=None)
+
     def flush(self) -> None:
         """Remove every record, tombstone and timestamp of the schema."""
         self.client.execute("TRUNCATE cliquet_records, cliquet_timestamps", fetch=None)
