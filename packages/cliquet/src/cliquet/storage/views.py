@@ -27,6 +27,8 @@ last_modified, id)`` after the sort keys.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from cliquet.storage import COMPARISON, AccessibleIds
 from cliquet.storage import query as q
 
@@ -137,8 +139,11 @@ class View:
         self._matches = q.compile_filters(rest)
         self._matches_tombstone = q.compile_filters(rest, fields=fields)
         self._getters = [(q.make_getter(s.field), s.direction < 0) for s in self.sorting]
-        #: the records (and tombstones) in order, and the members by id.
+        #: the records (and tombstones) in order, their sort keys (the same
+        #: order, computed once per record: a write costs a bisection of
+        #: ready keys, not O(log n) keys computed again), the members by id.
         self.records: list = []
+        self.keys: list = []
         self.members: dict = {}
         self.tombs: set = set()
         self.total = 0
@@ -172,21 +177,15 @@ class View:
             self.tombs = {t[self.id_field] for t in dead}
             found.extend(dead)
         self.records = q.sort_records(found, self.sorting)
+        tombs, id_field = self.tombs, self.id_field
+        self.keys = [self.key(item, item[id_field] in tombs) for item in self.records]
         self.members = {item[self.id_field]: item for item in self.records}
 
-    def _index(self, item, tombstone) -> int:
-        """Position of ``item`` (or where it goes): O(log n) keys computed."""
+    def _index(self, item, tombstone) -> tuple[int, tuple]:
+        """Position of ``item`` (or where it goes) and its key: one key
+        computed, a bisection of the kept keys."""
         wanted = self.key(item, tombstone)
-        records, tombs, id_field = self.records, self.tombs, self.id_field
-        low, high = 0, len(records)
-        while low < high:
-            middle = (low + high) // 2
-            other = records[middle]
-            if self.key(other, other[id_field] in tombs) < wanted:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        return bisect_left(self.keys, wanted), wanted
 
     def update(self, object_id: str, record: dict | None, tombstone: dict | None) -> None:
         """Re-evaluate one id: ``record`` is its live record, ``tombstone``
@@ -194,21 +193,25 @@ class View:
         old = self.members.pop(object_id, None)
         if old is not None:
             was_tombstone = object_id in self.tombs
-            index = self._index(old, was_tombstone)
+            index, _ = self._index(old, was_tombstone)
             self.tombs.discard(object_id)
             if index < len(self.records) and self.records[index] is old:
                 del self.records[index]
+                del self.keys[index]
             else:  # never expected: fall back to a scan
-                self.records = [r for r in self.records if r is not old]
+                kept = [(r, k) for r, k in zip(self.records, self.keys) if r is not old]
+                self.records = [r for r, _ in kept]
+                self.keys = [k for _, k in kept]
             if not was_tombstone:
                 self.total -= 1
         item, is_tombstone = (record, False) if record is not None else (tombstone, True)
         if item is None or not self._accepts(item, is_tombstone):
             return
-        index = self._index(item, is_tombstone)
+        index, key = self._index(item, is_tombstone)
         if is_tombstone:
             self.tombs.add(object_id)
         self.records.insert(index, item)
+        self.keys.insert(index, key)
         self.members[object_id] = item
         if not is_tombstone:
             self.total += 1
