@@ -191,11 +191,17 @@ def test_a_generated_project_installs_passes_its_tests_and_serves(combination, w
     for service in sorted(needs & set(SERVICE_VARIABLES)):
         service_url(SERVICE_VARIABLES[service])  # skip (fail under CI=true) without it
     name = f"svc_{combination}"
+    started = time.monotonic()
+    phases = {}
+
+    def phase(label):
+        phases[label] = round(time.monotonic() - started - sum(phases.values()), 1)
 
     # 1. `cliquet init`, as a user runs it (no terminal: the flags decide).
     cliquet = pathlib.Path(sys.executable).parent / "cliquet"
     run([cliquet, "init", name, *arguments, "--directory", tmp_path], stdin=subprocess.DEVNULL)
     project = tmp_path / name
+    phase("init")
     declared = tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"]
 
     # 2. A fresh virtual environment: the project and its test extra; the
@@ -210,6 +216,7 @@ def test_a_generated_project_installs_passes_its_tests_and_serves(combination, w
                      "d.metadata['Name'] for d in m.distributions() if d.metadata['Name'].startswith('cliquet'))))"],
                     cwd=tmp_path).stdout
     assert json.loads(installed) == sorted(requirement_name(r) for r in declared)
+    phase("install")
 
     # 3. The project's own tests (contract suites + functional test), on the real services.
     result = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:randomly", "-x", *selection], cwd=project,
@@ -218,6 +225,7 @@ def test_a_generated_project_installs_passes_its_tests_and_serves(combination, w
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     assert result.returncode == 0, f"{summary}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
+    phase("tests")
 
     # 4. Served by `cliquet serve`: POST 201, GET 200.
     tag = f"t{uuid.uuid4().hex[:8]}_"
@@ -250,3 +258,5 @@ def test_a_generated_project_installs_passes_its_tests_and_serves(combination, w
         if "indexing" in needs:
             status, found = request(f"{base}/search/notes?q=served")
             assert status == 200 and [n["id"] for n in found["data"]] == [created["data"]["id"]], found
+    phase("serve")
+    print(f"{combination}: {summary}; seconds per phase: {phases}")

@@ -176,7 +176,7 @@ def cmd_init(args):
 
 def main(argv=None):
     """Entry point of the ``cliquet`` command."""
-    parser = argparse.ArgumentParser(prog="cliquet", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="cliquet", description="Cliquet's command line: a new service, schemas, serving.")
     sub = parser.add_subparsers(dest="command", required=True)
     migrate = sub.add_parser("migrate", help="create or upgrade the backends' schemas")
     migrate.add_argument("--ini", required=True)
