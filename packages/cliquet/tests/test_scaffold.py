@@ -208,3 +208,51 @@ def test_a_name_the_questions_refuse_is_asked_again():
         answers = ask(questionary, {"name": None, "storage": "memory", "cache": "memory", "features": []},
                       input=keys, output=DummyOutput())
     assert answers["name"] == "svc"
+
+
+def test_in_a_real_terminal_the_command_asks(tmp_path):
+    """``cliquet init`` in a pseudo-terminal: the questions appear, and the
+    answers typed make the project."""
+    require_module("questionary", reason="the `init` extra of cliquet is not installed")
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([CLIQUET, "init", "--cache", "redis", "--directory", tmp_path],
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                               env={**os.environ, "TERM": "xterm"})
+    os.close(slave)
+    screen = b""
+
+    def read_until(text: bytes, timeout: float = 30.0):
+        nonlocal screen
+        deadline = time.monotonic() + timeout
+        while text not in screen:
+            assert time.monotonic() < deadline, f"{text!r} not shown; the terminal shows {screen[-2000:]!r}"
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(master, 65536)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"Project name")
+        os.write(master, b"\x7f" * 9 + b"termsvc\r")
+        read_until(b"Storage")
+        os.write(master, b"\x1b[B\x1b[B\r")  # memory, postgresql, redis: the third
+        read_until(b"Packages to include")
+        os.write(master, b"\r")  # none
+        read_until(b"Created")
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    assert b"Cache" not in screen  # given by a flag: not asked
+    ini = (tmp_path / "termsvc" / "termsvc.ini").read_text()
+    assert "cliquet.storage_backend = cliquet.storage.redis" in ini
+    assert "cliquet.cache_backend = cliquet.cache.redis" in ini
