@@ -78,6 +78,9 @@ def test_the_project_depends_on_exactly_the_chosen_distributions(options, expect
     pyproject = tomllib.loads(render(options)["pyproject.toml"])
     assert pyproject["project"]["dependencies"] == expected
     assert pyproject["project"]["entry-points"]["paste.app_factory"] == {"main": "svc:main"}
+    # The tests need what the contract suites need, not this repository's own test tools.
+    assert pyproject["project"]["optional-dependencies"]["test"] == ["cliquet[testing]>=3.2.0.dev0,<4",
+                                                                     "pytest-xdist>=3.5"]
 
 
 def test_the_ranges_admit_the_monorepo_versions():

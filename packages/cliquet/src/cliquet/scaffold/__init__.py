@@ -149,8 +149,9 @@ def distributions(options: Options) -> list[str]:
 
 
 def testing_requirements(options: Options) -> list[str]:
-    """Return the ``test`` extra of the project."""
-    return [f"cliquet[test]{CORE_RANGE}"]
+    """Return the ``test`` extra of the project: what the contract suites
+    need (``cliquet[testing]``), and pytest-xdist for parallel runs."""
+    return [f"cliquet[testing]{CORE_RANGE}", "pytest-xdist>=3.5"]
 
 
 def _template(name: str) -> string.Template:
