@@ -149,9 +149,12 @@ def case_insensitive(word: str) -> str:
     return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
 
 
-# Numbers in querystrings must fit 64 bits (integers) or a float (finite).
+# Numbers in querystrings must be within the 64-bit signed range. A pattern
+# cannot bound a number, so the comma-separated lists describe a safe subset:
+# at most 18 integer digits, and only negative exponents (the server also
+# takes 1e5 or 2.5E+3 within the range).
 _INT = r"-?[0-9]{1,18}"
-_NUM = r"-?[0-9]{1,18}(\.[0-9]+)?([eE][-+]?[0-9]{1,2})?"
+_NUM = r"-?[0-9]{1,18}(\.[0-9]+)?([eE]-[0-9]{1,2})?"
 _INT64 = {"minimum": -(2 ** 63), "maximum": 2 ** 63 - 1}
 _BOOL = f"({case_insensitive('true')}|{case_insensitive('false')})"
 _TIMESTAMP = f'^("{_INT}"|{_INT})$'

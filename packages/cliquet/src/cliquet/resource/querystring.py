@@ -118,7 +118,9 @@ def parse_number(text: str):
         raise ValueError("not a finite number")
     # One range for every number, as the OpenAPI description declares it:
     # 1e19 and 10000000000000000000 are the same JSON number.
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    # (2 ** 63 itself is let through: it is what the float nearest to the
+    # largest 64-bit integer reads as.)
+    if not _INT64_MIN <= value <= 2 ** 63:
         raise ValueError("number outside the 64-bit range")
     return value
 
