@@ -186,10 +186,13 @@ def package_index(release, tmp_path_factory):
         server.wait(10)
 
 
+# The text of a test module written into the fresh venv: its imports are its own
+# (contextlib is used by its backend_error fixture).
 INSTALLED_TEST = '''
 """The shared cache contract suite of the installed cliquet, on the installed
 cliquet_riak named by its setting, against the Riak stand-in it ships."""
 
+import contextlib
 import uuid
 
 import pytest
