@@ -112,7 +112,8 @@ class ShareableResource(UserResource):
             # A backend that can read the user's principals with the ACL does
             # (one round trip instead of two: request.principals finds them).
             both = getattr(backend, "get_object_permissions_and_user_principals", None)
-            userid = self.request.authenticated_userid
+            # (no request: a resource made by a command, e.g. reindex)
+            userid = self.request.authenticated_userid if self.request is not None else None
             if both is not None and userid is not None:
                 self._permissions_cache[record_id] = both(uri, (*PERMISSIONS, CREATOR), userid)[0]
             else:
