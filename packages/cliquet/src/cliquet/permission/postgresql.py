@@ -227,31 +227,6 @@ class PostgreSQLPermission(PermissionBase):
             result.setdefault(permission, set()).add(principal)
         return result
 
-    def get_object_permissions_and_user_principals(self, object_id: str, permissions: Iterable[str],
-                                                   user_id: str) -> tuple[dict[str, set[str]], set[str]]:
-        """Return :meth:`get_object_permissions` of ``object_id`` and
-        :meth:`get_user_principals` of ``user_id``, read in one statement
-        (a GET of a shareable record needs both); the principals are
-        remembered for the transaction as :meth:`get_user_principals` does."""
-        known = self.client.recall((_PRINCIPALS, user_id))
-        if known is not None:
-            return self.get_object_permissions(object_id, permissions), set(known)
-        rows = self.client.execute(
-            f"SELECT permission, principal FROM {_ACES} WHERE object_id = %s AND permission = ANY(%s) "
-            "UNION ALL SELECT NULL, principal FROM cliquet_user_principals WHERE user_id = %s",
-            (object_id, list(permissions), user_id),
-            readonly=True,
-        )
-        result: dict[str, set[str]] = {}
-        principals: set[str] = set()
-        for permission, principal in rows:
-            if permission is None:
-                principals.add(principal)
-            else:
-                result.setdefault(permission, set()).add(principal)
-        self._remember_principals(user_id, principals)
-        return result, principals
-
     def delete_object_permissions(self, *object_ids: str) -> None:
         """Remove every ACE of the given objects."""
         if object_ids:
