@@ -58,6 +58,7 @@ import time
 import urllib.parse
 
 from cliquet.testing import servers
+from cliquet.testing.http import KeepAliveClient
 from cliquet.testing.server import free_port, serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,38 +105,10 @@ def log(message):
     print(f"ci/bench --cluster: {message}", file=sys.stderr, flush=True)
 
 
-class Client:
-    """One keep-alive HTTP connection; ``request`` returns ``(status, headers, body)``."""
-
-    def __init__(self, port, timeout=120.0):
-        self.port, self.timeout, self.conn = port, timeout, None
-
-    def request(self, method, path, body=None, headers=None):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        all_headers = {"Authorization": AUTH, **(headers or {})}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            all_headers["Content-Type"] = "application/json"
-        try:
-            self.conn.request(method, path, body=payload, headers=all_headers)
-            response = self.conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        answer_headers = {name.lower(): value for name, value in response.getheaders()}
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = {"raw": raw[:200].decode(errors="replace")}
-        return response.status, answer_headers, parsed
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+def Client(port, timeout=120.0):
+    """One keep-alive HTTP connection to 127.0.0.1:``port``; ``request``
+    returns ``(status, headers, body)``."""
+    return KeepAliveClient(f"http://127.0.0.1:{port}", auth=AUTH, timeout=timeout)
 
 
 # -- backends -------------------------------------------------------------------

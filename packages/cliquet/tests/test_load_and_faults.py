@@ -24,7 +24,6 @@ import collections
 import concurrent.futures
 import contextlib
 import http.client
-import json
 import os
 import random
 import threading
@@ -36,6 +35,7 @@ import pytest
 
 from cliquet.testing.plugin import require_module
 
+from cliquet.testing.http import KeepAliveClient
 from cliquet.testing.server import serve
 
 LOAD_SECONDS = float(os.environ.get("CLIQUET_LOAD_SECONDS", "20"))
@@ -65,48 +65,10 @@ BACKENDS = [_backend("postgresql"), _backend("redis")]
 # -- HTTP --------------------------------------------------------------------------
 
 
-class Answer:
-    """A response: status, headers (lower-case names) and decoded JSON body."""
-
-    def __init__(self, status, headers, body):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def data(self):
-        return self.body["data"]
-
-
-class Client:
+def Client(url, auth=ALICE):
     """One keep-alive HTTP connection (one per thread); a request that got no
     answer raises ``OSError``/``HTTPException`` and is never sent again."""
-
-    def __init__(self, base_url, auth=ALICE):
-        parts = urllib.parse.urlsplit(base_url)
-        self.host, self.port, self.auth = parts.hostname, parts.port, auth
-        self.conn = None
-
-    def request(self, method, path, body=None, headers=None) -> Answer:
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
-        all_headers = {"Authorization": self.auth, **(headers or {})}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            all_headers["Content-Type"] = "application/json"
-        try:
-            self.conn.request(method, path, body=payload, headers=all_headers)
-            response = self.conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return Answer(response.status, headers, json.loads(raw) if raw else None)
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+    return KeepAliveClient(url, auth=auth, timeout=HTTP_TIMEOUT)
 
 
 def read_all(url, auth=ALICE) -> dict:

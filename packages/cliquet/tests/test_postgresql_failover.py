@@ -22,7 +22,6 @@ import collections
 import concurrent.futures
 import contextlib
 import http.client
-import json
 import threading
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ import urllib.parse
 import pytest
 
 from cliquet.testing.plugin import require_module
+from cliquet.testing.http import KeepAliveClient
 from cliquet.testing.server import serve
 
 ALICE = "Basic " + base64.b64encode(b"alice:secret").decode()
@@ -51,35 +51,9 @@ cliquet.retry_after_seconds = {RETRY_AFTER}
 pytestmark = [pytest.mark.services, pytest.mark.xdist_group("postgresql-failover")]
 
 
-class Client:
-    """One keep-alive HTTP connection; returns ``(status, headers, body)``."""
-
-    def __init__(self, url, timeout=60.0):
-        parts = urllib.parse.urlsplit(url)
-        self.host, self.port, self.timeout, self.conn = parts.hostname, parts.port, timeout, None
-
-    def request(self, method, path, body=None, headers=None):
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        all_headers = {"Authorization": ALICE, **(headers or {})}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            all_headers["Content-Type"] = "application/json"
-        try:
-            self.conn.request(method, path, body=payload, headers=all_headers)
-            response = self.conn.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return response.status, headers, json.loads(raw) if raw else None
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+def Client(url, timeout=60.0):
+    """One keep-alive HTTP connection as alice; returns ``(status, headers, body)``."""
+    return KeepAliveClient(url, auth=ALICE, timeout=timeout)
 
 
 def read_all(url) -> dict:
