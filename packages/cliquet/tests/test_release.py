@@ -3,8 +3,9 @@ built installs and works from a package index of its own.
 
 The artifacts are built once per run (``ci/release`` into a temporary folder,
 or the folder in ``CLIQUET_RELEASE_DIR`` when ``ci/test`` already built them
-there), served as a PEP 503 "simple" index by ``python -m http.server`` on a
-loopback port, and installed from it into a fresh virtual environment:
+there), published with ``twine upload`` to a real package index server on a
+loopback port (pypiserver, from PyPI), and installed from it into a fresh
+virtual environment:
 ``cliquet-riak`` and ``cliquet[testing]``, ``cliquet`` resolved from that
 index (the public one only serves the original 3.x releases under that name).
 There, the shared cache contract suite of the *installed* ``cliquet`` runs on
@@ -16,7 +17,6 @@ quick after the first run).
 
 from __future__ import annotations
 
-import html
 import importlib.util
 import os
 import pathlib
@@ -142,36 +142,35 @@ class TestChecks:
         assert any("licence file LICENSE is not inside" in p for p in problems), problems
 
 
+#: the package index server the artifacts are published to, from PyPI.
+PYPISERVER = "pypiserver==2.4.2"
+
+
+def _tool(*requirements):
+    """A command prefix running a tool from PyPI in a throw-away environment of uv's."""
+    command = [UV, "run", "--quiet", "--no-project", "--python", sys.executable]
+    for requirement in requirements:
+        command += ["--with", requirement]
+    return command
+
+
 @pytest.fixture(scope="module")
 def package_index(release, tmp_path_factory):
-    """``(url, log)``: a PEP 503 index of the built wheels on a loopback port,
-    and the file where the server logs each request."""
+    """``(url, uploaded)``: a pypiserver on a loopback port (uploads without
+    credentials), every Python artifact of the release published to it with
+    ``twine upload``; ``url`` is its simple index."""
     folder, _ = release
     root = tmp_path_factory.mktemp("index")
-    projects = {}
-    for wheel in folder.glob("*.whl"):
-        project = re.sub(r"[-_.]+", "-", wheel.name.split("-")[0]).lower()
-        projects.setdefault(project, []).append(wheel)
-    for project, wheels in projects.items():
-        (root / "simple" / project).mkdir(parents=True)
-        links = []
-        for wheel in wheels:
-            shutil.copy(wheel, root / "simple" / project / wheel.name)
-            links.append(f'<a href="{html.escape(wheel.name)}">{html.escape(wheel.name)}</a><br>')
-        (root / "simple" / project / "index.html").write_text(
-            "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n")
-    (root / "simple" / "index.html").write_text(
-        "<!DOCTYPE html><html><body>\n"
-        + "\n".join(f'<a href="{p}/">{p}</a><br>' for p in sorted(projects)) + "\n</body></html>\n")
+    (root / "packages").mkdir()
     port = _free_port()
     log = root / "server.log"
     with open(log, "w") as stream:
-        server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
-                                   "--directory", str(root), str(port)],
+        server = subprocess.Popen(_tool(PYPISERVER) + ["pypi-server", "run", "-i", "127.0.0.1", "-p", str(port),
+                                                      "-a", ".", "-P", ".", str(root / "packages")],
                                   stdout=stream, stderr=subprocess.STDOUT, env=_clean_env())
     url = f"http://127.0.0.1:{port}/simple/"
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while True:
             try:
                 urllib.request.urlopen(url, timeout=2).read()
@@ -179,8 +178,14 @@ def package_index(release, tmp_path_factory):
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail(f"the index server did not start: {log.read_text()}")
-                time.sleep(0.1)
-        yield url, log
+                time.sleep(0.2)
+        artifacts = sorted(str(path) for path in folder.iterdir() if path.suffix in (".whl", ".gz"))
+        _run(_tool("twine>=6,<8", "pkginfo>=1.12") + ["twine", "upload", "--non-interactive",
+                                                     "--repository-url", f"http://127.0.0.1:{port}/",
+                                                     "-u", "release", "-p", "test", *artifacts],
+             env=_clean_env(), timeout=300)
+        uploaded = sorted(path.name for path in (root / "packages").iterdir())
+        yield url, uploaded
     finally:
         server.terminate()
         server.wait(10)
@@ -247,8 +252,8 @@ class TestInstalledRiakCache(CacheContract):
 def venv(package_index, tmp_path_factory):
     """A fresh virtual environment with ``cliquet-riak`` and ``cliquet[testing]``
     installed from the local index (third-party dependencies from PyPI);
-    returns ``(python, install output, index server log)``."""
-    url, log = package_index
+    returns ``(python, install output, the index's files)``."""
+    url, uploaded = package_index
     where = tmp_path_factory.mktemp("venv") / "env"
     _run([UV, "venv", "--quiet", "--python", sys.executable, where], env=_clean_env())
     python = where / "bin" / "python"
@@ -256,15 +261,23 @@ def venv(package_index, tmp_path_factory):
     # first-index strategy, a project found there is taken from there only.
     result = _run([UV, "pip", "install", "--python", python, "--index", url,
                    "cliquet-riak", "cliquet[testing]"], env=_clean_env(), timeout=600)
-    return python, result.stdout + result.stderr, log
+    return python, result.stdout + result.stderr, uploaded
+
+
+def test_every_python_artifact_is_published_to_the_index(package_index, release):
+    url, uploaded = package_index
+    folder, _ = release
+    built = sorted(path.name for path in folder.iterdir() if path.suffix in (".whl", ".gz")
+                   and not path.name.startswith("cliquet-client-"))
+    assert uploaded == built
+    page = urllib.request.urlopen(url + "cliquet/", timeout=10).read().decode()
+    assert re.search(r"cliquet-3\.\d+\.\d+\S*-py3-none-any\.whl", page), page
 
 
 def test_cliquet_riak_installs_with_cliquet_from_the_local_index(venv):
-    python, output, log = venv
-    requests = log.read_text()
-    assert re.search(r'"GET /simple/cliquet/cliquet-3\.\d+\.\d+\S*-py3-none-any\.whl HTTP/1\.[01]" 200', requests), \
-        requests
-    assert re.search(r'"GET /simple/cliquet-riak/cliquet_riak-\S+\.whl HTTP/1\.[01]" 200', requests), requests
+    python, output, _ = venv
+    # The public index has no cliquet-riak, and no cliquet of this version:
+    # both can only come from the local one.
     version = _run([python, "-c", "import cliquet, cliquet_riak, importlib.metadata as m;"
                     "print(m.version('cliquet'), cliquet.__file__)"]).stdout.split()
     local = re.search(r'__version__ = "([^"]+)"', (REPO / "packages/cliquet/src/cliquet/__about__.py").read_text())
