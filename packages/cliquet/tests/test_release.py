@@ -12,7 +12,9 @@ There, the shared cache contract suite of the *installed* ``cliquet`` runs on
 ``cliquet.cache_backend = cliquet_riak.cache`` against the Riak stand-in the
 installed ``cliquet_riak.testing`` ships. No service of ``ci/services`` is
 needed; PyPI is, for the third-party dependencies (``uv``'s cache makes that
-quick after the first run).
+quick after the first run). The client's npm tarball is published the same
+way to a Verdaccio registry on loopback (from npm) and installed from it
+into a fresh Node project, where it runs.
 """
 
 from __future__ import annotations
@@ -304,3 +306,88 @@ def test_installed_cache_contract_suite_passes_on_riak(venv, tmp_path):
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= 15, summary
     assert "failed" not in summary and "error" not in summary, summary
+
+
+# -- the npm tarball, published to a real npm registry on loopback ------------------
+
+#: the npm registry the client's tarball is published to (6.8: 6.10 wants Node 22).
+VERDACCIO = "verdaccio@6.8.0"
+VERDACCIO_CONFIG = """\
+storage: ./storage
+auth:
+  htpasswd:
+    file: ./htpasswd
+    max_users: -1
+uplinks:
+  npmjs:
+    url: https://registry.npmjs.org/
+packages:
+  'cliquet-*':
+    access: $all
+    publish: $all
+  '**':
+    access: $all
+    proxy: npmjs
+log: { type: stdout, format: pretty, level: warn }
+"""
+
+
+@pytest.fixture(scope="module")
+def npm_registry(tmp_path_factory):
+    """``(url, npmrc)``: a Verdaccio on a loopback port (installed once into
+    ``.cache/tools/verdaccio`` from npm), taking publications of ``cliquet-*``
+    packages from anyone and proxying every other package to npm's registry."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.fail("Node.js and npm are needed (the machine has Node 20)")
+    tool = REPO / ".cache" / "tools" / "verdaccio"
+    binary = tool / "node_modules" / ".bin" / "verdaccio"
+    if not binary.exists():
+        _run(["npm", "install", "--prefix", str(tool), "--no-audit", "--no-fund", "--loglevel=error", VERDACCIO],
+             timeout=600)
+    root = tmp_path_factory.mktemp("npm-registry")
+    (root / "config.yaml").write_text(VERDACCIO_CONFIG)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    npmrc = root / "npmrc"
+    npmrc.write_text(f"//127.0.0.1:{port}/:_authToken=release-test\n")
+    log = root / "verdaccio.log"
+    with open(log, "w") as stream:
+        server = subprocess.Popen([str(binary), "--config", str(root / "config.yaml"), "--listen",
+                                   f"127.0.0.1:{port}"], cwd=root, stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "-/ping", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"Verdaccio did not start: {log.read_text()}")
+                time.sleep(0.2)
+        yield url, npmrc
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_the_client_tarball_publishes_and_installs_from_an_npm_registry(npm_registry, release, tmp_path):
+    url, npmrc = npm_registry
+    folder, _ = release
+    tarball = next(folder.glob("cliquet-client-*.tgz"))
+    npm = ["npm", "--registry", url, "--userconfig", str(npmrc), "--no-audit", "--no-fund"]
+    _run([*npm, "publish", str(tarball)], timeout=120)
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "package.json").write_text('{"name": "app", "version": "1.0.0", "type": "module"}\n')
+    _run([*npm, "install", "cliquet-client"], cwd=project, timeout=300)
+    version = tarball.name[len("cliquet-client-"):-len(".tgz")]
+    # The installed copy works offline: a local create and get on the memory store.
+    check = ("import { Client, MemoryStore } from 'cliquet-client';"
+             "import fs from 'node:fs';"
+             "const meta = JSON.parse(fs.readFileSync('node_modules/cliquet-client/package.json'));"
+             "const client = new Client({server: 'http://127.0.0.1:9/v1', store: new MemoryStore()});"
+             "const articles = client.resource('/articles');"
+             "const record = await articles.create({title: 'published'});"
+             "console.log(meta.version, (await articles.get(record.id)).title);")
+    out = _run(["node", "--input-type=module", "-e", check], cwd=project, timeout=60).stdout.split()
+    assert out == [version, "published"], out
