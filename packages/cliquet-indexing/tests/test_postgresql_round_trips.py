@@ -1,0 +1,78 @@
+"""Statements a PATCH sends to PostgreSQL as shipped (the PostgreSQL
+indexer on) against the same server without the plugin: the index row is
+the only addition, and it leaves with the ``COMMIT`` (no round trip of its
+own)."""
+
+import pytest
+
+from cliquet.testing.plugin import postgresql_schema, require_module
+
+psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
+
+from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+from cliquet_indexing.testing.app import make_search_app  # noqa: E402
+
+URL = "/v1/articles"
+
+
+@pytest.fixture
+def pg_url(postgresql_url, cliquet_worker_prefix):
+    schema = f"{cliquet_worker_prefix}idxtrips"
+    with postgresql_schema(postgresql_url, schema) as url:
+        yield url
+
+
+@pytest.fixture
+def statements(monkeypatch):
+    """The text of every statement sent from now on (a list, cleared at will);
+    ``statements.pipelined`` those sent inside a pipeline."""
+    sent = []
+    sent_in_pipeline = []
+    original = psycopg.Connection.execute
+
+    def execute(self, query, *args, **kwargs):
+        sent.append(" ".join(str(query).split()))
+        if getattr(self, "_pipeline", None) is not None:
+            sent_in_pipeline.append(sent[-1])
+        return original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", execute)
+
+    class Sent(list):
+        def clear(self):
+            super().clear()
+            sent_in_pipeline.clear()
+
+    sent = Sent()
+    sent.pipelined = sent_in_pipeline
+    return sent
+
+
+def _patch_statements(app, statements):
+    created = app.post_json(URL, {"data": {"title": "hello world", "score": 1}}, headers=basic_auth()).json["data"]
+    etag = f'"{created["last_modified"]}"'
+    for score in (2, 3):  # warm-up: prepared statements, caches
+        etag = app.patch_json(f"{URL}/{created['id']}", {"data": {"score": score}},
+                              headers={**basic_auth(), "If-Match": etag}).headers["ETag"]
+    statements.clear()
+    app.patch_json(f"{URL}/{created['id']}", {"data": {"score": 4.5}}, headers={**basic_auth(), "If-Match": etag})
+    return list(statements), created["id"]
+
+
+@pytest.mark.services
+def test_a_patch_as_shipped_adds_only_its_index_row_sent_with_the_commit(pg_url, statements):
+    kw = dict(storage_backend="cliquet.storage.postgresql", storage_url=pg_url,
+              permission_backend="cliquet.permission.postgresql", permission_url=pg_url)
+    core, _ = _patch_statements(make_app(resources=(SharedArticle,), **kw), statements)
+    shipped_app = make_search_app(resources=(SharedArticle,), **kw)
+    shipped, record_id = _patch_statements(shipped_app, statements)
+    index_writes = [s for s in shipped if s.startswith("INSERT INTO cliquet_index")]
+    assert len(index_writes) == 1, shipped
+    assert [s for s in shipped if not s.startswith("INSERT INTO cliquet_index")] == core
+    assert len(shipped) == 7, shipped  # GET, ACEs read, BEGIN, record, ACEs, index row, COMMIT
+    # the index row is queued for the COMMIT: sent last, right before it
+    assert shipped[-2:] == [index_writes[0], "COMMIT"]
+    assert statements.pipelined == [index_writes[0], "COMMIT"]
+    found = shipped_app.post_json("/v1/search/articles", {"query": {"range": {"score": {"gte": 4}}}},
+                                  headers=basic_auth()).json["data"]
+    assert [(r["id"], r["score"]) for r in found] == [(record_id, 4.5)]
