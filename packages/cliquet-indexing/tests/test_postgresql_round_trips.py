@@ -10,6 +10,7 @@ from cliquet.testing.plugin import postgresql_schema, require_module
 psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
 
 from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+from cliquet.testing.statements import record_statements  # noqa: E402
 from cliquet_indexing.testing.app import make_search_app  # noqa: E402
 
 URL = "/v1/articles"
@@ -26,26 +27,7 @@ def pg_url(postgresql_url, cliquet_worker_prefix):
 def statements(monkeypatch):
     """The text of every statement sent from now on (a list, cleared at will);
     ``statements.pipelined`` those sent inside a pipeline."""
-    sent = []
-    sent_in_pipeline = []
-    original = psycopg.Connection.execute
-
-    def execute(self, query, *args, **kwargs):
-        sent.append(" ".join(str(query).split()))
-        if getattr(self, "_pipeline", None) is not None:
-            sent_in_pipeline.append(sent[-1])
-        return original(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Connection, "execute", execute)
-
-    class Sent(list):
-        def clear(self):
-            super().clear()
-            sent_in_pipeline.clear()
-
-    sent = Sent()
-    sent.pipelined = sent_in_pipeline
-    return sent
+    return record_statements(monkeypatch)
 
 
 def _patch_statements(app, statements):

@@ -10,6 +10,7 @@ from cliquet.testing.plugin import postgresql_schema, require_module
 psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
 
 from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+from cliquet.testing.statements import record_statements  # noqa: E402
 
 URL = "/v1/articles"
 
@@ -33,15 +34,7 @@ def app(pg_url):
 @pytest.fixture
 def statements(monkeypatch):
     """The text of every statement sent from now on (a list, cleared at will)."""
-    sent = []
-    original = psycopg.Connection.execute
-
-    def execute(self, query, *args, **kwargs):
-        sent.append(" ".join(str(query).split()))
-        return original(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Connection, "execute", execute)
-    return sent
+    return record_statements(monkeypatch)
 
 
 @pytest.mark.services
