@@ -16,18 +16,7 @@
 ES_VERSION="${CLIQUET_ES_VERSION:-9.5.3}"
 ES_PORT="${CLIQUET_ES_PORT:-9200}"
 
-es_java_home() {
-  local d major best="" best_major=0
-  if [ -n "${CLIQUET_ES_JAVA_HOME:-}" ]; then echo "$CLIQUET_ES_JAVA_HOME"; return; fi
-  for d in /usr/lib/jvm/* /opt/*; do
-    [ -x "$d/bin/java" ] && [ -f "$d/release" ] || continue
-    major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$d/release")"
-    if [ -n "$major" ] && [ "$major" -ge 21 ] && [ "$major" -gt "$best_major" ]; then
-      best="$d"; best_major="$major"
-    fi
-  done
-  [ -n "$best" ] && echo "$best"
-}
+es_java_home() { jdk_home 21 "${CLIQUET_ES_JAVA_HOME:-}"; }
 
 es_ready() {
   curl -fsS -m 5 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null \
@@ -35,7 +24,7 @@ es_ready() {
 }
 
 start_elasticsearch() {
-  local cache home node zip url java run_as=()
+  local cache home node java run_as=()
   if [ "$(id -u)" = 0 ]; then cache=/var/cache/cliquet/elasticsearch
   else cache="${XDG_CACHE_HOME:-$HOME/.cache}/cliquet/elasticsearch"; fi
   home="$cache/elasticsearch-$ES_VERSION"
@@ -48,19 +37,9 @@ start_elasticsearch() {
   es_ready && return 0
 
   if [ ! -x "$home/bin/elasticsearch" ]; then
-    zip="$cache/elasticsearch-$ES_VERSION.zip"
-    url="https://repo1.maven.org/maven2/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip"
-    mkdir -p "$cache"
-    if [ ! -s "$zip" ]; then
-      log "downloading Elasticsearch $ES_VERSION from Maven Central"
-      curl -fsSL --retry 3 -o "$zip.part" "$url" >&2
-      mv "$zip.part" "$zip"
-    fi
-    command -v unzip >/dev/null || apt_install unzip
-    log "unpacking $zip"
-    rm -rf "$home.part" && mkdir -p "$home.part"
-    unzip -q "$zip" -d "$home.part" >&2
-    mv "$home.part/elasticsearch-$ES_VERSION" "$home" && rm -rf "$home.part"
+    fetch_zip "Elasticsearch $ES_VERSION" \
+      "https://repo1.maven.org/maven2/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip" \
+      "$cache/elasticsearch-$ES_VERSION.zip" "$home" "elasticsearch-$ES_VERSION"
   fi
 
   java="$(es_java_home || true)"

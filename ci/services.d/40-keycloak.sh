@@ -20,18 +20,7 @@ KC_VERSION="${CLIQUET_KEYCLOAK_VERSION:-26.4.7}"
 KC_PORT="${CLIQUET_KEYCLOAK_PORT:-8180}"
 KC_REALM_FILE="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/packages/cliquet-oidc/tests/realm.json"
 
-kc_java_home() {
-  local d major best="" best_major=0
-  if [ -n "${CLIQUET_KEYCLOAK_JAVA_HOME:-}" ]; then echo "$CLIQUET_KEYCLOAK_JAVA_HOME"; return; fi
-  for d in /usr/lib/jvm/* /opt/*; do
-    [ -x "$d/bin/java" ] && [ -f "$d/release" ] || continue
-    major="$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$d/release")"
-    if [ -n "$major" ] && [ "$major" -ge 21 ] && [ "$major" -gt "$best_major" ]; then
-      best="$d"; best_major="$major"
-    fi
-  done
-  [ -n "$best" ] && echo "$best"
-}
+kc_java_home() { jdk_home 21 "${CLIQUET_KEYCLOAK_JAVA_HOME:-}"; }
 
 kc_ready() {
   curl -fsS -m 5 "http://127.0.0.1:$KC_PORT/realms/cliquet/.well-known/openid-configuration" 2>/dev/null \
@@ -39,7 +28,7 @@ kc_ready() {
 }
 
 start_keycloak() {
-  local cache home node zip url java pid
+  local cache home node java pid
   if [ "$(id -u)" = 0 ]; then cache=/var/cache/cliquet/keycloak
   else cache="${XDG_CACHE_HOME:-$HOME/.cache}/cliquet/keycloak"; fi
   home="$cache/keycloak-$KC_VERSION"
@@ -51,19 +40,9 @@ start_keycloak() {
   kc_ready && return 0
 
   if [ ! -x "$home/bin/kc.sh" ]; then
-    zip="$cache/keycloak-$KC_VERSION.zip"
-    url="https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$KC_VERSION/keycloak-quarkus-dist-$KC_VERSION.zip"
-    mkdir -p "$cache"
-    if [ ! -s "$zip" ]; then
-      log "downloading Keycloak $KC_VERSION from Maven Central (~159 MB, once)"
-      curl -fsSL --retry 3 -o "$zip.part" "$url" >&2
-      mv "$zip.part" "$zip"
-    fi
-    command -v unzip >/dev/null || apt_install unzip
-    log "unpacking $zip"
-    rm -rf "$home.part" && mkdir -p "$home.part"
-    unzip -q "$zip" -d "$home.part" >&2
-    mv "$home.part/keycloak-$KC_VERSION" "$home" && rm -rf "$home.part"
+    fetch_zip "Keycloak $KC_VERSION (~159 MB, once)" \
+      "https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$KC_VERSION/keycloak-quarkus-dist-$KC_VERSION.zip" \
+      "$cache/keycloak-$KC_VERSION.zip" "$home" "keycloak-$KC_VERSION"
   fi
 
   java="$(kc_java_home || true)"
