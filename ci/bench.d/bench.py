@@ -42,7 +42,7 @@ from scenarios import (
     SCENARIOS, CheckFailed, check, count_records, preload, query_for, search_file,
     since_marker,
 )
-from servers import ALIASES, CONFIGS, HERE, ROOT, http
+from servers import ALIASES, CONFIGS, HERE, ROOT, http, stop_group
 
 OUT = os.path.join(ROOT, ".cache", "bench")
 #: Records preloaded through HTTP before the SQL preload takes over (bulk.py).
@@ -158,16 +158,7 @@ class Running:
         if self.ids_file:
             with contextlib.suppress(OSError):
                 os.unlink(self.ids_file)
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc)
 
 
 def run_wrk(cfg, running, scenario, target, duration, ids_file):

@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ import sys
 import tempfile
 import time
 
-from servers import ROOT, basic, http
+from servers import ROOT, basic, http, stop_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(ROOT, ".cache", "bench")
@@ -129,16 +128,7 @@ class Server:
 
     def stop(self):
         """TERM its process group, KILL after 10 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_group(self.proc)
 
 
 class Tokens:

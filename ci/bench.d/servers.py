@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -198,6 +199,21 @@ SHIPPED_INDEXER = {
                        + ext) for ext in (".py", "/__init__.py")) else None,
     "redis": None,
 }
+
+
+def stop_group(proc, grace=10.0):
+    """Stop a server started in a process group of its own (``proc``, a
+    :class:`subprocess.Popen`): TERM the group, KILL it after ``grace`` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
 
 
 def _backends(kind, url, shipped):
