@@ -3,8 +3,6 @@
 // calls to check what the server holds, Debian's Chromium through
 // playwright-core, axe-core, screenshots.
 
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
@@ -12,97 +10,30 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { chromium } from "playwright-core";
+// The example app's start and raw HTTP calls are the client's test helpers:
+// one copy for both packages' tests.
+import { freePort, raw, startServer as startClientServer } from "../../cliquet-client/test/helpers/server.js";
+
+export { freePort, raw };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(HERE, "../../..");
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * Starts `ci/serve` on its own port (`env` adds settings, `args` go to
- * `ci/serve`, e.g. `["--ini", file]`); resolves to `{url, origin, port, stop()}`.
+ * `ci/serve`, e.g. `["--ini", file]`); resolves to `{url, origin, port,
+ * admin, stop()}` — the client's test server, plus the console's address.
  */
 export async function startServer(env = {}, args = []) {
-  const port = await freePort();
-  const child = spawn(path.join(ROOT, "ci/serve"), args, {
-    cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port) },
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let log = "";
-  child.stdout.on("data", (d) => (log += d));
-  child.stderr.on("data", (d) => (log += d));
-  let exited = null;
-  child.on("exit", (code) => (exited = code));
-  const origin = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (exited !== null) throw new Error(`ci/serve exited with ${exited}:\n${log.slice(-3000)}`);
-    try {
-      const r = await fetch(`${origin}/v1/`);
-      if (r.status < 500) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stopGroup(child);
-      throw new Error(`ci/serve did not answer on ${origin} within 180s:\n${log.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { origin, port, url: `${origin}/v1`, admin: `${origin}/v1/admin/`, log: () => log, stop: () => stopGroup(child) };
-}
-
-function stopGroup(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {
-      return resolve();
-    }
-    setTimeout(() => {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }, 5000).unref();
-  });
+  const server = await startClientServer(env, null, args);
+  const origin = `http://127.0.0.1:${server.port}`;
+  return { ...server, origin, admin: `${origin}/v1/admin/` };
 }
 
 /** Fresh Basic credentials: each test has its own user, hence its own records. */
 export function newUser(prefix = "u") {
   return { user: `${prefix}-${randomUUID().slice(0, 8)}`, password: "secret" };
-}
-
-/** A request outside the console, to set up or check what the server holds. */
-export async function raw(url, auth, method, p, body, headers = {}) {
-  const r = await fetch(url + p, {
-    method,
-    headers: {
-      Authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`,
-      ...(body ? { "Content-Type": "application/json" } : {}),
-      ...headers,
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  return { status: r.status, headers: r.headers, json: text ? JSON.parse(text) : null };
 }
 
 /** Creates `records` through /batch (25 a request, a few in parallel). */
