@@ -329,3 +329,106 @@ def test_accessible_ids_without_a_version_are_never_equal():
     one = AccessibleIds(["a"], ["read"], "/x/", loader=set)
     assert one == one and one != AccessibleIds(["a"], ["read"], "/x/", loader=set)
     assert AccessibleIds(["a"], ["read"], "/x/", 7, set) == AccessibleIds(["a"], ["read"], "/x/", 7, set)
+
+
+def _bob_can_read(permission):
+    def load():
+        return {uri[3:] for uri in permission.get_accessible_objects(["bob"], "read", prefix="/c/")}
+    return AccessibleIds(["bob"], ["read"], "/c/", loader=load, source=permission)
+
+
+def _bob_lists(storage, permission):
+    records, total = storage.get_all("c", "p", [Filter("id", _bob_can_read(permission), COMPARISON.IN)])
+    return sorted(r["id"] for r in records), total
+
+
+def _scoped_views(storage):
+    return [view for view in storage._buckets[("c", "p")].views.values() if view.scope is not None]
+
+
+def test_a_commit_brings_the_joined_read_scopes_up_to_date(joined):
+    """The writer's commit applies the ACEs it changed to the views of the
+    collections it wrote in: the next list asks the feed and finds nothing."""
+    storage, permission = joined
+    storage.create("c", "p", {"id": "0"})
+    permission.add_principal_to_ace("/c/0", "read", "bob")
+    assert _bob_lists(storage, permission) == (["0"], 1)
+    (view,) = _scoped_views(storage)
+    with storage.transaction():
+        permission.add_principal_to_ace("/c/1", "read", "bob")
+        storage.create("c", "p", {"id": "1"})
+        permission.remove_principal_from_ace("/c/0", "read", "bob")  # after the record write
+        assert view.scope.token != permission.generation  # not before the commit
+    assert view.scope.token == permission.generation
+    assert [r["id"] for r in view.records] == ["1"] and view.total == 1
+    asked = []
+    feed = permission.acl_changes
+    permission.acl_changes = lambda since, principals=None: asked.append(feed(since, principals)) or asked[-1]
+    assert _bob_lists(storage, permission) == (["1"], 1)
+    assert asked == [(permission.generation, set())]
+
+
+def test_an_undone_transaction_follows_nothing_and_a_list_stays_right(joined):
+    storage, permission = joined
+    storage.create("c", "p", {"id": "0"})
+    permission.add_principal_to_ace("/c/0", "read", "bob")
+    assert _bob_lists(storage, permission) == (["0"], 1)
+    with pytest.raises(RuntimeError):
+        with storage.transaction():
+            storage.create("c", "p", {"id": "1"})
+            permission.add_principal_to_ace("/c/1", "read", "bob")
+            permission.remove_principal_from_ace("/c/0", "read", "bob")
+            raise RuntimeError()
+    assert _bob_lists(storage, permission) == (["0"], 1)
+
+
+def test_a_scope_of_an_unjoined_backend_is_followed_by_lists_only():
+    storage = memory_storage.Storage()
+    permission = memory_permission.Permission()
+    storage.create("c", "p", {"id": "0"})
+    assert _bob_lists(storage, permission) == ([], 0)
+    (view,) = _scoped_views(storage)
+    token = view.scope.token
+    with storage.transaction():
+        permission.add_principal_to_ace("/c/1", "read", "bob")
+        storage.create("c", "p", {"id": "1"})
+    assert view.scope.token == token and view.total == 0  # no call to another backend at commit
+    assert _bob_lists(storage, permission) == (["1"], 1)
+
+
+def test_a_failing_follow_drops_the_views_and_keeps_the_commit(joined, monkeypatch):
+    storage, permission = joined
+    storage.create("c", "p", {"id": "0"})
+    assert _bob_lists(storage, permission) == ([], 0)
+
+    def broken(since, principals=None):
+        raise RuntimeError("feed down")
+
+    with storage.transaction():
+        permission.add_principal_to_ace("/c/1", "read", "bob")
+        storage.create("c", "p", {"id": "1"})
+        monkeypatch.setattr(permission, "acl_changes", broken)
+    assert _scoped_views(storage) == []
+    monkeypatch.undo()
+    assert _bob_lists(storage, permission) == (["1"], 1)
+
+
+def test_the_feed_answers_principals_left_untouched_even_when_it_is_full():
+    """``acl_changes`` tells "nothing changed for these principals" from the
+    generation of each principal's latest change, without the feed: even a
+    token older than the changes it keeps; a touched principal still gets
+    ``None`` then (the feed cannot tell which objects)."""
+    permission = memory_permission.Permission()
+    permission._changes = memory_permission.collections.deque(maxlen=3)
+    permission.add_principal_to_ace("/c/0", "read", "bob")
+    token, _ = permission.acl_changes(None)
+    for n in range(5):
+        permission.add_principal_to_ace(f"/c/{n}", "read", "alice")
+    assert permission.acl_changes(token, ["bob", "carol"]) == (permission.generation, set())
+    assert permission.acl_changes(token, ["bob", "alice"])[1] is None
+    assert permission.acl_changes(token)[1] is None
+    recent, _ = permission.acl_changes(None)
+    permission.remove_principal_from_ace("/c/0", "read", "bob")
+    assert permission.acl_changes(recent, ["bob"]) == (permission.generation, {"/c/0"})
+    permission.flush()
+    assert permission.acl_changes(recent, ["carol"])[1] is None  # a flush: the feed cannot tell

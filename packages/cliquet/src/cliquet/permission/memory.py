@@ -42,6 +42,9 @@ class Permission(PermissionBase):
         self._generation = 0
         #: ``(generation, object id, principal)`` of the latest ACE changes (the feed of :meth:`acl_changes`).
         self._changes: collections.deque = collections.deque(maxlen=CHANGES_KEPT)
+        #: principal → generation of its latest ACE change: a scope none of
+        #: whose principals changed is answered without reading the feed.
+        self._latest: dict[str, int] = {}
         self._flushed_at = 0
         self._objects: dict[str, dict[str, set[str]]] = {}
         self._by_principal: dict[str, dict[str, set[str]]] = {}
@@ -96,6 +99,7 @@ class Permission(PermissionBase):
             self._generation += 1
             self._flushed_at = self._generation
             self._changes.clear()
+            self._latest = {}
 
     def heartbeat(self) -> bool:
         """Return ``True`` when the lock can be taken."""
@@ -144,6 +148,7 @@ class Permission(PermissionBase):
         self._by_principal.setdefault(principal, {}).setdefault(permission, set()).add(object_id)
         self._generation += 1
         self._changes.append((self._generation, object_id, principal))
+        self._latest[principal] = self._generation
         if journal is not None:
             journal.append((self, ("grant", object_id, permission, principal)))
 
@@ -154,6 +159,7 @@ class Permission(PermissionBase):
             return
         self._generation += 1
         self._changes.append((self._generation, object_id, principal))
+        self._latest[principal] = self._generation
         if journal is not None:
             journal.append((self, ("revoke", object_id, permission, principal)))
         principals.discard(principal)
@@ -262,6 +268,10 @@ class Permission(PermissionBase):
                 return current, None
             if since == current:
                 return current, set()
+            if principals is not None:
+                latest = self._latest
+                if all(latest.get(p, 0) <= since for p in principals):
+                    return current, set()
             if not self._changes or self._changes[0][0] > since + 1:
                 return current, None
             wanted = None if principals is None else set(principals)

@@ -20,7 +20,11 @@ How it stays fast at any size:
   read check (an :class:`~cliquet.storage.AccessibleIds` filter) is kept
   by a :class:`~cliquet.storage.views.ReadScope` that follows the
   permission backend's change feed; a backend without one is not kept
-  (the query runs whole each time).
+  (the query runs whole each time). With the memory permission backend
+  joined, the commit of a transaction that wrote records also brings the
+  read scopes of their collections' views up to date, so a list made
+  while a writer is busy finds its view current (the writer pays for the
+  records it shared, as it pays for the records it wrote).
 * Stored records are never mutated in place; callers get deep copies (and
   their input is copied), so they may modify what they pass or receive.
 
@@ -113,13 +117,13 @@ class Isolation:
 
     @contextlib.contextmanager
     def block(self):
-        """One transaction block (the caller holds :attr:`lock`): undone if
-        it raises, else handed to the enclosing block."""
+        """One transaction block (the caller holds :attr:`lock`), yielding
+        its journal: undone if it raises, else handed to the enclosing block."""
         stack = self._stack()
         journal: list = []
         stack.append(journal)
         try:
-            yield
+            yield journal
         except BaseException:
             stack.pop()
             self.undo(journal)
@@ -211,8 +215,41 @@ class Storage(StorageBase):
                 yield
             return
         with self._lock:
-            with self.isolation.block():
+            with self.isolation.block() as journal:
                 yield
+            self._follow_read_scopes(journal)
+
+    def _follow_read_scopes(self, journal) -> None:
+        """At the commit of a transaction that wrote records, bring the read
+        scopes of their collections' views up to date (lock held).
+
+        Only the scopes whose permission backend shares this storage's
+        :class:`Isolation` (a joined memory backend: no round trip) are
+        followed here, so that the ACEs a writer changed are applied by its
+        own commit, as its records are, and a list that follows finds its
+        scope current. A list still asks the feed (nothing changed: one
+        cheap call), which keeps every other case correct."""
+        buckets = {}
+        for owner, change in journal:
+            if owner is self:
+                buckets[id(change[0])] = change[0]
+        for bucket in buckets.values():
+            try:
+                for view in list(bucket.views.values()):
+                    if view.scope is not None and getattr(view.scope.source, "isolation", None) is self.isolation:
+                        self._refresh(bucket, view)
+            except Exception:  # the transaction is committed: a list will build the views again
+                logger.warning("memory storage: read scopes not followed at commit", exc_info=True)
+                self._drop_views(bucket)
+
+    def _refresh(self, bucket, view) -> None:
+        """Apply to ``view`` the ACE changes its read scope has not seen (lock held)."""
+        changed = view.scope.refresh()
+        if changed is None:
+            view.build(bucket.records.values(), bucket.tombstones.values())
+        else:
+            for object_id in changed:
+                view.update(object_id, bucket.records.get(object_id), bucket.tombstones.get(object_id))
 
     def undo(self, changes: list) -> None:
         """Undo journaled record, tombstone and timestamp changes (newest last)."""
@@ -448,12 +485,7 @@ class Storage(StorageBase):
         if key in bucket.views:
             self._cache.move_to_end((id(bucket), key))
             if view.scope is not None:
-                changed = view.scope.refresh()
-                if changed is None:
-                    view.build(bucket.records.values(), bucket.tombstones.values())
-                else:
-                    for object_id in changed:
-                        view.update(object_id, bucket.records.get(object_id), bucket.tombstones.get(object_id))
+                self._refresh(bucket, view)
             return view
         if view.scope is not None:
             view.scope.refresh()
