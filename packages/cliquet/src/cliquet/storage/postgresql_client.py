@@ -13,8 +13,10 @@ Connections are in autocommit mode: a lone read is one round trip, with no
 ``BEGIN``/``COMMIT``. :meth:`PostgreSQLClient.transaction` binds one
 connection to the current context (a :class:`contextvars.ContextVar`, so
 threads and asyncio tasks each have their own); nested calls become
-savepoints. ``BEGIN`` is deferred to the first write, so a request that only
-reads costs no transaction round trips. Every :mod:`psycopg` error surfaces as
+savepoints. ``BEGIN`` is deferred to the first write and leaves with it in one
+message (a pipeline), as does a nested block's ``SAVEPOINT`` with the block's
+first statement: a request that only reads costs no transaction round trip,
+and one that writes (or a batch sub-request) none of its own either. Every :mod:`psycopg` error surfaces as
 :class:`~cliquet.storage.exceptions.BackendError`.
 
 Recovery after a server restart needs no intervention: a connection found
@@ -51,6 +53,21 @@ def _configure(conn: psycopg.Connection) -> None:
 
 def _is_broken(conn) -> bool:
     return conn is None or conn.closed or conn.broken
+
+
+def _rows(cursor, fetch: str | None):
+    """All rows (``fetch="all"``), the first one (``"one"``) or the row
+    count (``None``) of a cursor."""
+    if fetch == "all":
+        return cursor.fetchall()
+    if fetch == "one":
+        return cursor.fetchone()
+    return cursor.rowcount
+
+
+_COMMAND_OK = psycopg.pq.ExecStatus.COMMAND_OK
+#: what :meth:`PostgreSQLClient._send` notes when ``BEGIN``/``RELEASE`` succeeds
+_began, _released = object(), object()
 
 
 class _Transaction:
@@ -203,6 +220,13 @@ class PostgreSQLClient:
         """Whether a transaction is bound to the current context."""
         return self._bound.get() is not None
 
+    @property
+    def wrote(self) -> bool:
+        """Whether the transaction bound to the current context has begun
+        writing (its reads see its own uncommitted rows)."""
+        tx = self._bound.get()
+        return tx is not None and (tx.began or bool(tx.deferred))
+
     def mark(self, key, value=True) -> None:
         """Remember ``key`` (with ``value``) for the rest of the current
         transaction, if any: backends note there what it read and changed."""
@@ -230,19 +254,17 @@ class PostgreSQLClient:
     def run(self, fn, *, readonly: bool = False, atomic: bool = True):
         """Call ``fn(conn)`` and return its result.
 
-        Inside a transaction, on its connection (a write first sends the
-        ``BEGIN`` the transaction deferred). Outside, on a pooled connection:
-        in a transaction of its own when ``fn`` writes with several statements
-        (``atomic``), in autocommit otherwise.
+        Inside a transaction, on its connection (first, in one message, what
+        the transaction owes the server: see :meth:`_owes`). Outside, on a
+        pooled connection: in a transaction of its own when ``fn`` writes
+        with several statements (``atomic``), in autocommit otherwise.
 
         :param readonly: ``fn`` only reads.
         """
         tx = self._bound.get()
         if tx is not None:
-            if tx.deferred:
-                self._send_deferred(tx)
-            if not readonly:
-                self._begin(tx)
+            if self._owes(tx, readonly):
+                self._catch_up(tx)
             elif not tx.began:
                 # Nothing happened on this connection yet: a dead one (server
                 # restart) can be swapped for a fresh one.
@@ -282,17 +304,19 @@ class PostgreSQLClient:
         """Run one statement; return all rows (``fetch="all"``), the first row
         (``"one"``) or the row count (``None``).
 
+        Inside a transaction that owes the server a ``BEGIN``, deferred
+        writes or a ``SAVEPOINT`` (:meth:`_owes`), they leave with the
+        statement, in one message: one round trip for all.
+
         :param readonly: the statement only reads (inside a transaction, it
             does not need the deferred ``BEGIN``).
         """
+        tx = self._bound.get()
+        if tx is not None and self._owes(tx, readonly):
+            return _rows(self._catch_up(tx, query, params), fetch)
 
         def fn(conn):
-            cur = conn.execute(query, params)
-            if fetch == "all":
-                return cur.fetchall()
-            if fetch == "one":
-                return cur.fetchone()
-            return cur.rowcount
+            return _rows(conn.execute(query, params), fetch)
 
         return self.run(fn, readonly=readonly, atomic=False)
 
@@ -303,11 +327,15 @@ class PostgreSQLClient:
         """Bind a connection to the current context for the enclosed block and
         run the block in one transaction (a savepoint when nested).
 
-        ``BEGIN`` (and each pending ``SAVEPOINT``) is only sent before the
-        first write: under PostgreSQL's default isolation (read committed)
-        every statement reads its own snapshot anyway, so a block that only
-        reads costs no extra round trip. An exception undoes the block's
-        writes and propagates (driver errors as ``BackendError``).
+        ``BEGIN`` (and each pending ``SAVEPOINT``) is only sent with the
+        first write, in the same message: under PostgreSQL's default
+        isolation (read committed) every statement reads its own snapshot
+        anyway, so a block that only reads costs no extra round trip, and one
+        that writes none either. An exception undoes the block's writes and
+        propagates (driver errors as ``BackendError``). A transaction that
+        PostgreSQL aborted (a statement of it failed and no savepoint undid
+        it) is not reported as committed: its ``COMMIT`` raises
+        ``BackendError``.
         """
         tx = self._bound.get()
         if tx is not None:
@@ -324,10 +352,8 @@ class PostgreSQLClient:
                 if tx.began:
                     self._sql(tx, "ROLLBACK", quiet=True)
                 raise
-            if tx.deferred:
-                self._send_deferred(tx, commit=True)
-            elif tx.began:
-                self._sql(tx, "COMMIT")
+            if tx.deferred or tx.began:
+                self._commit(tx)
         finally:
             self._marks.reset(marks_token)
             self._bound.reset(token)
@@ -349,39 +375,118 @@ class PostgreSQLClient:
         tx.deferred.append((statement, params))
         return True
 
-    def _send_deferred(self, tx, commit: bool = False) -> None:
-        """Send the queued writes of ``tx`` in one pipeline (with ``COMMIT``)."""
-        deferred, tx.deferred = tx.deferred, []
-        self._begin(tx)
+    def _commit(self, tx) -> None:
+        """``COMMIT`` (with the deferred ``BEGIN`` and writes, in one
+        message); ``BackendError`` if nothing was committed."""
+        if not tx.began:
+            # BEGIN first, where a dead connection can still be swapped: once
+            # COMMIT is sent, nothing can be sent again.
+            self._catch_up(tx)
         try:
-            with tx.conn.pipeline():
-                for statement, params in deferred:
-                    tx.conn.execute(statement, params)
-                if commit:
-                    tx.conn.execute("COMMIT")
+            if tx.deferred:
+                done = self._send(tx, "COMMIT")
+            else:
+                done = tx.conn.execute("COMMIT")
         except psycopg.Error as exc:
             if _is_broken(tx.conn):
                 self._on_broken()
-            elif commit:
+            elif tx.began:
                 self._sql(tx, "ROLLBACK", quiet=True)
-            # else: the transaction is aborted; the enclosing block rolls it back
             raise BackendError(exc) from exc
+        if done.statusmessage != "COMMIT":
+            # PostgreSQL answers ROLLBACK, without an error, to the COMMIT of
+            # a transaction that a failed statement aborted.
+            raise BackendError(None, "PostgreSQL aborted the transaction (a statement of it failed): "
+                                     "nothing was committed")
+
+    @staticmethod
+    def _owes(tx, readonly: bool) -> bool:
+        """Whether ``tx`` must send something before a statement: its
+        deferred writes (before any statement, in order), its ``BEGIN``
+        (before a write) or the ``SAVEPOINT`` of a nested level (before a
+        write, or before any statement once the transaction began: a failed
+        read must not abort more than its level)."""
+        if tx.deferred:
+            return True
+        pending = any(not savepoint[1] for savepoint in tx.savepoints)
+        if readonly:
+            return tx.began and pending
+        return not tx.began or pending
+
+    def _catch_up(self, tx, query=None, params=None):
+        """Send what ``tx`` owes (see :meth:`_owes`), then ``query`` if any,
+        in one message; return the cursor of ``query`` (results fetched).
+        If the connection is found dead before the transaction wrote
+        anything, all of it goes again on a fresh one."""
+        for attempt in range(3):
+            fresh = not tx.began
+            deferred = tx.deferred
+            try:
+                return self._send(tx, query, params)
+            except psycopg.Error as exc:
+                broken = _is_broken(tx.conn)
+                if broken:
+                    self._on_broken()
+                if not (broken and fresh) or attempt == 2:
+                    raise BackendError(exc) from exc
+                # Nothing was committed on the dead connection: start over.
+                tx.deferred = deferred
+                tx.began = False
+                tx.unreleased = None
+                for savepoint in tx.savepoints:
+                    savepoint[1] = False
+                self._swap(tx)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, tx, query=None, params=None):
+        """One pipeline: the ``BEGIN``, deferred writes and ``SAVEPOINT``s
+        ``tx`` owes, then ``query``; ``tx``'s state follows what the server
+        did, even when a statement failed. Returns ``query``'s cursor."""
+        steps = []
+        if not tx.began:
+            steps.append(("BEGIN", None, _began))
+        steps.extend((statement, args, None) for statement, args in tx.deferred)
+        tx.deferred = []
+        for savepoint in tx.savepoints:
+            if not savepoint[1]:
+                name = savepoint[0]
+                if tx.unreleased == name:
+                    steps.append((f"RELEASE SAVEPOINT {name}", None, _released))
+                steps.append((f"SAVEPOINT {name}", None, savepoint))
+        conn = tx.conn
+        sent = []
+        try:
+            with conn.pipeline():
+                for statement, args, _ in steps:
+                    sent.append(conn.execute(statement, args))
+                return conn.execute(query, params) if query is not None else None
+        finally:
+            for (_, _, effect), cursor in zip(steps, sent):
+                if effect is None or cursor.pgresult is None or cursor.pgresult.status != _COMMAND_OK:
+                    continue
+                if effect is _began:
+                    tx.began = True
+                else:
+                    tx.unreleased = None
+                    if effect is not _released:
+                        effect[1] = True
 
     def _nested(self, tx):
-        """A nested block: a savepoint, sent with the block's first write.
+        """A nested block: a savepoint, sent with the block's first
+        statement once the transaction began (its first write before), in
+        the same message.
 
         When the block ends, its savepoint is not released at once (a round
         trip of its own): the ``RELEASE`` goes with the next ``SAVEPOINT`` of
-        the same level, in one message (one per batch sub-request instead of
-        two), or ``COMMIT``/``ROLLBACK`` and the enclosing level's own
-        ``RELEASE``/``ROLLBACK TO`` make it needless. Meanwhile the enclosing
-        level's statements run inside that ended savepoint, which nothing
-        rolls back to any more: the same effects.
+        the same level, in the same message, or ``COMMIT``/``ROLLBACK`` and
+        the enclosing level's own ``RELEASE``/``ROLLBACK TO`` make it
+        needless. Meanwhile the enclosing level's statements run inside that
+        ended savepoint, which nothing rolls back to any more: the same
+        effects. A batch sub-request thus pays no round trip of its own for
+        its savepoint.
         """
         savepoint = [f"cliquet_sp{len(tx.savepoints) + 1}", False]
         tx.savepoints.append(savepoint)
-        if tx.began:
-            self._savepoint(tx, savepoint)
         try:
             yield tx.conn
         except BaseException:
@@ -393,36 +498,6 @@ class PostgreSQLClient:
         tx.savepoints.pop()
         if savepoint[1]:
             tx.unreleased = savepoint[0]
-
-    def _savepoint(self, tx, savepoint) -> None:
-        """Send ``SAVEPOINT`` for ``savepoint`` (with the pending ``RELEASE``
-        of the level's previous one, in the same message)."""
-        name = savepoint[0]
-        if tx.unreleased == name:
-            self._sql(tx, f"RELEASE SAVEPOINT {name}; SAVEPOINT {name}")
-        else:
-            self._sql(tx, f"SAVEPOINT {name}")
-        tx.unreleased = None
-        savepoint[1] = True
-
-    def _begin(self, tx) -> None:
-        """Send the deferred ``BEGIN`` and ``SAVEPOINT``s of ``tx``."""
-        if not tx.began:
-            for attempt in range(3):
-                try:
-                    tx.conn.execute("BEGIN")
-                    break
-                except psycopg.Error as exc:
-                    broken = _is_broken(tx.conn)
-                    if broken:
-                        self._on_broken()
-                    if not broken or attempt == 2:
-                        raise BackendError(exc) from exc
-                    self._swap(tx)  # nothing was written: a fresh connection will do
-            tx.began = True
-        for savepoint in tx.savepoints:
-            if not savepoint[1]:
-                self._savepoint(tx, savepoint)
 
     def _swap(self, tx) -> None:
         """Give ``tx`` a fresh connection (before it wrote anything)."""

@@ -1,0 +1,90 @@
+"""The PostgreSQL client's transaction control sent with the statements it
+precedes (``BEGIN``, ``SAVEPOINT``, ``RELEASE`` in one pipeline with the
+next statement): a failed statement undoes exactly its level, a transaction
+that PostgreSQL aborted is never reported as committed, and a connection
+found dead before anything was written is swapped for a fresh one."""
+
+import time
+import uuid
+
+import pytest
+
+from cliquet.testing.plugin import postgresql_schema, require_module
+
+psycopg = require_module("psycopg", reason="the `postgresql` extra is not installed")
+
+from cliquet.storage import postgresql as pg_storage  # noqa: E402
+from cliquet.storage.exceptions import BackendError  # noqa: E402
+from cliquet.testing import make_config  # noqa: E402
+from cliquet.testing.statements import record_statements  # noqa: E402
+
+
+@pytest.fixture
+def storage(postgresql_url, cliquet_worker_prefix):
+    with postgresql_schema(postgresql_url, f"{cliquet_worker_prefix}savepoints") as url:
+        backend = pg_storage.load_from_config(make_config(storage_url=url))
+        backend.initialize_schema()
+        yield backend
+
+
+@pytest.fixture
+def collection():
+    return f"c-{uuid.uuid4().hex[:8]}"
+
+
+def _ids(storage, collection):
+    return {r["id"] for r in storage.get_all(collection, "p")[0]}
+
+
+@pytest.mark.services
+def test_a_transaction_aborted_by_a_failed_statement_is_not_reported_committed(storage, collection):
+    # PostgreSQL answers ROLLBACK, not an error, to such a COMMIT: a request
+    # (or a batch of them) must not answer as if its writes were kept.
+    with pytest.raises(BackendError, match="nothing was committed"):
+        with storage.transaction():
+            storage.create(collection, "p", {"id": "a"})
+            with pytest.raises(BackendError):
+                storage.client.execute("SELECT 1 / 0", readonly=True)
+    assert _ids(storage, collection) == set()
+
+
+@pytest.mark.services
+def test_a_failed_read_in_a_nested_block_undoes_only_that_block(storage, collection, monkeypatch):
+    statements = record_statements(monkeypatch)
+    with storage.transaction():
+        storage.create(collection, "p", {"id": "a"})
+        with pytest.raises(BackendError):
+            with storage.transaction():
+                storage.create(collection, "p", {"id": "inner"})
+                storage.client.execute("SELECT 1 / 0", readonly=True)
+        with pytest.raises(BackendError):
+            with storage.transaction():  # the read is the block's first statement
+                storage.client.execute("SELECT 1 / 0", readonly=True)
+        with storage.transaction():
+            pass  # a block that sends nothing costs nothing
+        storage.create(collection, "p", {"id": "b"})
+    assert _ids(storage, collection) == {"a", "b"}
+    # each savepoint left with its block's first statement, in one message
+    control = [s for s in statements if s.startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    assert control == ["BEGIN", "SAVEPOINT cliquet_sp1", "RELEASE SAVEPOINT cliquet_sp1", "SAVEPOINT cliquet_sp1"]
+    assert all(s in statements.pipelined for s in control)
+
+
+@pytest.mark.services
+def test_a_connection_dead_before_the_first_write_is_swapped(storage, collection):
+    with storage.transaction() as conn:
+        assert storage.get_all(collection, "p")[0] == []  # a read: no BEGIN yet
+        with psycopg.connect(storage.client.url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        for _ in range(50):
+            if conn.closed or conn.broken:
+                break
+            time.sleep(0.05)
+            try:
+                conn.pgconn.consume_input()
+            except psycopg.OperationalError:
+                break
+        with storage.transaction():  # BEGIN, SAVEPOINT and the write in one message, on a dead connection
+            storage.create(collection, "p", {"id": "x"})
+        storage.create(collection, "p", {"id": "y"})
+    assert _ids(storage, collection) == {"x", "y"}
