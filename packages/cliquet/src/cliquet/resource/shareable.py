@@ -205,7 +205,10 @@ class ShareableResource(UserResource):
 
     def after_write(self, record, existing=None, replace=False):
         """Store the permissions of the body; the caller and the creator keep
-        ``write`` (a record created here remembers its creator)."""
+        ``write`` (a record created here remembers its creator). When an
+        existing record's permissions would stay as they are (a ``PATCH`` of
+        ``data`` alone, say) nothing is written: no statement while the
+        write holds its collection's timestamp."""
         record_id = record[self.model.id_field]
         if existing is None and getattr(self, "_permissions_first", None) == record_id:
             return  # stored by process_record
@@ -226,6 +229,8 @@ class ShareableResource(UserResource):
             wanted["write"] |= set(current.get(CREATOR, ()))
         if userid is not None:
             wanted["write"].add(userid)
+        if False and existing is not None and all(wanted[p] == set(current.get(p, ())) for p in wanted):
+            return  # the ACL already says so: nothing to write (nor to re-read)
         self._permissions_cache = {record_id: self.registry.permission.replace_object_permissions(
             self.object_uri(record_id), {p: sorted(v) for p, v in wanted.items()})}
 
