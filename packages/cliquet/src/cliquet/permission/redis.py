@@ -16,11 +16,15 @@ Sets, with ``P`` a permission and ``N`` its length in bytes:
   the caller's principals, never a scan of the whole store;
 * ``{prefix}feed:seq``, ``{prefix}feed:log``, ``{prefix}feed:epoch`` — the
   change feed (:meth:`~RedisPermission.acl_changes`): the commit that
-  changes ACEs appends ``<length>:<principal><object id>`` for each
-  principal granted or revoked to the list (trimmed to its last
-  :data:`FEED_KEPT`) and adds their number to the counter, in the same
-  script as the ACEs; the epoch, a random value set by the first such
-  commit, tells a flushed feed from the one a token came from.
+  changes ACEs appends one entry per object changed to the list (trimmed
+  to its last :data:`FEED_KEPT`) and adds their number to the counter, in
+  the same script as the ACEs; an entry tells which principals were
+  granted or revoked which permission (format:
+  :data:`cliquet.storage.redis_scripts.LIST`), so that a read scope
+  learns from the feed alone that an object became readable. The epoch, a
+  random value set by the first such commit, tells a flushed feed from the
+  one a token came from. A reader meeting an entry of another form (the
+  3.2 development versions named only the principal) loads again.
 
 A write reads the sets it changes, computes the new ones, and applies the
 difference with the commit script of the storage
@@ -59,6 +63,48 @@ def _sized(permission: str) -> str:
 
 def _plain_set(mapping, key, value):
     mapping[key] = value
+
+
+def _sized_bytes(text: str) -> bytes:
+    data = text.encode()
+    return b"%d:%s" % (len(data), data)
+
+
+def _feed_entries(pending) -> list[bytes]:
+    """The feed entries of a transaction's ACE changes: one per object,
+    ``!<object>`` then ``<+ or -><permission><principal>`` per principal
+    granted or revoked (each text preceded by its length in bytes and a
+    colon; see :data:`cliquet.storage.redis_scripts.LIST`)."""
+    per_object: dict = {}
+    for (object_id, permission), wanted in pending.aces.items():
+        base = pending.ace_base.get((object_id, permission), frozenset())
+        changes = per_object.setdefault(object_id, [])
+        for principal in sorted(wanted ^ base):
+            changes.append((b"+" if principal in wanted else b"-") + _sized_bytes(permission)
+                           + _sized_bytes(principal))
+    return [b"!" + _sized_bytes(object_id) + b"".join(changes)
+            for object_id, changes in sorted(per_object.items()) if changes]
+
+
+def _parse_entry(entry: bytes):
+    """``(object id, [(granted?, permission, principal), ...])`` of a feed
+    entry; ``None`` for an entry of another form (an older writer's)."""
+    if not entry.startswith(b"!"):
+        return None
+
+    def sized(position):
+        colon = entry.index(b":", position)
+        end = colon + 1 + int(entry[position:colon])
+        return entry[colon + 1:end].decode(), end
+
+    object_id, position = sized(1)
+    changes = []
+    while position < len(entry):
+        granted = entry[position:position + 1] == b"+"
+        permission, position = sized(position + 1)
+        principal, position = sized(position)
+        changes.append((granted, permission, principal))
+    return object_id, changes
 
 
 class _Pending:
@@ -192,12 +238,7 @@ class RedisPermission(PermissionBase):
             for principal in new:
                 commit.op("SADD", self._acc(permission, principal), object_id)
             commit.op("SADD" if wanted else "SREM", self._obj(object_id), permission)
-        changed = set()
-        for (object_id, permission), wanted in pending.aces.items():
-            base = pending.ace_base.get((object_id, permission), frozenset())
-            for principal in wanted ^ base:  # a feed entry: the principal's length, itself, the object
-                changed.add(f"{len(principal)}:{principal}{object_id}")
-        changed = sorted(changed)
+        changed = _feed_entries(pending)
         if changed:
             seq, log, epoch = self._feed()
             commit.op("SET", epoch, uuid.uuid4().hex, "NX")
@@ -451,12 +492,82 @@ class RedisPermission(PermissionBase):
         wanted = None if principals is None else set(principals)
         changed = set()
         for entry in objects:
-            size, _, rest = entry.decode().partition(":")
-            size = int(size)
-            if wanted is None or rest[:size] in wanted:
-                changed.add(rest[size:])
+            parsed = _parse_entry(entry)
+            if parsed is None:
+                return token, None
+            object_id, changes = parsed
+            if wanted is None or any(principal in wanted for _, _, principal in changes):
+                changed.add(object_id)
         return token, changed
 
+    # -- read scopes kept with the storage's round trip --------------------------------
+
+    def joined_to(self, storage) -> bool:
+        """Whether this backend joined the transactions of ``storage`` (see
+        :meth:`join_transactions`): then its feed shares the storage's
+        server and hash slot, and a list reads both in one script."""
+        return self._storage is storage
+
+    def list_keys(self) -> list[str]:
+        """The feed's keys, for the storage's list script
+        (:data:`cliquet.storage.redis_scripts.LIST`)."""
+        return self._feed()
+
+    @staticmethod
+    def list_args(scope) -> list:
+        """The list script's arguments for a
+        :class:`~cliquet.storage.views.ReadScope` kept by this backend."""
+        epoch, seq = scope.token if isinstance(scope.token, tuple) and len(scope.token) == 2 else ("", -1)
+        return [epoch, seq, uuid.uuid4().hex, scope.prefix, len(scope.permissions),
+                *scope.permissions, *scope.principals]
+
+    def refresh_scope(self, scope, reply):
+        """Bring ``scope`` up to date with the feed's part of a list script's
+        ``reply``; return the record ids whose access may have changed, or
+        ``None`` when the scope loaded again (every one may have).
+
+        Objects whose last change for the scope's principals and
+        permissions is a grant are readable; those only revoked are checked
+        (one round trip): another permission or principal may still grant
+        them."""
+        epoch, seq, changes = reply
+        if not isinstance(changes, list):
+            return scope.refresh()  # the feed cannot tell: load again
+        token = (epoch.decode() if epoch else "", int(seq))
+        objects = [o.decode() for o in changes[0::2]]
+        readable = {o for o, flag in zip(objects, changes[1::2]) if flag == b"1"}
+        unsure = [o for o in objects if o not in readable]
+        if unsure:  # before the token moves: if this fails, the next list asks again
+            readable |= self._filter_any(unsure, scope.principals, scope.permissions)
+        scope.token = token
+        cut = len(scope.prefix)
+        changed_ids = set()
+        for object_id in objects:
+            record_id = object_id[cut:]
+            changed_ids.add(record_id)
+            if object_id in readable:
+                scope.ids.add(record_id)
+            else:
+                scope.ids.discard(record_id)
+        return changed_ids
+
+    def _filter_any(self, object_ids, principals, permissions) -> set[str]:
+        """Those of ``object_ids`` on which any of ``principals`` holds any
+        of ``permissions`` (committed; one round trip)."""
+        principals = list(principals)
+        if not principals:
+            return set()
+        with wrap_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for object_id in object_ids:
+                for permission in permissions:
+                    pipe.smismember(self._ace(object_id, permission), principals)
+            answers = iter(pipe.execute())
+        found = set()
+        for object_id in object_ids:
+            if any([any(next(answers)) for _ in permissions]):
+                found.add(object_id)
+        return found
 
 def load_from_config(config) -> RedisPermission:
     """Return a :class:`RedisPermission` for ``cliquet.permission_url`` (pool

@@ -132,7 +132,7 @@ class RedisStorage(RedisTransactions, StorageBase):
         self._txn: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_txn_{id(self):x}", default=None)
         self._scripts = {name: client.register_script(lua) for name, lua in (
             ("lock", lua.LOCK), ("unlock", lua.UNLOCK), ("commit", lua.COMMIT), ("purge", lua.PURGE),
-            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE))}
+            ("snapshot", lua.SNAPSHOT), ("timestamp", lua.TIMESTAMP), ("since", lua.SINCE), ("list", lua.LIST))}
 
     # -- keys ---------------------------------------------------------------------
 
@@ -453,7 +453,7 @@ class RedisStorage(RedisTransactions, StorageBase):
         """``(page, total)`` from the view of this query, or
         ``None`` when no view serves it: inside a transaction that wrote
         in the collection or changed permissions, or a query no view keeps."""
-        scope, _ = self._keys(collection_id, parent_id)
+        scope, keys = self._keys(collection_id, parent_id)
         txn = self._txn.get()
         if txn is not None and (txn.records.get(scope) or any(
                 getattr(part, "aces", None) for part in txn.parts.values())):
@@ -463,6 +463,9 @@ class RedisStorage(RedisTransactions, StorageBase):
             fresh = View(filters, sorting, include_deleted, (self.id_field, self.modified_field))
         except (TypeError, ValueError):
             return None
+        served = self._from_kept_view(scope, keys, key, sorting, position, limit)
+        if served is not None:
+            return served
         snapshot = self._snapshot(collection_id, parent_id)
         with snapshot.lock:
             view = snapshot.views.get(key)
@@ -481,9 +484,45 @@ class RedisStorage(RedisTransactions, StorageBase):
                 else:
                     for object_id in changed:
                         view.update(object_id, snapshot.live.get(object_id), snapshot.dead.get(object_id))
-            records = view.records
-            start = q.position_after(records, position, sorting) if position is not None else 0
-            return orjson.loads(orjson.dumps(records[start:start + limit])), view.total
+            return _page(view, sorting, position, limit)
+
+    def _from_kept_view(self, scope, keys, key, sorting, position, limit):
+        """``(page, total)`` from a view this process keeps whose read scope
+        follows a permission backend joined to this storage: one round trip
+        (:data:`~cliquet.storage.redis_scripts.LIST`) brings the collection
+        and the read scope up to date at the same instant. ``None`` when
+        there is no such view, or when the answer cannot be applied as is
+        (another thread moved them meanwhile, too much changed): the caller
+        then takes the general path."""
+        with self._lock:
+            known = self._snapshots.get(scope)
+        if known is None:
+            return None
+        with known.lock:
+            view = known.views.get(key)
+            source = view.scope.source if view is not None and view.scope is not None else None
+            joined = getattr(source, "joined_to", None)
+            if joined is None or not joined(self):
+                return None
+            version, stamp, token = known.version, known.stamp, view.scope.token
+            args = [version, stamp, DELTA_MOST, *source.list_args(view.scope)]
+        collection, feed = self._run("list", [keys.r, keys.t, keys.v, keys.z, keys.ts, *source.list_keys()], args)
+        with known.lock:
+            if known.version != version or view.scope.token != token or known.views.get(key) is not view:
+                return None
+            if len(collection) != 1 and not (collection[1] == b"delta" and self._apply_delta(known, collection)):
+                return None
+            changed = source.refresh_scope(view.scope, feed)
+            if changed is None:
+                view.build(known.live.values(), known.dead.values())
+            else:
+                for object_id in changed:
+                    view.update(object_id, known.live.get(object_id), known.dead.get(object_id))
+            page = _page(view, sorting, position, limit)
+        with self._lock:
+            if self._snapshots.get(scope) is known:
+                self._snapshots.move_to_end(scope)
+        return page
 
     def get_all(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
                 include_deleted=False):
@@ -514,6 +553,13 @@ class RedisStorage(RedisTransactions, StorageBase):
         ordered = q.sort_records(found, sorting)
         start = q.position_after(ordered, position, sorting) if position is not None else 0
         return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
+
+
+def _page(view, sorting, position, limit):
+    """``(page, total)`` of a view: the records after ``position``, copied."""
+    records = view.records
+    start = q.position_after(records, position, sorting) if position is not None else 0
+    return orjson.loads(orjson.dumps(records[start:start + limit])), view.total
 
 
 def _view_key(filters, sorting, include_deleted):

@@ -117,31 +117,41 @@ redis.call('SET', KEYS[1], '1', 'PX', 10000)
 return 'ok'
 """
 
-# KEYS: r, t, v, z, ts.  ARGV: known version, known timestamp ("" for
-# none), most changes to send.  Same version: {v}.  Else, when the known
-# timestamp is given and at most that many records changed after it:
-# {v, "delta", ts, number of records and tombstones, ids, live values,
-# tombstone stamps} (timestamps grow strictly in commit order, so these are
-# every change since; a removal without tombstone or a purge shows in the
-# number).  Else everything: {v, records, tombstones, ts}.
-SNAPSHOT = """
-local v = redis.call('GET', KEYS[3]) or ''
-if v == ARGV[1] then return {v} end
-local ts = redis.call('GET', KEYS[5]) or ''
-if ARGV[2] ~= '' then
-  local most = tonumber(ARGV[3])
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[2], '+inf', 'LIMIT', 0, most + 1)
-  if #ids <= most then
-    local live, dead = {}, {}
-    if #ids > 0 then
-      live = redis.call('HMGET', KEYS[1], unpack(ids))
-      dead = redis.call('HMGET', KEYS[2], unpack(ids))
+# The body of SNAPSHOT and LIST.  r, t, v, z, ts: the collection's keys;
+# known version, known timestamp ("" for none), most changes to send.  Same
+# version: {v}.  Else, when the known timestamp is given and at most that
+# many records changed after it: {v, "delta", ts, number of records and
+# tombstones, ids, live values, tombstone stamps} (timestamps grow strictly
+# in commit order, so these are every change since; a removal without
+# tombstone or a purge shows in the number).  Else everything: {v, records,
+# tombstones, ts}, or only {v, "whole"} when ``whole`` is false.
+_SNAPSHOT_FUNCTION = """
+local function snapshot(r, t, vkey, z, tskey, known, stamp, most, whole)
+  local v = redis.call('GET', vkey) or ''
+  if v == known then return {v} end
+  local ts = redis.call('GET', tskey) or ''
+  if stamp ~= '' then
+    most = tonumber(most)
+    local ids = redis.call('ZRANGEBYSCORE', z, '(' .. stamp, '+inf', 'LIMIT', 0, most + 1)
+    if #ids <= most then
+      local live, dead = {}, {}
+      if #ids > 0 then
+        live = redis.call('HMGET', r, unpack(ids))
+        dead = redis.call('HMGET', t, unpack(ids))
+      end
+      local size = redis.call('HLEN', r) + redis.call('HLEN', t)
+      return {v, 'delta', ts, size, ids, live, dead}
     end
-    local size = redis.call('HLEN', KEYS[1]) + redis.call('HLEN', KEYS[2])
-    return {v, 'delta', ts, size, ids, live, dead}
   end
+  if not whole then return {v, 'whole'} end
+  return {v, redis.call('HGETALL', r), redis.call('HGETALL', t), ts}
 end
-return {v, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), ts}
+"""
+
+# KEYS: r, t, v, z, ts.  ARGV: known version, known timestamp ("" for
+# none), most changes to send.  See _SNAPSHOT_FUNCTION.
+SNAPSHOT = _SNAPSHOT_FUNCTION + """
+return snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], true)
 """
 
 # KEYS: ts.  Remember the current time for a new collection.
@@ -196,21 +206,109 @@ end
 return removed
 """
 
-# KEYS: the permission change feed: seq, log, epoch.  ARGV: known epoch,
-# known seq, a new random epoch (set if the feed has none yet).  Returns {epoch, seq, object ids changed since} or {epoch, seq,
-# "reset"} when the known position is of another epoch, ahead, or older
-# than the log keeps (the reader must load again).
-ACL_CHANGES = """
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('SET', KEYS[3], epoch)
+# The permission change feed (see cliquet.permission.redis): seq, log,
+# epoch keys; known epoch, known seq, a new random epoch (set if the feed
+# has none yet).  Returns epoch, seq and the log entries since (nil when the
+# known position is of another epoch, ahead, or older than the log keeps:
+# the reader must load again).
+_FEED_FUNCTION = """
+local function feed(seqkey, logkey, epochkey, known_epoch, known_seq, new_epoch)
+  local epoch = redis.call('GET', epochkey)
+  if not epoch then
+    epoch = new_epoch
+    redis.call('SET', epochkey, epoch)
+  end
+  local seq = tonumber(redis.call('GET', seqkey) or '0')
+  local known = tonumber(known_seq)
+  if epoch ~= known_epoch or known == nil or known > seq then return epoch, seq, nil end
+  local behind = seq - known
+  if behind == 0 then return epoch, seq, {} end
+  if behind > redis.call('LLEN', logkey) then return epoch, seq, nil end
+  return epoch, seq, redis.call('LRANGE', logkey, -behind, -1)
 end
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local known = tonumber(ARGV[2])
-if epoch ~= ARGV[1] or known == nil or known > seq then return {epoch, seq, 'reset'} end
-local behind = seq - known
-if behind == 0 then return {epoch, seq, {}} end
-if behind > redis.call('LLEN', KEYS[2]) then return {epoch, seq, 'reset'} end
-return {epoch, seq, redis.call('LRANGE', KEYS[2], -behind, -1)}
+"""
+
+# KEYS: the permission change feed: seq, log, epoch.  ARGV: known epoch,
+# known seq, a new random epoch.  Returns {epoch, seq, entries since} or
+# {epoch, seq, "reset"} (see _FEED_FUNCTION).
+ACL_CHANGES = _FEED_FUNCTION + """
+local epoch, seq, entries = feed(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+return {epoch, seq, entries or 'reset'}
+"""
+
+# What the feed's entries since a position mean for one read scope: the
+# principals and permissions it reads with, the prefix of its objects.  An
+# entry is one object's ACE changes in one commit:
+#   "!" <bytes>":"<object> then, per change, <"+" or "-"><bytes>":"<permission><bytes>":"<principal>
+# ("+": the principal was granted the permission, "-": revoked; lengths in
+# bytes).  Returns {object, flag, ...} in feed order for the objects under
+# the prefix with a change of the scope's (permission, principal) pairs:
+# flag "1" when one of those pairs was last granted (the object is readable
+# now), "0" when each was last revoked (another pair, unchanged, may still
+# grant it: the caller checks).  nil when an entry is of another form (an
+# older writer's): the scope must load again.
+_SCOPE_FUNCTION = """
+local function scope_changes(entries, prefix, permissions, principals)
+  local order, held = {}, {}
+  for _, entry in ipairs(entries) do
+    if string.byte(entry, 1) ~= 33 then return nil end
+    local colon = string.find(entry, ':', 2, true)
+    local size = tonumber(string.sub(entry, 2, colon - 1))
+    local object = string.sub(entry, colon + 1, colon + size)
+    local pos = colon + size + 1
+    if string.sub(object, 1, #prefix) == prefix then
+      while pos <= #entry do
+        local sign = string.byte(entry, pos)
+        local c1 = string.find(entry, ':', pos + 1, true)
+        local plen = tonumber(string.sub(entry, pos + 1, c1 - 1))
+        local permission = string.sub(entry, c1 + 1, c1 + plen)
+        local c2 = string.find(entry, ':', c1 + plen + 1, true)
+        local qlen = tonumber(string.sub(entry, c1 + plen + 1, c2 - 1))
+        local principal = string.sub(entry, c2 + 1, c2 + qlen)
+        pos = c2 + qlen + 1
+        if permissions[permission] and principals[principal] then
+          local state = held[object]
+          if not state then
+            state = {}
+            held[object] = state
+            table.insert(order, object)
+          end
+          state[permission .. ':' .. principal] = (sign == 43)
+        end
+      end
+    end
+  end
+  local out = {}
+  for _, object in ipairs(order) do
+    local flag = '0'
+    for _, granted in pairs(held[object]) do
+      if granted then flag = '1' break end
+    end
+    table.insert(out, object)
+    table.insert(out, flag)
+  end
+  return out
+end
+"""
+
+# KEYS: r, t, v, z, ts of a collection, then the permission feed's seq, log,
+# epoch (a storage and a permission backend joined: one server, one slot).
+# ARGV: known version, known timestamp, most changes (as SNAPSHOT), then the
+# read scope's known epoch, known seq, a new random epoch, object prefix,
+# number of permissions, the permissions, the principals.  One round trip
+# for a list: {SNAPSHOT's reply (never the whole collection: {v, "whole"}
+# instead), {epoch, seq, {object, flag, ...} or "reset"}} (see
+# _SCOPE_FUNCTION), both read at the same instant.
+LIST = _SNAPSHOT_FUNCTION + _FEED_FUNCTION + _SCOPE_FUNCTION + """
+local collection = snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], false)
+local epoch, seq, entries = feed(KEYS[6], KEYS[7], KEYS[8], ARGV[4], ARGV[5], ARGV[6])
+local changes = nil
+if entries then
+  local permissions, principals = {}, {}
+  local count = tonumber(ARGV[8])
+  for i = 9, 8 + count do permissions[ARGV[i]] = true end
+  for i = 9 + count, #ARGV do principals[ARGV[i]] = true end
+  changes = scope_changes(entries, ARGV[7], permissions, principals)
+end
+return {collection, {epoch, seq, changes or 'reset'}}
 """

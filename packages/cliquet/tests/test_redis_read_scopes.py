@@ -1,0 +1,201 @@
+"""A list on Redis with the permission backend joined to the storage: the
+collection and the read scope are brought up to date by one script
+(:data:`cliquet.storage.redis_scripts.LIST`), grants learnt from the feed
+alone, revocations checked — on the real server of ``ci/services``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cliquet.testing.plugin import require_module
+
+require_module("redis", reason="the `redis` extra is not installed")
+
+from cliquet.permission import redis as redis_permission  # noqa: E402
+from cliquet.storage import COMPARISON, AccessibleIds, Filter, Sort  # noqa: E402
+from cliquet.storage import redis as redis_storage  # noqa: E402
+from cliquet.testing import make_config  # noqa: E402
+
+PREFIX = "/buckets/b:1/articles/"
+#: principals with colons and non-ASCII characters: the feed's lengths are in bytes
+ALICE = "fxa:ålice:1"
+BOB = "fxa:bob"
+EVERYONE = "system.Authenticated"
+
+
+class Joined:
+    """A reader (storage and permission joined, as an app server has them)
+    and a writer (another app server's backends on the same keys), with
+    counters of the reader's round trips."""
+
+    def __init__(self, redis_url, prefix):
+        config = make_config(storage_url=redis_url, permission_url=redis_url,
+                             storage_prefix=f"{prefix}s:", permission_prefix=f"{prefix}p:")
+        self.storage = redis_storage.load_from_config(config)
+        self.permission = redis_permission.load_from_config(config)
+        assert self.permission.join_transactions(self.storage)
+        self.writer = redis_storage.RedisStorage(self.storage.client, prefix=self.storage.prefix)
+        self.grants = redis_permission.RedisPermission(self.storage.client, prefix=self.permission.prefix)
+        assert self.grants.join_transactions(self.writer)
+        self.storage.flush()
+        self.permission.flush()
+        self.scripts: list = []
+        self.checks: list = []
+        self.loads: list = []
+        run, check = self.storage._run, self.permission._filter_any
+        load = self.permission.get_accessible_objects
+        self.permission.get_accessible_objects = lambda *a, **k: (self.loads.append(a[1]), load(*a, **k))[1]
+        self.storage._run = lambda name, keys, args: (self.scripts.append(name), run(name, keys, args))[1]
+        self.permission._filter_any = lambda objects, *a: (self.checks.append(sorted(objects)), check(objects, *a))[1]
+
+    def listed(self, principals) -> list[str]:
+        """The ids ``principals`` may read, as the shareable resource lists them."""
+        principals = tuple(principals)
+
+        def loader():
+            return {o[len(PREFIX):] for p in ("read", "write")
+                    for o in self.permission.get_accessible_objects(principals, p, prefix=PREFIX)}
+
+        value = AccessibleIds(principals, ("read", "write"), PREFIX, loader=loader, source=self.permission)
+        self.scripts.clear()
+        self.checks.clear()
+        self.loads.clear()
+        records, total = self.storage.get_all("articles", "b:1", filters=[Filter("id", value, COMPARISON.IN)],
+                                              sorting=[Sort("id", 1)])
+        assert total == len(records)
+        return [r["id"] for r in records]
+
+    def close(self):
+        self.storage.flush()
+        self.permission.flush()
+
+
+@pytest.fixture
+def joined(redis_url, cliquet_worker_prefix):
+    setup = Joined(redis_url, f"{cliquet_worker_prefix}scope:")
+    yield setup
+    setup.close()
+
+
+@pytest.mark.services
+def test_a_kept_list_takes_one_round_trip_and_learns_grants_from_the_feed(joined):
+    for record_id in "abcd":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    joined.grants.add_principal_to_ace(PREFIX + "b", "read", BOB)
+    joined.grants.add_principal_to_ace(PREFIX + "c", "read", EVERYONE)
+    reader = (ALICE, EVERYONE)
+    assert joined.listed(reader) == ["a", "c"]  # builds the view: the general path
+    assert joined.listed(reader) == ["a", "c"]
+    assert joined.scripts == ["list"] and joined.checks == [] and joined.loads == [], "nothing changed: one round trip"
+
+    joined.grants.add_principal_to_ace(PREFIX + "b", "write", ALICE)
+    joined.grants.add_principal_to_ace(PREFIX + "d", "creator", ALICE)  # not a read permission
+    joined.grants.add_principal_to_ace(PREFIX + "d", "read", BOB)  # not the reader's principal
+    assert joined.listed(reader) == ["a", "b", "c"]
+    assert joined.scripts == ["list"] and joined.checks == [], "grants are known from the feed alone"
+
+    with joined.writer.transaction():  # a record and its permissions, committed together
+        joined.writer.create("articles", "b:1", {"id": "e"})
+        joined.grants.replace_object_permissions(PREFIX + "e", {"read": [EVERYONE], "write": [BOB]})
+    joined.writer.delete("articles", "b:1", "c")
+    assert joined.listed(reader) == ["a", "b", "e"]
+    assert joined.scripts == ["list"] and joined.checks == []
+
+
+@pytest.mark.services
+def test_a_revocation_is_seen_by_the_next_list_even_with_another_grant_left(joined):
+    for record_id in "abc":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+    joined.grants.replace_object_permissions(PREFIX + "a", {"read": [ALICE], "write": [ALICE]})
+    joined.grants.add_principal_to_ace(PREFIX + "b", "read", EVERYONE)
+    joined.grants.add_principal_to_ace(PREFIX + "b", "read", ALICE)
+    joined.grants.add_principal_to_ace(PREFIX + "c", "read", ALICE)
+    reader = (ALICE, EVERYONE)
+    assert joined.listed(reader) == ["a", "b", "c"]
+
+    joined.grants.remove_principal_from_ace(PREFIX + "a", "read", ALICE)  # write is left
+    joined.grants.remove_principal_from_ace(PREFIX + "b", "read", EVERYONE)  # alice's read is left
+    joined.grants.remove_principal_from_ace(PREFIX + "c", "read", ALICE)  # nothing is left
+    assert joined.listed(reader) == ["a", "b"]
+    assert joined.scripts == ["list"]
+    assert joined.checks == [[PREFIX + "a", PREFIX + "b", PREFIX + "c"]], "revoked objects are checked, once"
+
+    joined.grants.remove_principal_from_ace(PREFIX + "a", "write", ALICE)
+    assert joined.listed(reader) == ["b"]
+    joined.grants.add_principal_to_ace(PREFIX + "c", "read", EVERYONE)
+    joined.grants.remove_principal_from_ace(PREFIX + "c", "read", EVERYONE)
+    joined.grants.add_principal_to_ace(PREFIX + "c", "write", ALICE)
+    assert joined.listed(reader) == ["b", "c"]
+    assert joined.checks == [], "a grant last: readable without a check"
+    joined.grants.delete_object_permissions(PREFIX + "b", PREFIX + "c")
+    assert joined.listed(reader) == []
+
+
+@pytest.mark.services
+def test_a_revocation_whose_check_failed_is_checked_again(joined):
+    from cliquet.storage.exceptions import BackendError
+
+    joined.writer.create("articles", "b:1", {"id": "a"})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    assert joined.listed([ALICE]) == ["a"]
+    joined.grants.remove_principal_from_ace(PREFIX + "a", "read", ALICE)
+    check = joined.permission._filter_any
+
+    def fail(*args):
+        raise BackendError(None, "the server went away")
+
+    joined.permission._filter_any = fail
+    with pytest.raises(BackendError):
+        joined.listed([ALICE])
+    joined.permission._filter_any = check
+    assert joined.listed([ALICE]) == [], "the revocation is not lost with the failed check"
+
+
+@pytest.mark.services
+def test_an_entry_of_another_form_makes_the_scope_load_again(joined):
+    joined.writer.create("articles", "b:1", {"id": "a"})
+    joined.writer.create("articles", "b:1", {"id": "b"})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    assert joined.listed([ALICE]) == ["a"]
+    token, _ = joined.permission.acl_changes(None)
+    # what a 3.2 development version wrote: the principal, then the object
+    client, (seq, log, _) = joined.storage.client, joined.permission.list_keys()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.sadd(joined.permission._ace(PREFIX + "b", "read"), ALICE)
+        pipe.sadd(joined.permission._acc("read", ALICE), PREFIX + "b")
+        pipe.rpush(log, f"{len(ALICE)}:{ALICE}{PREFIX}b")
+        pipe.incrby(seq, 1)
+        pipe.execute()
+    assert joined.permission.acl_changes(token)[1] is None, "an entry it cannot read: load again"
+    assert joined.listed([ALICE]) == ["a", "b"]
+    assert joined.scripts == ["list"] and joined.loads == ["read", "write"], "the scope loaded again"
+    assert joined.listed([ALICE]) == ["a", "b"]
+    assert joined.scripts == ["list"] and joined.loads == [], "then followed the feed again"
+
+
+@pytest.mark.services
+def test_a_list_inside_a_transaction_that_changed_permissions_sees_them(joined):
+    joined.writer.create("articles", "b:1", {"id": "a"})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    assert joined.listed([ALICE]) == ["a"]
+    with joined.storage.transaction():
+        joined.permission.remove_principal_from_ace(PREFIX + "a", "read", ALICE)
+        assert joined.listed([ALICE]) == []
+        assert "list" not in joined.scripts, "not from the kept view: the transaction's writes overlay"
+    assert joined.listed([ALICE]) == []
+
+
+def test_feed_entries_round_trip_with_byte_lengths():
+    pending = redis_permission._Pending()
+    pending.ace_base[("/a:1", "read")] = frozenset({"x", ALICE})
+    pending.aces[("/a:1", "read")] = frozenset({"x", BOB})
+    pending.aces[("/é", "write")] = frozenset({ALICE})
+    pending.aces[("/same", "read")] = frozenset()
+    entries = redis_permission._feed_entries(pending)
+    assert [redis_permission._parse_entry(e) for e in entries] == [
+        ("/a:1", [(True, "read", BOB), (False, "read", ALICE)]),
+        ("/é", [(True, "write", ALICE)]),
+    ]
+    assert redis_permission._parse_entry(b"3:bob/a") is None
