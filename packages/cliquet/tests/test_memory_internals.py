@@ -368,6 +368,25 @@ def test_a_commit_brings_the_joined_read_scopes_up_to_date(joined):
     assert asked == [(permission.generation, set())]
 
 
+def test_a_commit_follows_only_the_scopes_of_the_principals_it_touched(joined):
+    storage, permission = joined
+    storage.create("c", "p", {"id": "0"})
+    permission.add_principal_to_ace("/c/0", "read", "bob")
+    assert _bob_lists(storage, permission) == (["0"], 1)
+    (view,) = _scoped_views(storage)
+    token = view.scope.token
+    with storage.transaction():
+        permission.add_principal_to_ace("/c/1", "read", "alice")
+        storage.create("c", "p", {"id": "1"})
+    assert view.scope.token == token  # alice's grant is not bob's business
+    permission.add_principal_to_ace("/c/1", "read", "bob")  # outside a transaction: left to the list
+    with storage.transaction():
+        storage.update("c", "p", "0", {"n": 1})
+    assert view.scope.token == token
+    assert _bob_lists(storage, permission) == (["0", "1"], 2)
+    assert view.scope.token == permission.generation
+
+
 def test_an_undone_transaction_follows_nothing_and_a_list_stays_right(joined):
     storage, permission = joined
     storage.create("c", "p", {"id": "0"})

@@ -84,6 +84,12 @@ class Permission(PermissionBase):
                 else:  # remove_user
                     self._user_principals.setdefault(key, set()).add(value)
 
+    @staticmethod
+    def touched_principals(changes: list) -> set[str]:
+        """The principals whose ACEs the journaled ``changes`` granted or
+        revoked: the read scopes the joined storage follows at a commit."""
+        return {value for kind, _, _, value in changes if kind in ("grant", "revoke")}
+
     def initialize_schema(self, dry_run: bool = False) -> None:
         """Nothing to create in memory."""
         with self._lock:  # fails like a server would when the backend is down

@@ -21,10 +21,11 @@ How it stays fast at any size:
   by a :class:`~cliquet.storage.views.ReadScope` that follows the
   permission backend's change feed; a backend without one is not kept
   (the query runs whole each time). With the memory permission backend
-  joined, the commit of a transaction that wrote records also brings the
-  read scopes of their collections' views up to date, so a list made
-  while a writer is busy finds its view current (the writer pays for the
-  records it shared, as it pays for the records it wrote).
+  joined, the commit of a transaction that wrote records also brings up
+  to date the read scopes of their collections' views whose principals it
+  granted or revoked, so a list made while a writer is busy finds its view
+  current (the writer pays for the records it shared, as it pays for the
+  records it wrote).
 * Stored records are never mutated in place; callers get deep copies (and
   their input is copied), so they may modify what they pass or receive.
 
@@ -220,23 +221,37 @@ class Storage(StorageBase):
             self._follow_read_scopes(journal)
 
     def _follow_read_scopes(self, journal) -> None:
-        """At the commit of a transaction that wrote records, bring the read
-        scopes of their collections' views up to date (lock held).
+        """At the commit of a transaction that wrote records, bring up to
+        date the read scopes of their collections' views that its ACE
+        changes concern (lock held).
 
-        Only the scopes whose permission backend shares this storage's
-        :class:`Isolation` (a joined memory backend: no round trip) are
-        followed here, so that the ACEs a writer changed are applied by its
-        own commit, as its records are, and a list that follows finds its
-        scope current. A list still asks the feed (nothing changed: one
-        cheap call), which keeps every other case correct."""
-        buckets = {}
+        Only a joined backend's changes are followed here (they are in the
+        journal; no round trip), and only the scopes of the principals they
+        granted or revoked, so that a writer applies the ACEs it changed
+        with its own commit, as it does its records, and a list that
+        follows finds its scope current. It is never needed for
+        correctness: every list asks the feed anyway (one cheap call when
+        nothing changed for its principals); it moves the work from the
+        lists to the write."""
+        buckets, others = {}, {}
         for owner, change in journal:
             if owner is self:
                 buckets[id(change[0])] = change[0]
+            else:
+                others.setdefault(id(owner), (owner, []))[1].append(change)
+        touched = {}
+        for key, (owner, changes) in others.items():
+            principals_of = getattr(owner, "touched_principals", None)
+            if principals_of is not None:
+                touched[key] = principals_of(changes)
+        if not buckets or not touched:
+            return
         for bucket in buckets.values():
             try:
                 for view in list(bucket.views.values()):
-                    if view.scope is not None and getattr(view.scope.source, "isolation", None) is self.isolation:
+                    scope = view.scope
+                    changed = touched.get(id(scope.source)) if scope is not None else None
+                    if changed and not changed.isdisjoint(scope.principals):
                         self._refresh(bucket, view)
             except Exception:  # the transaction is committed: a list will build the views again
                 logger.warning("memory storage: read scopes not followed at commit", exc_info=True)

@@ -149,11 +149,23 @@ class View:
         self.total = 0
 
     def key(self, item: dict, tombstone: bool) -> tuple:
-        """The total order of the view."""
+        """The total order of the view.
+
+        A descending component is negated when its value is a number (so
+        that keys compare in C, without a Python call per comparison),
+        wrapped in a :class:`_Desc` otherwise; a rank holds values of one
+        kind only, so the two forms never meet."""
         parts = []
         for get, descending in self._getters:
             component = q.sort_component(get(item))
-            parts.append(_Desc(component) if descending else component)
+            if descending:
+                rank, value = component
+                kind = type(value)
+                if kind is int or kind is float or kind is bool:
+                    component = (-rank, -value)
+                else:
+                    component = (-rank, _Desc(value))
+            parts.append(component)
         parts.append(tombstone)
         parts.append(item[self.modified_field])
         parts.append(item[self.id_field])

@@ -1,0 +1,63 @@
+"""cliquet.storage.views: a view kept one record at a time lists what the
+query run whole lists (the order of :func:`cliquet.storage.query.sort_records`)."""
+
+import random
+
+import pytest
+
+from cliquet.storage import Sort
+from cliquet.storage import query as q
+from cliquet.storage.views import View
+
+FIELDS = ("id", "last_modified")
+#: values of every JSON kind (numbers of both types, booleans, equal
+#: numbers as int and float, missing): ranks and their ties.
+VALUES = [None, True, False, 0, 1, 1.0, -2.5, 3, 10**20, "", "a", "b", "B", [1], [0, 1], {"a": 1}, {}]
+
+
+def _record(rng, object_id, timestamp):
+    record = {"id": object_id, "last_modified": timestamp}
+    for field in ("x", "y"):
+        if rng.random() < 0.85:
+            record[field] = rng.choice(VALUES)
+    return record
+
+
+@pytest.mark.parametrize("sorting", [
+    (Sort("x", -1),),
+    (Sort("x", 1), Sort("y", -1)),
+    (Sort("x", -1), Sort("y", -1), Sort("id", -1)),
+    (Sort("last_modified", -1),),
+])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_view_kept_by_writes_lists_what_the_query_lists(sorting, seed):
+    rng = random.Random(seed)
+    view = View([], sorting, True, FIELDS)
+    records, tombstones, clock = {}, {}, 0
+    for _ in range(300):
+        clock += 1
+        object_id = str(rng.randrange(40))
+        if object_id in records and rng.random() < 0.3:
+            del records[object_id]
+            tombstones[object_id] = {"id": object_id, "last_modified": clock, "deleted": True}
+        else:
+            tombstones.pop(object_id, None)
+            records.pop(object_id, None)
+            records[object_id] = _record(rng, object_id, clock)
+        view.update(object_id, records.get(object_id), tombstones.get(object_id))
+    expected = q.sort_records(list(records.values()) + list(tombstones.values()), sorting)
+    assert [r["id"] for r in view.records] == [r["id"] for r in expected]
+    assert view.total == len(records)
+    assert view.keys == sorted(view.keys)
+    built = View([], sorting, True, FIELDS)
+    built.build(records.values(), tombstones.values())
+    assert built.records == view.records and built.keys == view.keys
+
+
+def test_descending_numbers_are_negated_and_other_kinds_wrapped():
+    view = View([], (Sort("x", -1),), False, FIELDS)
+    number = view.key({"id": "a", "last_modified": 1, "x": 2.5}, False)[0]
+    text = view.key({"id": "b", "last_modified": 1, "x": "z"}, False)[0]
+    assert number == (-q.RANK_NUMBER, -2.5)
+    assert text[0] == -q.RANK_STRING and type(text[1]).__name__ == "_Desc"
+    assert number < text  # strings rank first ascending: last descending
