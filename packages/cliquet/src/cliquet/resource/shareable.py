@@ -229,7 +229,7 @@ class ShareableResource(UserResource):
             wanted["write"] |= set(current.get(CREATOR, ()))
         if userid is not None:
             wanted["write"].add(userid)
-        if False and existing is not None and all(wanted[p] == set(current.get(p, ())) for p in wanted):
+        if existing is not None and all(wanted[p] == set(current.get(p, ())) for p in wanted):
             return  # the ACL already says so: nothing to write (nor to re-read)
         self._permissions_cache = {record_id: self.registry.permission.replace_object_permissions(
             self.object_uri(record_id), {p: sorted(v) for p, v in wanted.items()})}
