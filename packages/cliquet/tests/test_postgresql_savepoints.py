@@ -88,3 +88,18 @@ def test_a_connection_dead_before_the_first_write_is_swapped(storage, collection
             storage.create(collection, "p", {"id": "x"})
         storage.create(collection, "p", {"id": "y"})
     assert _ids(storage, collection) == {"x", "y"}
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("began", [False, True])
+def test_a_failing_deferred_write_fails_the_commit_and_leaves_the_connection_clean(storage, collection, began):
+    with pytest.raises(BackendError):
+        with storage.transaction() as conn:
+            if began:
+                storage.create(collection, "p", {"id": "a"})
+            assert storage.client.defer("SELECT 1 / 0", None)
+    assert conn.info.transaction_status.name == "IDLE"  # rolled back, back in the pool as it came
+    assert _ids(storage, collection) == set()
+    with storage.transaction():
+        storage.create(collection, "p", {"id": "b"})
+    assert _ids(storage, collection) == {"b"}

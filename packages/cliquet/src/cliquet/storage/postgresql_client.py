@@ -378,10 +378,15 @@ class PostgreSQLClient:
     def _commit(self, tx) -> None:
         """``COMMIT`` (with the deferred ``BEGIN`` and writes, in one
         message); ``BackendError`` if nothing was committed."""
-        if not tx.began:
-            # BEGIN first, where a dead connection can still be swapped: once
-            # COMMIT is sent, nothing can be sent again.
-            self._catch_up(tx)
+        try:
+            if not tx.began:
+                # BEGIN first, where a dead connection can still be swapped:
+                # once COMMIT is sent, nothing can be sent again.
+                self._catch_up(tx)
+        except BackendError:
+            if tx.began:
+                self._sql(tx, "ROLLBACK", quiet=True)
+            raise
         try:
             if tx.deferred:
                 done = self._send(tx, "COMMIT")
