@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from cliquet.testing.plugin import require_module
+from cliquet.testing.plugin import require_module, service_url
 
 require_module("redis", reason="the `redis` extra is not installed")
 
@@ -71,9 +71,12 @@ class Joined:
         self.permission.flush()
 
 
-@pytest.fixture
-def joined(redis_url, cliquet_worker_prefix):
-    setup = Joined(redis_url, f"{cliquet_worker_prefix}scope:")
+@pytest.fixture(params=["server", "cluster"])
+def joined(request, cliquet_worker_prefix):
+    """The backends on the Redis server, then on the Redis Cluster (keys in one slot)."""
+    url = request.getfixturevalue("redis_url") if request.param == "server" else service_url(
+        "CLIQUET_TEST_REDIS_CLUSTER_URL")
+    setup = Joined(url, f"{cliquet_worker_prefix}scope:")
     yield setup
     setup.close()
 
@@ -162,7 +165,7 @@ def test_an_entry_of_another_form_makes_the_scope_load_again(joined):
     token, _ = joined.permission.acl_changes(None)
     # what a 3.2 development version wrote: the principal, then the object
     client, (seq, log, _) = joined.storage.client, joined.permission.list_keys()
-    with client.pipeline(transaction=True) as pipe:
+    with client.pipeline() as pipe:
         pipe.sadd(joined.permission._ace(PREFIX + "b", "read"), ALICE)
         pipe.sadd(joined.permission._acc("read", ALICE), PREFIX + "b")
         pipe.rpush(log, f"{len(ALICE)}:{ALICE}{PREFIX}b")

@@ -250,30 +250,41 @@ return {epoch, seq, entries or 'reset'}
 _SCOPE_FUNCTION = """
 local function scope_changes(entries, prefix, permissions, principals)
   local order, held = {}, {}
+  local find, sub, byte = string.find, string.sub, string.byte
   for _, entry in ipairs(entries) do
-    if string.byte(entry, 1) ~= 33 then return nil end
-    local colon = string.find(entry, ':', 2, true)
-    local size = tonumber(string.sub(entry, 2, colon - 1))
-    local object = string.sub(entry, colon + 1, colon + size)
-    local pos = colon + size + 1
-    if string.sub(object, 1, #prefix) == prefix then
-      while pos <= #entry do
-        local sign = string.byte(entry, pos)
-        local c1 = string.find(entry, ':', pos + 1, true)
-        local plen = tonumber(string.sub(entry, pos + 1, c1 - 1))
-        local permission = string.sub(entry, c1 + 1, c1 + plen)
-        local c2 = string.find(entry, ':', c1 + plen + 1, true)
-        local qlen = tonumber(string.sub(entry, c1 + plen + 1, c2 - 1))
-        local principal = string.sub(entry, c2 + 1, c2 + qlen)
-        pos = c2 + qlen + 1
-        if permissions[permission] and principals[principal] then
-          local state = held[object]
-          if not state then
-            state = {}
-            held[object] = state
-            table.insert(order, object)
+    if byte(entry, 1) ~= 33 then return nil end
+    -- most entries name none of the scope's principals: skip them unparsed
+    local mentioned = false
+    for principal in pairs(principals) do
+      if find(entry, principal, 1, true) then
+        mentioned = true
+        break
+      end
+    end
+    if mentioned then
+      local colon = find(entry, ':', 2, true)
+      local size = tonumber(sub(entry, 2, colon - 1))
+      if #prefix <= size and find(entry, prefix, colon + 1, true) == colon + 1 then
+        local object = sub(entry, colon + 1, colon + size)
+        local pos = colon + size + 1
+        while pos <= #entry do
+          local sign = byte(entry, pos)
+          local c1 = find(entry, ':', pos + 1, true)
+          local plen = tonumber(sub(entry, pos + 1, c1 - 1))
+          local permission = sub(entry, c1 + 1, c1 + plen)
+          local c2 = find(entry, ':', c1 + plen + 1, true)
+          local qlen = tonumber(sub(entry, c1 + plen + 1, c2 - 1))
+          local principal = sub(entry, c2 + 1, c2 + qlen)
+          pos = c2 + qlen + 1
+          if permissions[permission] and principals[principal] then
+            local state = held[object]
+            if not state then
+              state = {}
+              held[object] = state
+              table.insert(order, object)
+            end
+            state[permission .. ':' .. principal] = (sign == 43)
           end
-          state[permission .. ':' .. principal] = (sign == 43)
         end
       end
     end
