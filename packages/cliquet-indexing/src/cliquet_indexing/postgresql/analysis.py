@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import orjson
+
 from cliquet_indexing.embedded.indexer import flatten
 from cliquet_indexing.query import tokens
 
@@ -49,7 +51,9 @@ def lexeme(field: str | None, word: str) -> str:
 
 def quote(text: str) -> str:
     """Quote a lexeme for a ``tsvector`` or ``tsquery`` literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    if "'" in text or "\\" in text:
+        text = text.replace("\\", "\\\\").replace("'", "''")
+    return f"'{text}'"
 
 
 def sort_rank(value) -> tuple:
@@ -60,32 +64,77 @@ def sort_rank(value) -> tuple:
     return (0, float(value) if not isinstance(value, int) or isinstance(value, bool) else value, "")
 
 
+def to_json(value) -> str:
+    """``value`` as compact JSON text (orjson; the standard library for what
+    orjson refuses, such as integers past 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def text_array(items) -> str:
+    """A ``text[]`` literal of ``items`` (each element quoted): cheaper to
+    send than a list the driver adapts element by element."""
+    return "{" + ",".join('"' + (item.replace("\\", "\\\\").replace('"', '\\"')
+                                 if '"' in item or "\\" in item else item) + '"' for item in items) + "}"
+
+
+def _escape(text: str) -> str:
+    """``text`` as it goes between the quotes of a ``tsvector`` literal."""
+    if "'" in text or "\\" in text:
+        return text.replace("\\", "\\\\").replace("'", "''")
+    return text
+
+
 def analyse(record: dict) -> tuple[str, str, list]:
-    """Return ``(tsvector literal, leaves JSON, paths of the leaves)`` for ``record``."""
-    positions: dict = {}
-    bare: set = set()
+    """Return ``(tsvector literal, leaves JSON, paths of the leaves)`` for ``record``.
+
+    It runs while the write holds its collection's timestamp (before the
+    commit), so the common case takes no detour: words (``\\w+``) hold no
+    quote or backslash, a path is escaped once for all its words, and only
+    a text longer than :data:`MAX_LEXEME` ÷ 4 characters may need a digest.
+    """
+    positions: dict = {}  # quoted lexeme -> its positions
+    bare: dict = {}  # the words, in order (a dict as an ordered set)
     leaves: dict = {}
     position, budget = 1, MAX_WORDS_BYTES
+    short = MAX_LEXEME // 4  # this many characters or fewer never need a digest
     for path, value in flatten(record):
-        leaves.setdefault(path, []).append(value)
-        if isinstance(value, (bool, int, float)) or budget <= 0:
+        values = leaves.get(path)
+        if values is None:
+            leaves[path] = [value]
+        else:
+            values.append(value)
+        if budget <= 0 or isinstance(value, (bool, int, float)):
             continue
+        head = f"'{_escape(path)}:"
+        path_bytes = (len(path) if path.isascii() else len(path.encode())) + 1
         for word in tokens(str(value)):
-            lex = lexeme(path, word)
-            found = positions.get(lex)
+            if len(path) + len(word) < short:
+                key, lex_bytes = f"{head}{word}'", 0
+            else:
+                lex = lexeme(path, word)
+                key, lex_bytes = quote(lex), len(lex.encode())
+            found = positions.get(key)
             if found is None:
-                budget -= len(lex.encode()) + len(word.encode()) + 20
+                word_bytes = len(word) if word.isascii() else len(word.encode())
+                budget -= (lex_bytes or path_bytes + word_bytes) + word_bytes + 20
                 if budget <= 0:
                     break
-                found = positions[lex] = []
-                bare.add(lexeme(None, word))
+                found = positions[key] = []
+                bare[word if len(word) <= short else lexeme(None, word)] = None
             if len(found) < 256:
                 budget -= 2
-                found.append(min(position, MAX_POSITION))
+                found.append(position if position < MAX_POSITION else MAX_POSITION)
             position += 1
         position += 1  # a gap: phrases never span two values
-    parts = [f"{quote(lex)}:{','.join(map(str, sorted(set(pos))))}" for lex, pos in positions.items()]
-    parts += [quote(word) for word in bare]
+    # positions only grow: a lexeme's list is sorted, repeated only where clamped
+    parts = [f"{key}:{','.join(map(str, pos if pos[-1] != MAX_POSITION else dict.fromkeys(pos)))}"
+             for key, pos in positions.items()]
+    if bare:
+        parts.append("'" + "' '".join(bare) + "'")
     for values in leaves.values():
-        values.sort(key=sort_rank)
-    return " ".join(parts), json.dumps(leaves, ensure_ascii=False, separators=(",", ":")), sorted(leaves)
+        if len(values) > 1:
+            values.sort(key=sort_rank)
+    return " ".join(parts), to_json(leaves), sorted(leaves)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Iterable, Iterator
@@ -10,7 +9,7 @@ from typing import Iterable, Iterator
 from cliquet.storage.postgresql_schema import migrate
 
 from cliquet_indexing.indexer import IndexEntry, IndexerBase, SearchResult
-from cliquet_indexing.postgresql.analysis import analyse
+from cliquet_indexing.postgresql.analysis import analyse, text_array, to_json
 from cliquet_indexing.postgresql.compiler import Compiler
 from cliquet_indexing.query import DEFAULT_MAX_SIZE, InvalidQuery
 
@@ -73,8 +72,8 @@ class PostgreSQLIndexer(IndexerBase):
         self.table = f"{prefix}cliquet_index".lower()
         self._ready = False
         upsert = (f"INSERT INTO {self.table} AS i (resource, parent_id, record_id, last_modified, deleted, "
-                  "principals, fields, leaves, words, data) VALUES (%s, %s, %s, %s, FALSE, %s, %s, %s::jsonb, "
-                  "%s::tsvector, %s::jsonb) ON CONFLICT (resource, record_id, parent_id) DO UPDATE SET "
+                  "principals, fields, leaves, words, data) VALUES (%s, %s, %s, %s, FALSE, %s::text[], %s::text[], "
+                  "%s::jsonb, %s::tsvector, %s::jsonb) ON CONFLICT (resource, record_id, parent_id) DO UPDATE SET "
                   "last_modified = EXCLUDED.last_modified, deleted = FALSE, principals = EXCLUDED.principals, "
                   "fields = EXCLUDED.fields, leaves = EXCLUDED.leaves, words = EXCLUDED.words, data = EXCLUDED.data "
                   "WHERE i.last_modified < EXCLUDED.last_modified "
@@ -112,7 +111,12 @@ class PostgreSQLIndexer(IndexerBase):
 
     def index_records(self, resource_name: str, entries: Iterable[IndexEntry]) -> None:
         """Upsert the entries: one statement per record, the version rule in
-        SQL (an older entry, or one not newer than a deletion, changes nothing)."""
+        SQL (an older entry, or one not newer than a deletion, changes nothing).
+
+        In the storage's transaction this runs while the write holds its
+        collection's timestamp, so every parameter goes as text that
+        PostgreSQL casts (arrays as literals, JSON from orjson): cheaper
+        than the driver adapting lists element by element."""
         latest: dict = {}
         for entry in entries:
             known = latest.get(entry.key)
@@ -123,8 +127,9 @@ class PostgreSQLIndexer(IndexerBase):
         rows = []
         for (parent_id, record_id), entry in latest.items():
             words, leaves, fields = analyse(entry.record)
-            rows.append((resource_name, parent_id, record_id, entry.version, sorted(set(entry.read_principals)),
-                         fields, leaves, words, json.dumps(entry.record, ensure_ascii=False)))
+            rows.append((resource_name, parent_id, record_id, entry.version,
+                         text_array(sorted(set(entry.read_principals))), text_array(fields), leaves, words,
+                         to_json(entry.record)))
         self._ensure()
         self._send(self._upsert, rows)
 
