@@ -143,12 +143,12 @@ def test_migrations_are_recorded_and_a_newer_schema_is_refused(postgresql_url, c
         conn.execute(f'CREATE SCHEMA "{schema}"')
     client = PostgreSQLClient(with_schema(postgresql_url, schema), pool_size=2)
     try:
-        assert migrate(client, "storage", STORAGE_MIGRATIONS, dry_run=True) == [1, 2, 3]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS, dry_run=True) == [1, 2, 3, 4]
         assert migrate(client, "storage", STORAGE_MIGRATIONS[:1]) == [1]
-        assert migrate(client, "storage", STORAGE_MIGRATIONS) == [2, 3]
+        assert migrate(client, "storage", STORAGE_MIGRATIONS) == [2, 3, 4]
         assert migrate(client, "storage", STORAGE_MIGRATIONS) == []
         version = client.execute("SELECT version FROM cliquet_schema WHERE component = 'storage'", fetch="one")
-        assert version == (3,)
+        assert version == (4,)
         with pytest.raises(SchemaVersionError):
             migrate(client, "storage", STORAGE_MIGRATIONS[:1])
     finally:

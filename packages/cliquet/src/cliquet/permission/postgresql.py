@@ -27,6 +27,8 @@ from cliquet.storage.postgresql_client import get_client
 from cliquet.storage.postgresql_schema import PERMISSION_MIGRATIONS, migrate, pending_phrase
 
 _ACES = "cliquet_access_control_entries"
+#: SQL of a change feed token: the statement's snapshot (see :meth:`PostgreSQLPermission.acl_changes`).
+ACL_TOKEN_SQL = "pg_current_snapshot()::text"
 #: transaction marks (see :meth:`~cliquet.storage.postgresql_client.PostgreSQLClient.mark`):
 #: a user's principals read in it, and that it changed user principals
 _PRINCIPALS = "user-principals"
@@ -73,7 +75,7 @@ class PostgreSQLPermission(PermissionBase):
     def flush(self) -> None:
         """Remove every ACE and user principal."""
         self._principals_changed()
-        self.client.execute(f"TRUNCATE cliquet_user_principals, {_ACES}", fetch=None)
+        self.client.execute(f"TRUNCATE cliquet_user_principals, {_ACES}, cliquet_ace_changes", fetch=None)
 
     def heartbeat(self) -> bool:
         """Return whether the server answers."""
@@ -245,6 +247,49 @@ class PostgreSQLPermission(PermissionBase):
             readonly=True,
         )
         return bool(row[0])
+
+    # -- change feed ---------------------------------------------------------------
+
+    def acl_changes(self, since, principals=None):
+        """See :meth:`PermissionBase.acl_changes`. The token is a snapshot of
+        the database (``pg_current_snapshot()``); the changes are the rows
+        of the ``cliquet_ace_changes`` log (written by triggers on the ACE
+        table) whose transaction that snapshot did not see — exact whatever
+        the order in which concurrent transactions commit. The log keeps
+        the latest 100 000 changes: an older token, or one from before a
+        :meth:`flush`, gets ``None``."""
+        if since is None:
+            return self.client.execute(f"SELECT {ACL_TOKEN_SQL}", fetch="one", readonly=True)[0], None
+        (covered, covered_params), (changed, changed_params) = self.acl_changes_sql(since, principals)
+        token, ok, objects = self.client.execute(
+            f"SELECT {ACL_TOKEN_SQL}, {covered}, ARRAY({changed})", covered_params + changed_params,
+            fetch="one", readonly=True)
+        return token, (set(objects) if ok else None)
+
+    def acl_changes_sql(self, since, principals=None, prefix: str = "", strip_prefix: bool = False):
+        """Return ``((covered, params), (changed, params))``: SQL of a
+        boolean, whether the log still covers the token ``since``, and of a
+        sub-query of the ids of the objects under ``prefix`` whose ACEs
+        changed (for any of ``principals``, or anyone) since ``since``
+        (without ``prefix`` with ``strip_prefix``), each with its
+        parameters. A storage on the same database puts them inside its own
+        query (:class:`~cliquet.storage.postgresql.PostgreSQLStorage` keeps
+        the count of the records a caller may read that way)."""
+        covered = ("(SELECT h.pruned_through < pg_snapshot_xmin(%s::pg_snapshot) "
+                   "AND pg_visible_in_snapshot(h.reset_by, %s::pg_snapshot) FROM cliquet_ace_changes_horizon AS h)")
+        params: list = [len(prefix) + 1] if strip_prefix else []
+        column = "substr(object_id, %s)" if strip_prefix else "object_id"
+        changed = (f"SELECT DISTINCT {column} FROM cliquet_ace_changes "
+                   "WHERE changed_by >= pg_snapshot_xmin(%s::pg_snapshot) "
+                   "AND NOT pg_visible_in_snapshot(changed_by, %s::pg_snapshot)")
+        params.extend([since, since])
+        if principals is not None:
+            changed += " AND principal = ANY(%s)"
+            params.append(list(principals))
+        if prefix:
+            changed += " AND object_id LIKE %s"
+            params.append(_like_prefix(prefix))
+        return (covered, [since, since]), (changed, params)
 
     def accessible_ids_sql(self, id_sql: str, principals, permissions, prefix: str, params: list) -> str:
         """A condition on the record id expression ``id_sql``: any of

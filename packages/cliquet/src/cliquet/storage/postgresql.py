@@ -48,12 +48,13 @@ from cliquet.storage import (
 )
 from cliquet.storage.exceptions import ConflictError
 from cliquet.storage.postgresql_client import get_client
+from cliquet.storage.postgresql_count import MaintainedCounts, ReadCheck
 from cliquet.storage.postgresql_query import (
     BUMP,
     COLLECTION_TIMESTAMP,
-    CountCache,
     LOCK_SCOPE,
     CREATE,
+    CREATE_AT,
     GET,
     INIT_TIMESTAMP,
     LOCK_LIVE,
@@ -71,6 +72,9 @@ from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, field_index_st
 logger = logging.getLogger(__name__)
 
 _NOT_READ = object()
+#: transaction mark: how many creates in a row the next one starts (see
+#: :meth:`PostgreSQLStorage.expect_creates`)
+_EXPECTED = ("expected-creates",)
 
 # The collection's timestamp and live record count, as two columns of a query
 # (parameters: parent_id, collection_id).
@@ -94,10 +98,8 @@ class PostgreSQLStorage(StorageBase):
     def __init__(self, client, max_fetch_size: int = 10000):
         self.client = client
         self.max_fetch_size = max_fetch_size
-        # Scopes written by the transaction bound to the current context are
-        # marked on the client: their uncommitted timestamps must not key
-        # the count cache.
-        self._counts = CountCache()
+        # Exact counts of filtered lists, kept up to date (Total-Records).
+        self._counts = MaintainedCounts(client)
         #: whether JSONB strings sort by code point here (``None``: not asked yet)
         self.codepoint_strings: bool | None = None
 
@@ -198,13 +200,40 @@ class PostgreSQLStorage(StorageBase):
             "count": 1,
         }
 
+    def expect_creates(self, count: int) -> None:
+        """Note that the next create of the current transaction is the first
+        of ``count`` in a row in one collection (a batch's consecutive
+        ``POST`` sub-requests): it reserves their timestamps with one bump,
+        and the others are stored at theirs without touching the counter row
+        (see :meth:`create`). Outside a transaction, nothing."""
+        self.client.mark(_EXPECTED, count)
+
     def create(self, collection_id, parent_id, record, id_generator=None):
-        """Store a new record; :class:`UnicityError` if its id is taken."""
+        """Store a new record; :class:`UnicityError` if its id is taken.
+
+        In a transaction told to expect several creates (:meth:`expect_creates`),
+        the first bumps the collection's counter by their number at once and
+        the next ones take the timestamps so reserved: the counter row stays
+        locked by this transaction until it commits, so no other writer can
+        take them, and the records become visible together with the counter
+        that covers them. A rolled back nested block forgets the reservation
+        (rolling back a savepoint may release the lock)."""
         object_id = record.get(self.id_field)
         if object_id is None:
             object_id = id_generator() if id_generator is not None else _uuid4()
         data, params = self._write_params(collection_id, parent_id, object_id, record)
-        row = self.client.execute(CREATE, params, fetch="one")
+        key = ("stamps", parent_id, collection_id)
+        reserved = self.client.recall(key) if params["given"] is None else None
+        if reserved is not None and reserved[0] <= reserved[1]:
+            row = self.client.execute(CREATE_AT, {**params, "at": reserved[0]}, fetch="one")
+            if row is not None:
+                self.client.mark(key, (reserved[0] + 1, reserved[1]), undone_by_rollback=True)
+        else:
+            count = self.client.recall(_EXPECTED, 1) if params["given"] is None else 1
+            params["count"] = max(1, count)
+            row = self.client.execute(CREATE, params, fetch="one")
+            if row is not None and count > 1:
+                self.client.mark(key, (row[0] + 1, row[0] + count - 1), undone_by_rollback=True)
         if row is None:
             existing = self.get(collection_id, parent_id, object_id)
             raise UnicityError(self.id_field, existing)
@@ -492,29 +521,32 @@ class PostgreSQLStorage(StorageBase):
         return records, self._count(collection_id, parent_id, filters, rows[0][0] if rows else None)
 
     def _count(self, collection_id, parent_id, filters, timestamp) -> int:
-        """Count the matching live records (cached per collection timestamp)."""
+        """Count the matching live records: exact, kept up to date from the
+        changes since the previous count (see
+        :mod:`~cliquet.storage.postgresql_count`)."""
+        check, cacheable = None, not self.client.wrote
+        for f in filters:
+            if isinstance(f.value, AccessibleIds):
+                joined = self._joined_check(f)
+                if joined is None or check is not None:
+                    cacheable = False  # ids from elsewhere: no change feed to follow them
+                check = joined
         key = (parent_id, collection_id, repr(filters))
-        cacheable = not self._is_dirty(parent_id, collection_id)
-        if cacheable and timestamp is not None:
-            cached = self._counts.get(key, timestamp)
-            if cached is not None:
-                return cached
-        params: list = [parent_id, collection_id, parent_id, collection_id]
-        if not filters:
-            timestamp, count = self.client.execute(f"SELECT {_SCOPE_STATE}", params, fetch="one", readonly=True)
-            return count or 0
-        where = self._where(filters, params)
-        row = self.client.execute(
-            f"SELECT (SELECT last_modified FROM cliquet_timestamps WHERE parent_id = %s AND collection_id = %s), "
-            f"count(*) FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND NOT deleted{where}",
-            params,
-            fetch="one",
-            readonly=True,
-        )
-        timestamp, count = row
-        if cacheable and timestamp is not None:
-            self._counts.put(key, timestamp, count)
-        return count
+        return self._counts.count(
+            key, parent_id, collection_id, lambda params: self._where(filters, params),
+            check if cacheable else None, timestamp=timestamp, cacheable=cacheable)
+
+    def _joined_check(self, f) -> ReadCheck | None:
+        """The read check of filter ``f`` when it is joined in SQL and its
+        permission backend has a change feed there."""
+        value = f.value
+        source = value.source
+        col = self._column(f.field)
+        operator = f.operator if isinstance(f.operator, COMPARISON) else COMPARISON(f.operator)
+        if (operator is not COMPARISON.IN or col.sql.rsplit(".", 1)[-1] != "id"
+                or not hasattr(source, "acl_changes_sql") or getattr(source, "client", None) is not self.client):
+            return None
+        return ReadCheck(source, value.principals, value.prefix)
 
 
 def _serialised(payload: bytes) -> bytes:

@@ -111,6 +111,46 @@ STORAGE_MIGRATIONS: list[list[str]] = [
             FOR EACH ROW EXECUTE FUNCTION cliquet_count_records()
         """,
     ],
+    # 4: a collection's generation, which moves when a live record goes
+    # without a tombstone (the same update as its count) or the counter row
+    # is created again (after a TRUNCATE): counts kept up to date from the
+    # records changed since a timestamp (PostgreSQLStorage's count cache)
+    # cannot see a record that left no row, and start again from scratch
+    # when the generation moved. (Purged tombstones move purged_before.)
+    [
+        "CREATE SEQUENCE IF NOT EXISTS cliquet_timestamps_generations",
+        """
+        ALTER TABLE cliquet_timestamps
+            ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT nextval('cliquet_timestamps_generations')
+        """,
+        """
+        CREATE OR REPLACE FUNCTION cliquet_count_records() RETURNS trigger AS $$
+        DECLARE
+            delta INTEGER := 0;
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                IF NOT NEW.deleted THEN delta := 1; END IF;
+            ELSIF TG_OP = 'DELETE' THEN
+                IF NOT OLD.deleted THEN delta := -1; END IF;
+            ELSIF OLD.deleted AND NOT NEW.deleted THEN
+                delta := 1;
+            ELSIF NEW.deleted AND NOT OLD.deleted THEN
+                delta := -1;
+            END IF;
+            IF TG_OP = 'DELETE' AND delta <> 0 THEN
+                UPDATE cliquet_timestamps
+                   SET record_count = record_count + delta,
+                       generation = nextval('cliquet_timestamps_generations')
+                 WHERE parent_id = OLD.parent_id AND collection_id = OLD.collection_id;
+            ELSIF delta <> 0 THEN
+                UPDATE cliquet_timestamps SET record_count = record_count + delta
+                 WHERE parent_id = NEW.parent_id AND collection_id = NEW.collection_id;
+            END IF;
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql
+        """,
+    ],
 ]
 
 CACHE_MIGRATIONS: list[list[str]] = [
@@ -152,6 +192,83 @@ PERMISSION_MIGRATIONS: list[list[str]] = [
         """
         CREATE INDEX IF NOT EXISTS cliquet_aces_principal_idx
             ON cliquet_access_control_entries (permission, principal, object_id)
+        """,
+    ],
+    # 2: the change feed of the ACEs (PostgreSQLPermission.acl_changes): every
+    # statement that inserts, deletes or updates ACEs logs the (object,
+    # principal) pairs it changed with its transaction id, so a reader can
+    # ask "what changed that my snapshot did not see" exactly, whatever the
+    # commit order. The log keeps the latest changes only (see
+    # cliquet_log_ace_changes); the horizon says which tokens it still covers.
+    [
+        """
+        CREATE TABLE IF NOT EXISTS cliquet_ace_changes (
+            changed_by XID8 NOT NULL DEFAULT pg_current_xact_id(),
+            object_id TEXT COLLATE "C" NOT NULL,
+            principal TEXT COLLATE "C" NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS cliquet_ace_changes_by_idx ON cliquet_ace_changes (changed_by)",
+        # The tokens the log still covers: changes by transactions up to
+        # pruned_through may be gone (a token whose oldest running
+        # transaction comes after it lacks none), and a token must have
+        # seen reset_by (the migration, the latest TRUNCATE of the ACEs).
+        """
+        CREATE TABLE IF NOT EXISTS cliquet_ace_changes_horizon (
+            only_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (only_row),
+            pruned_through XID8 NOT NULL,
+            reset_by XID8 NOT NULL
+        )
+        """,
+        """
+        INSERT INTO cliquet_ace_changes_horizon (pruned_through, reset_by) VALUES ('0', pg_current_xact_id())
+        ON CONFLICT (only_row) DO UPDATE SET reset_by = EXCLUDED.reset_by
+        """,
+        # Log the changed pairs; now and then (one statement in 512, never
+        # waiting for another pruner) forget all but the latest 100 000.
+        """
+        CREATE OR REPLACE FUNCTION cliquet_log_ace_changes() RETURNS trigger AS $$
+        DECLARE
+            bound XID8;
+        BEGIN
+            INSERT INTO cliquet_ace_changes (object_id, principal)
+                SELECT DISTINCT object_id, principal FROM changed_aces;
+            IF random() < 1.0 / 512 AND pg_try_advisory_xact_lock(hashtext('cliquet_ace_changes')) THEN
+                SELECT changed_by INTO bound FROM cliquet_ace_changes
+                 ORDER BY changed_by DESC OFFSET 100000 LIMIT 1;
+                IF bound IS NOT NULL THEN
+                    DELETE FROM cliquet_ace_changes WHERE changed_by <= bound;
+                    UPDATE cliquet_ace_changes_horizon SET pruned_through = greatest(pruned_through, bound);
+                END IF;
+            END IF;
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql
+        """,
+        # After a TRUNCATE no token can be followed.
+        """
+        CREATE OR REPLACE FUNCTION cliquet_forget_ace_changes() RETURNS trigger AS $$
+        BEGIN
+            UPDATE cliquet_ace_changes_horizon SET reset_by = pg_current_xact_id();
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql
+        """,
+    ] + [
+        f"DROP TRIGGER IF EXISTS cliquet_aces_{name} ON cliquet_access_control_entries"
+        for name in ("inserted", "deleted", "updated_from", "updated_to", "truncated")
+    ] + [
+        f"""
+        CREATE TRIGGER cliquet_aces_{name} AFTER {event} ON cliquet_access_control_entries
+            REFERENCING {table} TABLE AS changed_aces
+            FOR EACH STATEMENT EXECUTE FUNCTION cliquet_log_ace_changes()
+        """
+        for name, event, table in (("inserted", "INSERT", "NEW"), ("deleted", "DELETE", "OLD"),
+                                   ("updated_from", "UPDATE", "OLD"), ("updated_to", "UPDATE", "NEW"))
+    ] + [
+        """
+        CREATE TRIGGER cliquet_aces_truncated AFTER TRUNCATE ON cliquet_access_control_entries
+            FOR EACH STATEMENT EXECUTE FUNCTION cliquet_forget_ace_changes()
         """,
     ],
 ]

@@ -1,0 +1,218 @@
+"""Exact counts of filtered lists, kept up to date (PostgreSQL storage).
+
+A filtered list answers ``Total-Records``: the number of live records that
+match, read scope included. Counting them again after every write costs the
+whole matching set (a hash semi-join over 15 000 readable records of 100 000
+took 90 ms), so a busy collection made every list slow. Instead, the first
+count keeps the *ids* it counted, with the state it saw: the collection's
+timestamp, its generation (which moves when a record leaves no row behind,
+see migration 4 of :mod:`~cliquet.storage.postgresql_schema`), its purge
+horizon and, with a read check, a token of the ACE change feed
+(:meth:`~cliquet.permission.postgresql.PostgreSQLPermission.acl_changes_sql`).
+The next count asks, in one statement, for the ids that may have changed
+since — records written after that timestamp (tombstones included) and
+records whose ACEs changed for the caller's principals — and which of them
+match now; the kept ids are corrected with that answer alone. Its cost
+follows the writes since the last list, not the size of the collection.
+
+Why it is exact: every writer of a collection holds its counter row until
+it commits, so a record committed after a count's snapshot has a timestamp
+above the one the count saw; the ACE log holds the transaction id of each
+change, so "not seen by that snapshot" is exact whatever the commit order;
+a removal that leaves no row (a record deleted without tombstone, a purge of
+recent tombstones, a ``TRUNCATE``) moves the generation or the horizon and
+the count starts again from scratch. A count inside a transaction that
+wrote is never kept (it sees uncommitted rows).
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+
+#: ids kept in all, across the cached counts of a storage: about 35 bytes each
+#: (a set slot; the id strings are interned, so the ids that many callers may
+#: read — shared records — are held once), 35 MB at most
+MAX_IDS = 1_000_000
+#: ids one count may keep; a larger one keeps its number only, valid while
+#: nothing changes (then it is counted again, with ``count(*)``)
+MAX_IDS_PER_COUNT = 100_000
+
+_STATE = (
+    "FROM (SELECT 1) AS one LEFT JOIN cliquet_timestamps AS t "
+    "ON t.parent_id = %s AND t.collection_id = %s"
+)
+
+
+class ReadCheck:
+    """The read check of a count, joined in SQL: the permission backend
+    (:class:`~cliquet.permission.postgresql.PostgreSQLPermission` on the
+    storage's database), the caller's principals and the record ids'
+    prefix."""
+
+    __slots__ = ("source", "principals", "prefix")
+
+    def __init__(self, source, principals, prefix):
+        self.source = source
+        self.principals = principals
+        self.prefix = prefix
+
+
+class _Entry:
+    """What a count saw: the state of the collection and the ids counted
+    (``None`` when too many to keep: then ``count`` only)."""
+
+    __slots__ = ("timestamp", "generation", "purged", "token", "ids", "count")
+
+    def __init__(self, timestamp, generation, purged, token, ids, count):
+        self.timestamp = timestamp
+        self.generation = generation
+        self.purged = purged
+        self.token = token
+        self.ids = ids
+        self.count = count
+
+    def size(self) -> int:
+        return len(self.ids) if self.ids is not None else 0
+
+
+class MaintainedCounts:
+    """The counts of one storage, keyed by ``(parent_id, collection_id,
+    filters)``; bounded by the ids they keep (:data:`MAX_IDS`); thread-safe.
+
+    :param client: the storage's :class:`~cliquet.storage.postgresql_client.PostgreSQLClient`.
+    """
+
+    def __init__(self, client, max_ids: int = MAX_IDS, max_ids_per_count: int = MAX_IDS_PER_COUNT):
+        self.client = client
+        self.max_ids = max_ids
+        self.max_ids_per_count = max_ids_per_count
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget every count (after a flush)."""
+        with self._lock:
+            self._entries.clear()
+            self._kept = 0
+
+    def count(self, key, parent_id, collection_id, where_of, check: ReadCheck | None,
+              timestamp=None, cacheable: bool = True) -> int:
+        """Return the number of live records of the collection matching
+        ``where_of(params)`` (SQL ``" AND ..."`` of the filters, appending
+        its parameters), the read check ``check`` included in it.
+
+        :param timestamp: the collection's timestamp as the caller's page
+            saw it: without a read check, an unchanged timestamp means an
+            unchanged count (no statement at all).
+        :param cacheable: false inside a transaction that wrote.
+        """
+        if not cacheable:
+            return self._full(None, parent_id, collection_id, where_of, check, keep=False)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+        if entry is None:
+            return self._full(key, parent_id, collection_id, where_of, check)
+        if check is None and timestamp is not None and timestamp == entry.timestamp:
+            return entry.count
+        result = self._delta(key, entry, parent_id, collection_id, where_of, check)
+        if result is None:  # cannot be corrected (or another thread moved it first)
+            result = self._full(key, parent_id, collection_id, where_of, check)
+        return result
+
+    # -- statements -------------------------------------------------------------
+
+    def _full(self, key, parent_id, collection_id, where_of, check, keep=True) -> int:
+        """Count from scratch; keep the ids (or the number) with the state seen."""
+        params: list = []
+        token = "NULL"
+        if check is not None and keep:
+            token = _token_sql()
+        known = self._entries.get(key) if keep else None
+        too_many = known is not None and known.ids is None
+        matching = "FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND NOT deleted"
+        params.extend([parent_id, collection_id])
+        matching += where_of(params)
+        counted = f"(SELECT count(*) {matching})" if too_many or not keep else f"ARRAY(SELECT id {matching})"
+        params.extend([parent_id, collection_id])
+        timestamp, generation, purged, token, found = self.client.execute(
+            f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {counted} {_STATE}",
+            params, fetch="one", readonly=True)
+        if isinstance(found, int):
+            count, ids = found, None
+        else:
+            count, ids = len(found), set(map(sys.intern, found))
+            if count > self.max_ids_per_count:
+                ids = None
+        if keep and timestamp is not None:
+            self._put(key, _Entry(timestamp, generation, purged, token, ids, count))
+        return count
+
+    def _delta(self, key, entry, parent_id, collection_id, where_of, check) -> int | None:
+        """Correct ``entry`` with the records that may have changed since it
+        was taken; ``None`` if it cannot be (start again)."""
+        changed = ("SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
+                   "AND last_modified > %s")
+        changed_params: list = [parent_id, collection_id, entry.timestamp]
+        token, covered, covered_params = "NULL", "TRUE", []
+        if check is not None:
+            if entry.token is None:
+                return None
+            (covered, covered_params), (acl_changed, acl_params) = check.source.acl_changes_sql(
+                entry.token, check.principals, check.prefix, strip_prefix=True)
+            changed += f" UNION {acl_changed}"
+            changed_params += acl_params
+            token = _token_sql()
+        matching_params: list = [parent_id, collection_id]
+        matching = ("SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
+                    "AND NOT deleted AND id IN (SELECT id FROM changed)" + where_of(matching_params))
+        row = self.client.execute(
+            f"WITH changed AS ({changed}) "
+            f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {covered}, "
+            f"ARRAY(SELECT id FROM changed), ARRAY({matching}) {_STATE}",
+            changed_params + covered_params + matching_params + [parent_id, collection_id],
+            fetch="one", readonly=True)
+        timestamp, generation, purged, token, ok, changed_ids, matching_ids = row
+        if not ok or timestamp is None or generation != entry.generation or purged != entry.purged:
+            return None
+        with self._lock:
+            if self._entries.get(key) is not entry:
+                return None
+            if changed_ids:
+                if entry.ids is None:
+                    return None
+                before = len(entry.ids)
+                entry.ids.difference_update(changed_ids)
+                entry.ids.update(map(sys.intern, matching_ids))
+                entry.count = len(entry.ids)
+                self._kept += entry.count - before
+            entry.timestamp, entry.token = timestamp, token
+            self._evict()
+            return entry.count
+
+    # -- bookkeeping ------------------------------------------------------------
+
+    def _put(self, key, entry) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._kept -= old.size()
+            self._entries[key] = entry
+            self._kept += entry.size()
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the least recently used counts past the budget (lock held)."""
+        while self._kept > self.max_ids and len(self._entries) > 1:
+            _, old = self._entries.popitem(last=False)
+            self._kept -= old.size()
+
+
+def _token_sql() -> str:
+    from cliquet.permission.postgresql import ACL_TOKEN_SQL
+
+    return ACL_TOKEN_SQL
