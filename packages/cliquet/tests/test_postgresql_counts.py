@@ -197,3 +197,23 @@ def test_counts_stay_exact_while_writers_race(servers):
             thread.join()
     assert not errors, errors
     assert reader.total(c, ["alice"]) == reader.exact(c, ["alice"])
+
+
+@pytest.mark.services
+def test_a_token_older_than_the_pruned_log_gets_no_answer(servers):
+    reader, writer = servers
+    c = f"c{uuid.uuid4().hex[:8]}"
+    first = writer.create(c, ["alice"])
+    assert reader.total(c, ["alice"]) == 1
+    token, _ = reader.permission.acl_changes(None)
+    for _ in range(3):
+        writer.create(c, ["alice"])
+    writer.permission.remove_principal_from_ace(f"/{c}/{first}", "read", "alice")
+    # What the triggers do now and then, keeping the latest 2 changes.
+    assert writer.client.execute("SELECT cliquet_prune_ace_changes(2)", fetch="one")[0] > 0
+    assert reader.permission.acl_changes(token)[1] is None
+    fresh, _ = reader.permission.acl_changes(None)
+    writer.permission.add_principal_to_ace(f"/{c}/{first}", "read", "bob")
+    assert f"/{c}/{first}" in reader.permission.acl_changes(fresh)[1]
+    # The count whose token the log no longer covers counts again, exactly.
+    assert reader.total(c, ["alice"]) == 3 == reader.exact(c, ["alice"])

@@ -224,22 +224,36 @@ PERMISSION_MIGRATIONS: list[list[str]] = [
         INSERT INTO cliquet_ace_changes_horizon (pruned_through, reset_by) VALUES ('0', pg_current_xact_id())
         ON CONFLICT (only_row) DO UPDATE SET reset_by = EXCLUDED.reset_by
         """,
-        # Log the changed pairs; now and then (one statement in 512, never
-        # waiting for another pruner) forget all but the latest 100 000.
+        # Forget all but the latest ``keep`` changes (never waiting for
+        # another pruner); return how many went.
         """
-        CREATE OR REPLACE FUNCTION cliquet_log_ace_changes() RETURNS trigger AS $$
+        CREATE OR REPLACE FUNCTION cliquet_prune_ace_changes(keep BIGINT) RETURNS BIGINT AS $$
         DECLARE
             bound XID8;
+            gone BIGINT := 0;
+        BEGIN
+            IF pg_try_advisory_xact_lock(hashtext('cliquet_ace_changes')) THEN
+                SELECT changed_by INTO bound FROM cliquet_ace_changes
+                 ORDER BY changed_by DESC OFFSET keep LIMIT 1;
+                IF bound IS NOT NULL THEN
+                    DELETE FROM cliquet_ace_changes WHERE changed_by <= bound;
+                    GET DIAGNOSTICS gone = ROW_COUNT;
+                    UPDATE cliquet_ace_changes_horizon SET pruned_through = greatest(pruned_through, bound);
+                END IF;
+            END IF;
+            RETURN gone;
+        END
+        $$ LANGUAGE plpgsql
+        """,
+        # Log the changed pairs; now and then (one statement in 512) keep
+        # the latest 100 000 only.
+        """
+        CREATE OR REPLACE FUNCTION cliquet_log_ace_changes() RETURNS trigger AS $$
         BEGIN
             INSERT INTO cliquet_ace_changes (object_id, principal)
                 SELECT DISTINCT object_id, principal FROM changed_aces;
-            IF random() < 1.0 / 512 AND pg_try_advisory_xact_lock(hashtext('cliquet_ace_changes')) THEN
-                SELECT changed_by INTO bound FROM cliquet_ace_changes
-                 ORDER BY changed_by DESC OFFSET 100000 LIMIT 1;
-                IF bound IS NOT NULL THEN
-                    DELETE FROM cliquet_ace_changes WHERE changed_by <= bound;
-                    UPDATE cliquet_ace_changes_horizon SET pruned_through = greatest(pruned_through, bound);
-                END IF;
+            IF random() < 1.0 / 512 THEN
+                PERFORM cliquet_prune_ace_changes(100000);
             END IF;
             RETURN NULL;
         END
