@@ -460,12 +460,15 @@ class RedisStorage(RedisTransactions, StorageBase):
             return None
         try:
             key = _view_key(filters, sorting, include_deleted)
-            fresh = View(filters, sorting, include_deleted, (self.id_field, self.modified_field))
-        except (TypeError, ValueError):
+        except TypeError:
             return None
         served = self._from_kept_view(scope, keys, key, sorting, position, limit)
         if served is not None:
             return served
+        try:  # a query no view keeps never has one under its key: checked here, not above
+            fresh = View(filters, sorting, include_deleted, (self.id_field, self.modified_field))
+        except (TypeError, ValueError):
+            return None
         snapshot = self._snapshot(collection_id, parent_id)
         with snapshot.lock:
             view = snapshot.views.get(key)
