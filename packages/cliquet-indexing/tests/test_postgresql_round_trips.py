@@ -55,7 +55,7 @@ def test_a_patch_as_shipped_adds_only_its_index_row_sent_with_the_commit(pg_url,
     assert not [s for s in shipped if "cliquet_access_control_entries" in s and "INSERT" in s], shipped
     # the index row is queued for the COMMIT: sent last, right before it
     assert shipped[-2:] == [index_writes[0], "COMMIT"]
-    # BEGIN leaves with the record's write: 5 round trips for 7 statements
+    # BEGIN leaves with the record's write: 4 round trips for 6 statements
     assert statements.pipelined == ["BEGIN", shipped[3], index_writes[0], "COMMIT"]
     found = shipped_app.post_json("/v1/search/articles", {"query": {"range": {"score": {"gte": 4}}}},
                                   headers=basic_auth()).json["data"]
