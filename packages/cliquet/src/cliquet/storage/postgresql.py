@@ -201,11 +201,14 @@ class PostgreSQLStorage(StorageBase):
         }
 
     def expect_creates(self, count: int) -> None:
-        """Note that the next create of the current transaction is the first
-        of ``count`` in a row in one collection (a batch's consecutive
-        ``POST`` sub-requests): it reserves their timestamps with one bump,
-        and the others are stored at theirs without touching the counter row
-        (see :meth:`create`). Outside a transaction, nothing."""
+        """Start a run of ``count`` creates in one collection (a batch's
+        consecutive ``POST`` sub-requests to one path): its first create
+        reserves their timestamps with one bump, and the others are stored
+        at theirs without touching the counter row (see :meth:`create`).
+        What an earlier run reserved and did not use is dropped: no later
+        write goes under a timestamp something else in between may have
+        shown (a list's ``ETag``). Outside a transaction, nothing."""
+        self.client.forget("stamps")
         self.client.mark(_EXPECTED, count)
 
     def create(self, collection_id, parent_id, record, id_generator=None):
@@ -229,8 +232,10 @@ class PostgreSQLStorage(StorageBase):
             if row is not None:
                 self.client.mark(key, (reserved[0] + 1, reserved[1]), undone_by_rollback=True)
         else:
-            count = self.client.recall(_EXPECTED, 1) if params["given"] is None else 1
-            params["count"] = max(1, count)
+            count = max(1, self.client.recall(_EXPECTED, 1)) if params["given"] is None else 1
+            if count > 1:
+                self.client.mark(_EXPECTED, 1)  # a hint for one create
+            params["count"] = count
             row = self.client.execute(CREATE, params, fetch="one")
             if row is not None and count > 1:
                 self.client.mark(key, (row[0] + 1, row[0] + count - 1), undone_by_rollback=True)

@@ -68,6 +68,8 @@ def _rows(cursor, fetch: str | None):
 _COMMAND_OK = psycopg.pq.ExecStatus.COMMAND_OK
 #: what :meth:`PostgreSQLClient._send` notes when ``BEGIN``/``RELEASE`` succeeds
 _began, _released = object(), object()
+#: the key, among a transaction's marks, of those a rollback forgets
+_UNDONE_BY_ROLLBACK = object()
 
 
 class _Transaction:
@@ -227,12 +229,19 @@ class PostgreSQLClient:
         tx = self._bound.get()
         return tx is not None and (tx.began or bool(tx.deferred))
 
-    def mark(self, key, value=True) -> None:
+    def mark(self, key, value=True, *, undone_by_rollback: bool = False) -> None:
         """Remember ``key`` (with ``value``) for the rest of the current
-        transaction, if any: backends note there what it read and changed."""
+        transaction, if any: backends note there what it read and changed.
+
+        :param undone_by_rollback: forget it as soon as any nested block
+            rolls back (it notes what a write holds, such as a row lock,
+            which rolling back a savepoint may release).
+        """
         marks = self._marks.get()
         if marks is not None:
             marks[key] = value
+            if undone_by_rollback:
+                marks.setdefault(_UNDONE_BY_ROLLBACK, set()).add(key)
 
     def is_marked(self, key) -> bool:
         """Whether :meth:`mark` noted ``key`` in the current transaction."""
@@ -496,6 +505,9 @@ class PostgreSQLClient:
             yield tx.conn
         except BaseException:
             tx.savepoints.pop()
+            marks = self._marks.get()
+            for key in marks.pop(_UNDONE_BY_ROLLBACK, ()) if marks else ():
+                marks.pop(key, None)
             if savepoint[1]:
                 self._sql(tx, f"ROLLBACK TO SAVEPOINT {savepoint[0]}")
                 tx.unreleased = savepoint[0]

@@ -341,13 +341,30 @@ GET = (
     "WHERE parent_id = %s AND collection_id = %s AND id = %s AND NOT deleted"
 )
 
+#: Bump the counter (by ``count``: the first of the timestamps reserved goes
+#: to this record, the others to the transaction's next creates, see
+#: :data:`CREATE_AT`) and insert the record, unless its id is taken by a
+#: live record (no row then, and no bump).
 CREATE = f"""
 WITH ts AS ({BUMP.format(condition='''WHERE NOT EXISTS (
     SELECT 1 FROM cliquet_records
      WHERE parent_id = %(parent_id)s AND collection_id = %(collection_id)s
        AND id = %(id)s AND NOT deleted)''')})
 INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
-SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified, FALSE, %(data)s FROM ts
+SELECT %(parent_id)s, %(collection_id)s, %(id)s, ts.last_modified - %(count)s + 1, FALSE, %(data)s FROM ts
+ON CONFLICT (parent_id, collection_id, id) DO UPDATE
+   SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
+ WHERE r.deleted
+RETURNING last_modified
+"""
+
+#: A create at a timestamp the transaction reserved (a :data:`CREATE` with a
+#: count > 1 took the next ones and holds the collection's counter row until
+#: it commits): no bump, the counter is already past it. No row if the id
+#: is taken by a live record.
+CREATE_AT = """
+INSERT INTO cliquet_records AS r (parent_id, collection_id, id, last_modified, deleted, data)
+VALUES (%(parent_id)s, %(collection_id)s, %(id)s, %(at)s, FALSE, %(data)s)
 ON CONFLICT (parent_id, collection_id, id) DO UPDATE
    SET last_modified = EXCLUDED.last_modified, deleted = FALSE, data = EXCLUDED.data
  WHERE r.deleted
