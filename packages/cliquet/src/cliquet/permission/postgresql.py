@@ -16,6 +16,10 @@ Two tables: ``cliquet_user_principals (user_id, principal)`` and
 latter indexed both by object (its primary key) and by ``(permission,
 principal, object_id)``, so :meth:`~PostgreSQLPermission.get_accessible_objects`
 reads only the entries of the given principals instead of scanning them all.
+Beside them, ``cliquet_ace_changes`` logs every ACE change with its
+transaction id (statement triggers on the ACE table): the change feed of
+:meth:`~PostgreSQLPermission.acl_changes`, which keeps the storage's list
+counts up to date (see :mod:`cliquet.storage.postgresql_count`).
 """
 
 from __future__ import annotations

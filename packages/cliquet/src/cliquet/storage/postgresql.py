@@ -507,7 +507,19 @@ class PostgreSQLStorage(StorageBase):
             f"WHERE parent_id = %s AND collection_id = %s{where} "
             f"ORDER BY {order_sql(columns)} LIMIT %s"
         )
-        rows = self.client.execute(page_sql, params, readonly=True) if limit > 0 else []
+        # A read-checked list whose count is kept sends the count's
+        # correction with the page: one round trip for both.
+        plan = self._count_plan(collection_id, parent_id, filters) if filters else None
+        delta = delta_row = None
+        if plan is not None and plan.check is not None and limit > 0:
+            delta = self._counts.delta_statement(plan.key, parent_id, collection_id, plan.where_of, plan.check)
+        if limit <= 0:
+            rows = []
+        elif delta is None:
+            rows = self.client.execute(page_sql, params, readonly=True)
+        else:
+            rows, delta_row = self.client.run(lambda conn: _pipelined(conn, page_sql, params, delta),
+                                              readonly=True)
 
         # The page's purge horizon, for purged_before() right after.
         self.client.mark(("horizon", parent_id, collection_id), rows[0][2] if rows else _NOT_READ)
@@ -523,11 +535,16 @@ class PostgreSQLStorage(StorageBase):
         if rows and not filters:
             # Kept by a trigger, read in the page's snapshot: exact.
             return records, rows[0][1] or 0
-        return records, self._count(collection_id, parent_id, filters, rows[0][0] if rows else None)
+        if not filters:  # an empty page (limit 0, past the end): the trigger's count
+            params = [parent_id, collection_id, parent_id, collection_id]
+            return records, self.client.execute(f"SELECT {_SCOPE_STATE}", params, fetch="one", readonly=True)[1] or 0
+        return records, self._counts.count(
+            plan.key, parent_id, collection_id, plan.where_of, plan.check, timestamp=rows[0][0] if rows else None,
+            cacheable=plan.cacheable, prefetched=(delta, delta_row) if delta is not None else None)
 
-    def _count(self, collection_id, parent_id, filters, timestamp) -> int:
-        """Count the matching live records: exact, kept up to date from the
-        changes since the previous count (see
+    def _count_plan(self, collection_id, parent_id, filters) -> _CountPlan:
+        """How the matching live records are counted: exact, kept up to
+        date from the changes since the previous count (see
         :mod:`~cliquet.storage.postgresql_count`)."""
         check, cacheable = None, not self.client.wrote
         for f in filters:
@@ -536,10 +553,8 @@ class PostgreSQLStorage(StorageBase):
                 if joined is None or check is not None:
                     cacheable = False  # ids from elsewhere: no change feed to follow them
                 check = joined
-        key = (parent_id, collection_id, repr(filters))
-        return self._counts.count(
-            key, parent_id, collection_id, lambda params: self._where(filters, params),
-            check if cacheable else None, timestamp=timestamp, cacheable=cacheable)
+        return _CountPlan((parent_id, collection_id, repr(filters)), lambda params: self._where(filters, params),
+                          check if cacheable else None, cacheable)
 
     def _joined_check(self, f) -> ReadCheck | None:
         """The read check of filter ``f`` when it is joined in SQL and its
@@ -552,6 +567,26 @@ class PostgreSQLStorage(StorageBase):
                 or not hasattr(source, "acl_changes_sql") or getattr(source, "client", None) is not self.client):
             return None
         return ReadCheck(source, value.principals, value.prefix)
+
+
+class _CountPlan:
+    """The key, the filters' SQL, the joined read check and whether the count may be kept."""
+
+    __slots__ = ("key", "where_of", "check", "cacheable")
+
+    def __init__(self, key, where_of, check, cacheable):
+        self.key = key
+        self.where_of = where_of
+        self.check = check
+        self.cacheable = cacheable
+
+
+def _pipelined(conn, page_sql, params, delta):
+    """The page and the count's correction, sent together."""
+    with conn.pipeline():
+        page = conn.execute(page_sql, params)
+        correction = conn.execute(delta.sql, delta.params)
+    return page.fetchall(), correction.fetchone()
 
 
 def _serialised(payload: bytes) -> bytes:

@@ -59,6 +59,17 @@ class ReadCheck:
         self.prefix = prefix
 
 
+class Delta:
+    """A statement correcting a kept count (:meth:`MaintainedCounts.delta_statement`)."""
+
+    __slots__ = ("entry", "sql", "params")
+
+    def __init__(self, entry, sql, params):
+        self.entry = entry
+        self.sql = sql
+        self.params = params
+
+
 class _Entry:
     """What a count saw: the state of the collection and the ids counted
     (``None`` when too many to keep: then ``count`` only)."""
@@ -99,7 +110,7 @@ class MaintainedCounts:
             self._kept = 0
 
     def count(self, key, parent_id, collection_id, where_of, check: ReadCheck | None,
-              timestamp=None, cacheable: bool = True) -> int:
+              timestamp=None, cacheable: bool = True, prefetched=None) -> int:
         """Return the number of live records of the collection matching
         ``where_of(params)`` (SQL ``" AND ..."`` of the filters, appending
         its parameters), the read check ``check`` included in it.
@@ -108,7 +119,16 @@ class MaintainedCounts:
             saw it: without a read check, an unchanged timestamp means an
             unchanged count (no statement at all).
         :param cacheable: false inside a transaction that wrote.
+        :param prefetched: ``(delta, row)``: the :meth:`delta_statement`
+            the caller sent with its page (one round trip for both) and its
+            answer.
         """
+        if prefetched is not None:
+            delta, row = prefetched
+            result = self._apply(key, delta.entry, row)
+            if result is not None:
+                return result
+            return self._full(key, parent_id, collection_id, where_of, check)
         if not cacheable:
             return self._full(None, parent_id, collection_id, where_of, check, keep=False)
         with self._lock:
@@ -152,30 +172,50 @@ class MaintainedCounts:
             self._put(key, _Entry(timestamp, generation, purged, token, ids, count))
         return count
 
-    def _delta(self, key, entry, parent_id, collection_id, where_of, check) -> int | None:
-        """Correct ``entry`` with the records that may have changed since it
-        was taken; ``None`` if it cannot be (start again)."""
-        changed = ("SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
-                   "AND last_modified > %s")
-        changed_params: list = [parent_id, collection_id, entry.timestamp]
+    def delta_statement(self, key, parent_id, collection_id, where_of, check) -> Delta | None:
+        """The statement that corrects the kept count of ``key``, for a
+        caller that sends it along with its own (``None``: nothing kept to
+        correct, count with :meth:`count`)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or (check is not None and entry.token is None):
+            return None
+        # The records written since: read once, their match evaluated on
+        # the spot; the records whose ACEs changed: looked up by id.
+        written_params: list = []
+        written = ("SELECT id, (NOT deleted" + where_of(written_params) + ") AS counted FROM cliquet_records "
+                   "WHERE parent_id = %s AND collection_id = %s AND last_modified > %s")
+        written_params += [parent_id, collection_id, entry.timestamp]
+        ctes, ctes_params = [f"written AS ({written})"], written_params
         token, covered, covered_params = "NULL", "TRUE", []
+        changed_ids, counted_ids, counted_params = "ARRAY(SELECT id FROM written)", \
+            "ARRAY(SELECT id FROM written WHERE counted)", []
         if check is not None:
-            if entry.token is None:
-                return None
             (covered, covered_params), (acl_changed, acl_params) = check.source.acl_changes_sql(
                 entry.token, check.principals, check.prefix, strip_prefix=True)
-            changed += f" UNION {acl_changed}"
-            changed_params += acl_params
+            ctes.append(f"granted AS ({acl_changed})")
+            ctes_params += acl_params
             token = _token_sql()
-        matching_params: list = [parent_id, collection_id]
-        matching = ("SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
-                    "AND NOT deleted AND id IN (SELECT id FROM changed)" + where_of(matching_params))
-        row = self.client.execute(
-            f"WITH changed AS ({changed}) "
-            f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {covered}, "
-            f"ARRAY(SELECT id FROM changed), ARRAY({matching}) {_STATE}",
-            changed_params + covered_params + matching_params + [parent_id, collection_id],
-            fetch="one", readonly=True)
+            changed_ids += " || ARRAY(SELECT * FROM granted)"
+            counted_params = [parent_id, collection_id]
+            counted_ids += (" || ARRAY(SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
+                            "AND NOT deleted AND id IN (SELECT * FROM granted)" + where_of(counted_params) + ")")
+        sql = (f"WITH {', '.join(ctes)} "
+               f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {covered}, "
+               f"{changed_ids}, {counted_ids} {_STATE}")
+        return Delta(entry, sql, ctes_params + covered_params + counted_params + [parent_id, collection_id])
+
+    def _delta(self, key, entry, parent_id, collection_id, where_of, check) -> int | None:
+        """Correct the kept count of ``key``; ``None`` if it cannot be (start again)."""
+        delta = self.delta_statement(key, parent_id, collection_id, where_of, check)
+        if delta is None or delta.entry is not entry:
+            return None
+        return self._apply(key, entry, self.client.execute(delta.sql, delta.params, fetch="one", readonly=True))
+
+    def _apply(self, key, entry, row) -> int | None:
+        """Correct ``entry`` with the answer of its delta statement; ``None``
+        if it cannot be (the state moved in a way the changes do not tell,
+        or another thread corrected it first)."""
         timestamp, generation, purged, token, ok, changed_ids, matching_ids = row
         if not ok or timestamp is None or generation != entry.generation or purged != entry.purged:
             return None
