@@ -377,6 +377,7 @@ class RedisStorage(RedisTransactions, StorageBase):
         held) and to its views; ``False`` when they do not account for the
         whole collection (the caller then reads it whole)."""
         _, _, stamp, size, ids, live, dead = reply
+        views = list(snapshot.views.values())
         for object_id, value, tomb in zip(ids, live, dead):
             object_id = object_id.decode()
             snapshot.live.pop(object_id, None)
@@ -386,8 +387,12 @@ class RedisStorage(RedisTransactions, StorageBase):
                 snapshot.live[object_id] = self._full(orjson.loads(body), object_id, int(stamp_text))
             elif tomb is not None:
                 snapshot.dead[object_id] = self._tombstone(object_id, int(tomb))
-            for view in snapshot.views.values():
-                view.update(object_id, snapshot.live.get(object_id), snapshot.dead.get(object_id))
+            record, tombstone = snapshot.live.get(object_id), snapshot.dead.get(object_id)
+            for view in views:
+                # A view whose read scope excludes the id, and which does not
+                # hold it, is left as is (what its update would conclude).
+                if view.scope is None or object_id in view.scope.ids or object_id in view.members:
+                    view.update(object_id, record, tombstone)
         if snapshot.size != int(size):
             snapshot.views.clear()
             return False
