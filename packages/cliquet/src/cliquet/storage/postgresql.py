@@ -512,7 +512,10 @@ class PostgreSQLStorage(StorageBase):
         plan = self._count_plan(collection_id, parent_id, filters) if filters else None
         delta = delta_row = None
         if plan is not None and plan.check is not None and limit > 0:
-            delta = self._counts.delta_statement(plan.key, parent_id, collection_id, plan.where_of, plan.check)
+            if len(filters) == 1:  # the read check alone: the collection's journal
+                delta = self._counts.scope_statement(plan.key, parent_id, collection_id, plan.where_of, plan.check)
+            else:
+                delta = self._counts.delta_statement(plan.key, parent_id, collection_id, plan.where_of, plan.check)
         if limit <= 0:
             rows = []
         elif delta is None:
@@ -566,7 +569,7 @@ class PostgreSQLStorage(StorageBase):
         if (operator is not COMPARISON.IN or col.sql.rsplit(".", 1)[-1] != "id"
                 or not hasattr(source, "acl_changes_sql") or getattr(source, "client", None) is not self.client):
             return None
-        return ReadCheck(source, value.principals, value.prefix)
+        return ReadCheck(source, value.principals, value.prefix, value.permissions)
 
 
 class _CountPlan:

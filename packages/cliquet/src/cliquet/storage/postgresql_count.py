@@ -31,6 +31,8 @@ import collections
 import sys
 import threading
 
+from cliquet.storage.postgresql_journal import Fetch, Journals
+
 #: ids kept in all, across the cached counts of a storage: about 35 bytes each
 #: (a set slot; the id strings are interned, so the ids that many callers may
 #: read — shared records — are held once), 35 MB at most
@@ -51,12 +53,13 @@ class ReadCheck:
     storage's database), the caller's principals and the record ids'
     prefix."""
 
-    __slots__ = ("source", "principals", "prefix")
+    __slots__ = ("source", "principals", "prefix", "permissions")
 
-    def __init__(self, source, principals, prefix):
+    def __init__(self, source, principals, prefix, permissions=("read", "write")):
         self.source = source
         self.principals = principals
         self.prefix = prefix
+        self.permissions = tuple(permissions)
 
 
 class Delta:
@@ -88,6 +91,28 @@ class _Entry:
         return len(self.ids) if self.ids is not None else 0
 
 
+class _ScopeEntry:
+    """A count whose only filter is the read check, kept with a
+    :class:`~cliquet.storage.postgresql_journal.Journal`: the ids counted,
+    as of the journal's absolute ``position``."""
+
+    __slots__ = ("journal", "epoch", "position", "ids", "principals")
+
+    def __init__(self, journal, epoch, position, ids, principals):
+        self.journal = journal
+        self.epoch = epoch
+        self.position = position
+        self.ids = ids
+        self.principals = frozenset(principals)
+
+    def current(self, journal) -> bool:
+        """Whether the journal can still bring this count up to date."""
+        return journal is self.journal and self.epoch == journal.epoch and self.position >= journal.base
+
+    def size(self) -> int:
+        return len(self.ids)
+
+
 class MaintainedCounts:
     """The counts of one storage, keyed by ``(parent_id, collection_id,
     filters)``; bounded by the ids they keep (:data:`MAX_IDS`); thread-safe.
@@ -102,12 +127,14 @@ class MaintainedCounts:
         self._entries: collections.OrderedDict = collections.OrderedDict()
         self._kept = 0
         self._lock = threading.Lock()
+        self._journals = Journals(self._lock)
 
     def clear(self) -> None:
         """Forget every count (after a flush)."""
         with self._lock:
             self._entries.clear()
             self._kept = 0
+        self._journals.clear()
 
     def count(self, key, parent_id, collection_id, where_of, check: ReadCheck | None,
               timestamp=None, cacheable: bool = True, prefetched=None) -> int:
@@ -123,6 +150,11 @@ class MaintainedCounts:
             the caller sent with its page (one round trip for both) and its
             answer.
         """
+        if prefetched is not None and isinstance(prefetched[0], Fetch):
+            result = self._scope_count(key, check, *prefetched)
+            if result is not None:
+                return result
+            return self._full(None, parent_id, collection_id, where_of, check, keep=False)
         if prefetched is not None:
             delta, row = prefetched
             result = self._apply(key, delta.entry, row)
@@ -171,6 +203,49 @@ class MaintainedCounts:
         if keep and timestamp is not None:
             self._put(key, _Entry(timestamp, generation, purged, token, ids, count))
         return count
+
+    def scope_statement(self, key, parent_id, collection_id, where_of, check) -> Fetch:
+        """For a list whose only filter is the read check ``check``: the
+        statement that brings its collection's journal up to date (and
+        counts the caller's records from scratch when its count is not
+        kept yet), to send with the page; its answer goes to :meth:`count`
+        (``prefetched``). See :mod:`~cliquet.storage.postgresql_journal`."""
+        journal = self._journals.journal(parent_id, collection_id, check.prefix, check.permissions)
+        with self._lock:
+            entry = self._entries.get(key)
+            full = not (isinstance(entry, _ScopeEntry) and entry.current(journal))
+        return self._journals.prepare(parent_id, collection_id, check, check.permissions,
+                                      full_where_of=where_of if full else None)
+
+    def _scope_count(self, key, check, fetch, row) -> int | None:
+        """Append a journal fetch's answer, then bring the caller's count up
+        to date from the journal; ``None`` when it cannot be (count again)."""
+        with self._lock:
+            appended, full_ids = self._journals.record(fetch, row)
+            journal = fetch.journal
+            if full_ids is not None:
+                ids = set(map(sys.intern, full_ids))
+                if appended and journal.timestamp is not None and len(ids) <= self.max_ids_per_count:
+                    old = self._entries.pop(key, None)
+                    if old is not None:
+                        self._kept -= old.size()
+                    self._entries[key] = _ScopeEntry(journal, journal.epoch, journal.end, ids, check.principals)
+                    self._kept += len(ids)
+                    self._evict()
+                return len(ids)
+            entry = self._entries.get(key)
+            if not isinstance(entry, _ScopeEntry) or not entry.current(journal):
+                return None
+            self._entries.move_to_end(key)
+            ids, principals, before = entry.ids, entry.principals, len(entry.ids)
+            for record_id, readers in journal.since(entry.position):
+                if readers is not None and not readers.isdisjoint(principals):
+                    ids.add(record_id)
+                else:
+                    ids.discard(record_id)
+            entry.position = journal.end
+            self._kept += len(ids) - before
+            return len(ids)
 
     def delta_statement(self, key, parent_id, collection_id, where_of, check) -> Delta | None:
         """The statement that corrects the kept count of ``key``, for a
