@@ -26,6 +26,30 @@ class SchemaVersionError(BackendError):
     """The database holds a newer schema than this version of Cliquet knows."""
 
 
+def _count_records_function(update: str) -> str:
+    """The trigger function keeping ``cliquet_timestamps.record_count``:
+    ``delta`` is +1 when a live record appears, -1 when one goes, and
+    ``update`` applies it."""
+    return """
+        CREATE OR REPLACE FUNCTION cliquet_count_records() RETURNS trigger AS $$
+        DECLARE
+            delta INTEGER := 0;
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                IF NOT NEW.deleted THEN delta := 1; END IF;
+            ELSIF TG_OP = 'DELETE' THEN
+                IF NOT OLD.deleted THEN delta := -1; END IF;
+            ELSIF OLD.deleted AND NOT NEW.deleted THEN
+                delta := 1;
+            ELSIF NEW.deleted AND NOT OLD.deleted THEN
+                delta := -1;
+            END IF;""" + update + """
+            RETURN NULL;
+        END
+        $$ LANGUAGE plpgsql
+        """
+
+
 STORAGE_MIGRATIONS: list[list[str]] = [
     # 1: records (live and tombstones) and the per-collection timestamp counter.
     [
@@ -81,29 +105,13 @@ STORAGE_MIGRATIONS: list[list[str]] = [
             SELECT count(*) FROM cliquet_records AS r
              WHERE r.parent_id = t.parent_id AND r.collection_id = t.collection_id AND NOT r.deleted)
         """,
-        """
-        CREATE OR REPLACE FUNCTION cliquet_count_records() RETURNS trigger AS $$
-        DECLARE
-            delta INTEGER := 0;
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                IF NOT NEW.deleted THEN delta := 1; END IF;
-            ELSIF TG_OP = 'DELETE' THEN
-                IF NOT OLD.deleted THEN delta := -1; END IF;
-            ELSIF OLD.deleted AND NOT NEW.deleted THEN
-                delta := 1;
-            ELSIF NEW.deleted AND NOT OLD.deleted THEN
-                delta := -1;
-            END IF;
+        _count_records_function("""
             IF delta <> 0 THEN
                 UPDATE cliquet_timestamps SET record_count = record_count + delta
                  WHERE parent_id = COALESCE(NEW.parent_id, OLD.parent_id)
                    AND collection_id = COALESCE(NEW.collection_id, OLD.collection_id);
             END IF;
-            RETURN NULL;
-        END
-        $$ LANGUAGE plpgsql
-        """,
+        """),
         "DROP TRIGGER IF EXISTS cliquet_records_count ON cliquet_records",
         """
         CREATE TRIGGER cliquet_records_count
@@ -123,20 +131,7 @@ STORAGE_MIGRATIONS: list[list[str]] = [
         ALTER TABLE cliquet_timestamps
             ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT nextval('cliquet_timestamps_generations')
         """,
-        """
-        CREATE OR REPLACE FUNCTION cliquet_count_records() RETURNS trigger AS $$
-        DECLARE
-            delta INTEGER := 0;
-        BEGIN
-            IF TG_OP = 'INSERT' THEN
-                IF NOT NEW.deleted THEN delta := 1; END IF;
-            ELSIF TG_OP = 'DELETE' THEN
-                IF NOT OLD.deleted THEN delta := -1; END IF;
-            ELSIF OLD.deleted AND NOT NEW.deleted THEN
-                delta := 1;
-            ELSIF NEW.deleted AND NOT OLD.deleted THEN
-                delta := -1;
-            END IF;
+        _count_records_function("""
             IF TG_OP = 'DELETE' AND delta <> 0 THEN
                 UPDATE cliquet_timestamps
                    SET record_count = record_count + delta,
@@ -146,10 +141,7 @@ STORAGE_MIGRATIONS: list[list[str]] = [
                 UPDATE cliquet_timestamps SET record_count = record_count + delta
                  WHERE parent_id = NEW.parent_id AND collection_id = NEW.collection_id;
             END IF;
-            RETURN NULL;
-        END
-        $$ LANGUAGE plpgsql
-        """,
+        """),
     ],
 ]
 
