@@ -202,3 +202,34 @@ def test_feed_entries_round_trip_with_byte_lengths():
         ("/é", [(True, "write", ALICE)]),
     ]
     assert redis_permission._parse_entry(b"3:bob/a") is None
+
+
+@pytest.mark.services
+def test_a_read_scope_whose_check_failed_checks_again(redis_url, cliquet_worker_prefix):
+    """The general path (a permission backend not joined to the storage):
+    a failed check of the changed objects leaves the scope's token where
+    it was, so the next refresh sees the revocation."""
+    from cliquet.storage.exceptions import BackendError
+    from cliquet.storage.views import ReadScope
+
+    permission = redis_permission.load_from_config(
+        make_config(permission_url=redis_url, permission_prefix=f"{cliquet_worker_prefix}rsp:"))
+    permission.flush()
+    try:
+        permission.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+        scope = ReadScope(AccessibleIds([ALICE], ["read"], PREFIX, source=permission))
+        scope.refresh()
+        assert scope.ids == {"a"}
+        permission.remove_principal_from_ace(PREFIX + "a", "read", ALICE)
+        check = permission.filter_accessible
+
+        def fail(*args):
+            raise BackendError(None, "the server went away")
+
+        permission.filter_accessible = fail
+        with pytest.raises(BackendError):
+            scope.refresh()
+        permission.filter_accessible = check
+        assert scope.refresh() == {"a"} and scope.ids == set(), "the revocation is not lost with the failed check"
+    finally:
+        permission.flush()

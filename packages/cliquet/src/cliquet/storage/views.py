@@ -100,13 +100,14 @@ class ReadScope:
                     self.principals, permission, prefix=self.prefix))
             self.ids, self.token = ids, token
             return None
-        self.token = token
         objects = [o for o in changed if o.startswith(self.prefix)]
         if not objects:
+            self.token = token
             return set()
         allowed = set()
         for permission in self.permissions:
             allowed |= self.source.filter_accessible(objects, self.principals, permission)
+        self.token = token  # only now: if a check failed, the next refresh asks again
         cut = len(self.prefix)
         changed_ids = set()
         for object_id in objects:
