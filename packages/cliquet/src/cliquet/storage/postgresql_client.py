@@ -13,11 +13,11 @@ Connections are in autocommit mode: a lone read is one round trip, with no
 ``BEGIN``/``COMMIT``. :meth:`PostgreSQLClient.transaction` binds one
 connection to the current context (a :class:`contextvars.ContextVar`, so
 threads and asyncio tasks each have their own); nested calls become
-savepoints. ``BEGIN`` is deferred to the first write and leaves with it in one
-message (a pipeline), as does a nested block's ``SAVEPOINT`` with the block's
-first statement: a request that only reads costs no transaction round trip,
-and one that writes (or a batch sub-request) none of its own either. Every :mod:`psycopg` error surfaces as
-:class:`~cliquet.storage.exceptions.BackendError`.
+savepoints. ``BEGIN`` is deferred to the first write, and a nested block's
+``SAVEPOINT`` to the block's first statement (its first write before
+``BEGIN``), both in one message: a request that only reads costs no
+transaction round trip, a nested block that sends nothing none. Every
+:mod:`psycopg` error surfaces as :class:`~cliquet.storage.exceptions.BackendError`.
 
 Recovery after a server restart needs no intervention: a connection found
 broken is discarded by the pool, the idle ones are checked at once, and the
@@ -66,6 +66,7 @@ def _rows(cursor, fetch: str | None):
 
 
 _COMMAND_OK = psycopg.pq.ExecStatus.COMMAND_OK
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 #: what :meth:`PostgreSQLClient._send` notes when ``BEGIN``/``RELEASE`` succeeds
 _began, _released = object(), object()
 #: the key, among a transaction's marks, of those a rollback forgets
@@ -263,8 +264,8 @@ class PostgreSQLClient:
     def run(self, fn, *, readonly: bool = False, atomic: bool = True):
         """Call ``fn(conn)`` and return its result.
 
-        Inside a transaction, on its connection (first, in one message, what
-        the transaction owes the server: see :meth:`_owes`). Outside, on a
+        Inside a transaction, on its connection (first, what the
+        transaction owes the server: see :meth:`_owes`). Outside, on a
         pooled connection: in a transaction of its own when ``fn`` writes
         with several statements (``atomic``), in autocommit otherwise.
 
@@ -314,8 +315,8 @@ class PostgreSQLClient:
         (``"one"``) or the row count (``None``).
 
         Inside a transaction that owes the server a ``BEGIN``, deferred
-        writes or a ``SAVEPOINT`` (:meth:`_owes`), they leave with the
-        statement, in one message: one round trip for all.
+        writes or a ``SAVEPOINT`` (:meth:`_owes`), they are sent first
+        (see :meth:`_send`).
 
         :param readonly: the statement only reads (inside a transaction, it
             does not need the deferred ``BEGIN``).
@@ -336,15 +337,14 @@ class PostgreSQLClient:
         """Bind a connection to the current context for the enclosed block and
         run the block in one transaction (a savepoint when nested).
 
-        ``BEGIN`` (and each pending ``SAVEPOINT``) is only sent with the
-        first write, in the same message: under PostgreSQL's default
-        isolation (read committed) every statement reads its own snapshot
-        anyway, so a block that only reads costs no extra round trip, and one
-        that writes none either. An exception undoes the block's writes and
-        propagates (driver errors as ``BackendError``). A transaction that
-        PostgreSQL aborted (a statement of it failed and no savepoint undid
-        it) is not reported as committed: its ``COMMIT`` raises
-        ``BackendError``.
+        ``BEGIN`` (and each pending ``SAVEPOINT``) is only sent before the
+        first write: under PostgreSQL's default isolation (read committed)
+        every statement reads its own snapshot anyway, so a block that only
+        reads costs no extra round trip. An exception undoes the block's
+        writes and propagates (driver errors as ``BackendError``). A
+        transaction that PostgreSQL aborted (a statement of it failed and no
+        savepoint undid it) is not reported as committed: its ``COMMIT``
+        raises ``BackendError``.
         """
         tx = self._bound.get()
         if tx is not None:
@@ -428,8 +428,8 @@ class PostgreSQLClient:
         return not tx.began or pending
 
     def _catch_up(self, tx, query=None, params=None):
-        """Send what ``tx`` owes (see :meth:`_owes`), then ``query`` if any,
-        in one message; return the cursor of ``query`` (results fetched).
+        """Send what ``tx`` owes (see :meth:`_owes`), then ``query`` if any;
+        return the cursor of ``query`` (results fetched).
         If the connection is found dead before the transaction wrote
         anything, all of it goes again on a fresh one."""
         for attempt in range(3):
@@ -453,6 +453,39 @@ class PostgreSQLClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, tx, query=None, params=None):
+        """Send the ``BEGIN`` and ``SAVEPOINT``s ``tx`` owes in one message
+        (one simple query: on a local server, two round trips cost less than
+        psycopg's pipeline mode), then ``query``; with deferred writes, all
+        of it in one pipeline (see :meth:`_pipelined`). ``tx``'s state
+        follows what the server did, even when a statement failed. Returns
+        ``query``'s cursor."""
+        if tx.deferred:
+            return self._pipelined(tx, query, params)
+        control = [] if tx.began else ["BEGIN"]
+        pending = [savepoint for savepoint in tx.savepoints if not savepoint[1]]
+        for savepoint in pending:
+            name = savepoint[0]
+            if tx.unreleased == name:
+                control.append(f"RELEASE SAVEPOINT {name}")
+            control.append(f"SAVEPOINT {name}")
+        conn = tx.conn
+        if control:
+            try:
+                conn.execute("; ".join(control))
+            except psycopg.Error:
+                # BEGIN went through if a transaction is open (or aborted);
+                # a savepoint only counts once known to exist.
+                if not _is_broken(conn) and conn.info.transaction_status != _IDLE:
+                    tx.began = True
+                raise
+            tx.began = True
+            if pending:
+                tx.unreleased = None
+                for savepoint in pending:
+                    savepoint[1] = True
+        return conn.execute(query, params) if query is not None else None
+
+    def _pipelined(self, tx, query=None, params=None):
         """One pipeline: the ``BEGIN``, deferred writes and ``SAVEPOINT``s
         ``tx`` owes, then ``query``; ``tx``'s state follows what the server
         did, even when a statement failed. Returns ``query``'s cursor."""
@@ -486,9 +519,9 @@ class PostgreSQLClient:
                         effect[1] = True
 
     def _nested(self, tx):
-        """A nested block: a savepoint, sent with the block's first
-        statement once the transaction began (its first write before), in
-        the same message.
+        """A nested block: a savepoint, sent before the block's first
+        statement once the transaction began (before its first write
+        otherwise, with the ``BEGIN``, in one message).
 
         When the block ends, its savepoint is not released at once (a round
         trip of its own): the ``RELEASE`` goes with the next ``SAVEPOINT`` of
@@ -496,8 +529,7 @@ class PostgreSQLClient:
         the enclosing level's own ``RELEASE``/``ROLLBACK TO`` make it
         needless. Meanwhile the enclosing level's statements run inside that
         ended savepoint, which nothing rolls back to any more: the same
-        effects. A batch sub-request thus pays no round trip of its own for
-        its savepoint.
+        effects. A batch sub-request that sends nothing pays nothing.
         """
         savepoint = [f"cliquet_sp{len(tx.savepoints) + 1}", False]
         tx.savepoints.append(savepoint)
