@@ -285,7 +285,9 @@ class MaintainedCounts:
         delta = self.delta_statement(key, parent_id, collection_id, where_of, check)
         if delta is None or delta.entry is not entry:
             return None
-        return self._apply(key, entry, self.client.execute(delta.sql, delta.params, fetch="one", readonly=True))
+        row = self.client.run(lambda conn: conn.execute(delta.sql, delta.params, prepare=False).fetchone(),
+                              readonly=True)  # custom plans only: see postgresql._pipelined
+        return self._apply(key, entry, row)
 
     def _apply(self, key, entry, row) -> int | None:
         """Correct ``entry`` with the answer of its delta statement; ``None``
