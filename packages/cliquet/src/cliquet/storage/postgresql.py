@@ -590,7 +590,7 @@ def _pipelined(conn, page_sql, params, delta):
     timestamp, "a third of the collection is newer") once read 100 000
     records instead of the few written since, every list."""
     with conn.pipeline():
-        page = conn.execute(page_sql, params)
+        page = conn.execute(page_sql, params, prepare=False)
         correction = conn.execute(delta.sql, delta.params, prepare=False)
     return page.fetchall(), correction.fetchone()
 

@@ -268,13 +268,15 @@ class MaintainedCounts:
         if check is not None:
             (covered, covered_params), (acl_changed, acl_params) = check.source.acl_changes_sql(
                 entry.token, check.principals, check.prefix, strip_prefix=True)
-            ctes.append(f"granted AS ({acl_changed})")
+            ctes.append(f"granted(id) AS ({acl_changed})")
             ctes_params += acl_params
             token = _token_sql()
             changed_ids += " || ARRAY(SELECT * FROM granted)"
             counted_params = [parent_id, collection_id]
-            counted_ids += (" || ARRAY(SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
-                            "AND NOT deleted AND id IN (SELECT * FROM granted)" + where_of(counted_params) + ")")
+            # LATERAL: one primary-key probe per id, never a pass over the collection.
+            counted_ids += (" || ARRAY(SELECT g.id FROM granted AS g, LATERAL (SELECT 1 FROM cliquet_records "
+                            "WHERE parent_id = %s AND collection_id = %s AND id = g.id AND NOT deleted"
+                            + where_of(counted_params) + ") AS m)")
         sql = (f"WITH {', '.join(ctes)} "
                f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {covered}, "
                f"{changed_ids}, {counted_ids} {_STATE}")

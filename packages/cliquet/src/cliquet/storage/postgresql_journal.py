@@ -139,8 +139,11 @@ class Journals:
                 "WITH granted(id) AS (" + granted + "), changed AS ("
                 "SELECT id, NOT deleted AS alive FROM cliquet_records "
                 "WHERE parent_id = %s AND collection_id = %s AND last_modified > %s "
-                "UNION ALL SELECT g.id, EXISTS (SELECT 1 FROM cliquet_records AS r WHERE r.parent_id = %s "
-                "AND r.collection_id = %s AND r.id = g.id AND NOT r.deleted) FROM granted AS g) "
+                # LATERAL: one primary-key probe per id (an EXISTS was once
+                # planned as a hash of the whole collection).
+                "UNION ALL SELECT g.id, COALESCE(r.alive, FALSE) FROM granted AS g LEFT JOIN LATERAL ("
+                "SELECT NOT deleted AS alive FROM cliquet_records WHERE parent_id = %s "
+                "AND collection_id = %s AND id = g.id) AS r ON TRUE) "
             )
             params += granted_params + [parent_id, collection_id, timestamp, parent_id, collection_id]
             columns.append(covered)
