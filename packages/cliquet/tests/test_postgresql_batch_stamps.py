@@ -15,7 +15,7 @@ psycopg = require_module("psycopg", reason="the `postgresql` extra is not instal
 
 from cliquet.storage import postgresql as pg_storage  # noqa: E402
 from cliquet.testing import make_config  # noqa: E402
-from cliquet.testing.app import SharedArticle, basic_auth, make_app  # noqa: E402
+from cliquet.testing.app import basic_auth, make_postgresql_app  # noqa: E402
 from cliquet.testing.statements import record_statements  # noqa: E402
 
 URL = "/v1/articles"
@@ -29,11 +29,7 @@ def pg_url(postgresql_url, cliquet_worker_prefix):
 
 @pytest.fixture
 def app(pg_url):
-    app = make_app(resources=(SharedArticle,), storage_backend="cliquet.storage.postgresql", storage_url=pg_url,
-                   permission_backend="cliquet.permission.postgresql", permission_url=pg_url)
-    app.app.registry.storage.initialize_schema()
-    app.app.registry.permission.initialize_schema()
-    return app
+    return make_postgresql_app(pg_url)
 
 
 @pytest.fixture

@@ -540,16 +540,7 @@ class RedisPermission(PermissionBase):
         if unsure:  # before the token moves: if this fails, the next list asks again
             readable |= self._filter_any(unsure, scope.principals, scope.permissions)
         scope.token = token
-        cut = len(scope.prefix)
-        changed_ids = set()
-        for object_id in objects:
-            record_id = object_id[cut:]
-            changed_ids.add(record_id)
-            if object_id in readable:
-                scope.ids.add(record_id)
-            else:
-                scope.ids.discard(record_id)
-        return changed_ids
+        return scope.apply(objects, readable)
 
     def _filter_any(self, object_ids, principals, permissions) -> set[str]:
         """Those of ``object_ids`` on which any of ``principals`` holds any

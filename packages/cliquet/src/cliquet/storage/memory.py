@@ -259,12 +259,7 @@ class Storage(StorageBase):
 
     def _refresh(self, bucket, view) -> None:
         """Apply to ``view`` the ACE changes its read scope has not seen (lock held)."""
-        changed = view.scope.refresh()
-        if changed is None:
-            view.build(bucket.records.values(), bucket.tombstones.values())
-        else:
-            for object_id in changed:
-                view.update(object_id, bucket.records.get(object_id), bucket.tombstones.get(object_id))
+        view.follow_scope(bucket.records, bucket.tombstones)
 
     def undo(self, changes: list) -> None:
         """Undo journaled record, tombstone and timestamp changes (newest last)."""

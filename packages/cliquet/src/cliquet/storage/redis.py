@@ -490,12 +490,7 @@ class RedisStorage(RedisTransactions, StorageBase):
                     snapshot.views.pop(next(iter(snapshot.views)))
                 snapshot.views[key] = view
             elif view.scope is not None:
-                changed = view.scope.refresh()
-                if changed is None:
-                    view.build(snapshot.live.values(), snapshot.dead.values())
-                else:
-                    for object_id in changed:
-                        view.update(object_id, snapshot.live.get(object_id), snapshot.dead.get(object_id))
+                view.follow_scope(snapshot.live, snapshot.dead)
             return _page(view, sorting, position, limit)
 
     def _from_kept_view(self, scope, keys, key, sorting, position, limit):

@@ -108,12 +108,17 @@ class ReadScope:
         for permission in self.permissions:
             allowed |= self.source.filter_accessible(objects, self.principals, permission)
         self.token = token  # only now: if a check failed, the next refresh asks again
+        return self.apply(objects, allowed)
+
+    def apply(self, objects, readable) -> set:
+        """Record that, of ``objects`` (ids under the prefix), exactly those
+        in ``readable`` may be read now; return their record ids."""
         cut = len(self.prefix)
         changed_ids = set()
         for object_id in objects:
             record_id = object_id[cut:]
             changed_ids.add(record_id)
-            if object_id in allowed:
+            if object_id in readable:
                 self.ids.add(record_id)
             else:
                 self.ids.discard(record_id)
@@ -199,6 +204,17 @@ class View:
         computed, a bisection of the kept keys."""
         wanted = self.key(item, tombstone)
         return bisect_left(self.keys, wanted), wanted
+
+    def follow_scope(self, live, dead) -> None:
+        """Bring the view up to date with what its read scope has not seen
+        yet (every record again when the scope loaded whole): ``live`` and
+        ``dead`` map ids to the collection's records and tombstones."""
+        changed = self.scope.refresh()
+        if changed is None:
+            self.build(live.values(), dead.values())
+        else:
+            for object_id in changed:
+                self.update(object_id, live.get(object_id), dead.get(object_id))
 
     def update(self, object_id: str, record: dict | None, tombstone: dict | None) -> None:
         """Re-evaluate one id: ``record`` is its live record, ``tombstone``

@@ -73,6 +73,18 @@ def make_app(settings=None, resources=(Article,), **extra):
     return webtest.TestApp(make_wsgi_app(settings, resources, **extra))
 
 
+def make_postgresql_app(url, resources=None, **extra):
+    """Return a :func:`make_app` with storage and permissions on the
+    PostgreSQL database at ``url`` (one client, one transaction per
+    request), their tables migrated; ``resources`` default to
+    :class:`SharedArticle`."""
+    app = make_app(resources=resources or (SharedArticle,), storage_backend="cliquet.storage.postgresql",
+                   storage_url=url, permission_backend="cliquet.permission.postgresql", permission_url=url, **extra)
+    app.app.registry.storage.initialize_schema()
+    app.app.registry.permission.initialize_schema()
+    return app
+
+
 #: the backends :func:`app_on_backends` knows, as pytest parameters.
 BACKEND_NAMES = ("memory", "redis", "postgresql")
 
