@@ -166,12 +166,6 @@ class PostgreSQLStorage(StorageBase):
             return row[0]
         return self.client.execute(INIT_TIMESTAMP, (parent_id, collection_id), fetch="one")[0]
 
-    def _mark_dirty(self, parent_id, collection_id):
-        self.client.mark(("storage", parent_id, collection_id))
-
-    def _is_dirty(self, parent_id, collection_id) -> bool:
-        return self.client.is_marked(("storage", parent_id, collection_id))
-
     # -- records ------------------------------------------------------------------
 
     def _split(self, record: dict) -> tuple[dict, Jsonb]:
@@ -242,7 +236,6 @@ class PostgreSQLStorage(StorageBase):
         if row is None:
             existing = self.get(collection_id, parent_id, object_id)
             raise UnicityError(self.id_field, existing)
-        self._mark_dirty(parent_id, collection_id)
         return self._full(data, object_id, row[0])
 
     def get(self, collection_id, parent_id, object_id):
@@ -288,7 +281,6 @@ class PostgreSQLStorage(StorageBase):
 
             row = self.client.run(fn)
             self.client.mark(key, row[0])
-        self._mark_dirty(parent_id, collection_id)
         return self._full(data, object_id, row[0])
 
     def delete(self, collection_id, parent_id, object_id, with_deleted=True, last_modified=None):
@@ -318,7 +310,6 @@ class PostgreSQLStorage(StorageBase):
 
         timestamp = self.client.run(fn)
         self.client.mark(("read", parent_id, collection_id, object_id), None)
-        self._mark_dirty(parent_id, collection_id)
         return self._tombstone(object_id, timestamp)
 
     def _tombstone(self, object_id, timestamp):
@@ -360,8 +351,6 @@ class PostgreSQLStorage(StorageBase):
             return ids, stamps
 
         ids, stamps = self.client.run(fn)
-        if ids:
-            self._mark_dirty(parent_id, collection_id)
         return [self._tombstone(i, t) for i, t in zip(ids, stamps)]
 
     def purge_deleted(self, collection_id, parent_id, before=None):
@@ -585,10 +574,10 @@ class _CountPlan:
 
 
 def _pipelined(conn, page_sql, params, delta):
-    """The page and the count's correction, sent together. The correction
-    is never a prepared statement: its generic plan (planned for any
-    timestamp, "a third of the collection is newer") once read 100 000
-    records instead of the few written since, every list."""
+    """The page and the count's correction, sent together, both planned
+    for their actual parameters (never prepared: the figures of
+    docs/performance.rst were measured so; a generic plan cannot know how
+    few records were written since the kept timestamp)."""
     with conn.pipeline():
         page = conn.execute(page_sql, params, prepare=False)
         correction = conn.execute(delta.sql, delta.params, prepare=False)

@@ -31,7 +31,7 @@ import collections
 import sys
 import threading
 
-from cliquet.storage.postgresql_journal import Fetch, Journals
+from cliquet.storage.postgresql_journal import STATE_SQL, Fetch, Journals, token_sql
 
 #: ids kept in all, across the cached counts of a storage: about 35 bytes each
 #: (a set slot; the id strings are interned, so the ids that many callers may
@@ -40,11 +40,6 @@ MAX_IDS = 1_000_000
 #: ids one count may keep; a larger one keeps its number only, valid while
 #: nothing changes (then it is counted again, with ``count(*)``)
 MAX_IDS_PER_COUNT = 100_000
-
-_STATE = (
-    "FROM (SELECT 1) AS one LEFT JOIN cliquet_timestamps AS t "
-    "ON t.parent_id = %s AND t.collection_id = %s"
-)
 
 
 class ReadCheck:
@@ -183,7 +178,7 @@ class MaintainedCounts:
         params: list = []
         token = "NULL"
         if check is not None and keep:
-            token = _token_sql()
+            token = token_sql()
         known = self._entries.get(key) if keep else None
         too_many = known is not None and known.ids is None
         matching = "FROM cliquet_records WHERE parent_id = %s AND collection_id = %s AND NOT deleted"
@@ -192,7 +187,7 @@ class MaintainedCounts:
         counted = f"(SELECT count(*) {matching})" if too_many or not keep else f"ARRAY(SELECT id {matching})"
         params.extend([parent_id, collection_id])
         timestamp, generation, purged, token, found = self.client.execute(
-            f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {counted} {_STATE}",
+            f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {counted} {STATE_SQL}",
             params, fetch="one", readonly=True)
         if isinstance(found, int):
             count, ids = found, None
@@ -270,7 +265,7 @@ class MaintainedCounts:
                 entry.token, check.principals, check.prefix, strip_prefix=True)
             ctes.append(f"granted(id) AS ({acl_changed})")
             ctes_params += acl_params
-            token = _token_sql()
+            token = token_sql()
             changed_ids += " || ARRAY(SELECT * FROM granted)"
             counted_params = [parent_id, collection_id]
             # LATERAL: one primary-key probe per id, never a pass over the collection.
@@ -279,7 +274,7 @@ class MaintainedCounts:
                             + where_of(counted_params) + ") AS m)")
         sql = (f"WITH {', '.join(ctes)} "
                f"SELECT t.last_modified, t.generation, t.purged_before, {token}, {covered}, "
-               f"{changed_ids}, {counted_ids} {_STATE}")
+               f"{changed_ids}, {counted_ids} {STATE_SQL}")
         return Delta(entry, sql, ctes_params + covered_params + counted_params + [parent_id, collection_id])
 
     def _delta(self, key, entry, parent_id, collection_id, where_of, check) -> int | None:
@@ -329,9 +324,3 @@ class MaintainedCounts:
         while self._kept > self.max_ids and len(self._entries) > 1:
             _, old = self._entries.popitem(last=False)
             self._kept -= old.size()
-
-
-def _token_sql() -> str:
-    from cliquet.permission.postgresql import ACL_TOKEN_SQL
-
-    return ACL_TOKEN_SQL

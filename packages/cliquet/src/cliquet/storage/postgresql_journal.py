@@ -36,7 +36,9 @@ import threading
 #: entries a journal keeps; a caller further behind counts again
 MAX_ENTRIES = 50_000
 
-_STATE = (
+#: the collection's counter row as ``t`` (parameters: parent_id,
+#: collection_id), present or not: what kept counts and journals check
+STATE_SQL = (
     "FROM (SELECT 1) AS one LEFT JOIN cliquet_timestamps AS t "
     "ON t.parent_id = %s AND t.collection_id = %s"
 )
@@ -128,7 +130,7 @@ class Journals:
         with self.lock:
             moves, timestamp, token = journal.moves, journal.timestamp, journal.token
         params: list = []
-        columns = ["t.last_modified", "t.generation", "t.purged_before", _token_sql()]
+        columns = ["t.last_modified", "t.generation", "t.purged_before", token_sql()]
         if timestamp is None or token is None:
             columns += ["TRUE", "NULL"]
             ctes = ""
@@ -159,7 +161,7 @@ class Journals:
             columns.append("ARRAY(SELECT id FROM cliquet_records WHERE parent_id = %s AND collection_id = %s "
                            "AND NOT deleted" + full_where_of(matching) + ")")
             params += matching
-        sql = f"{ctes}SELECT {', '.join(columns)} {_STATE}"
+        sql = f"{ctes}SELECT {', '.join(columns)} {STATE_SQL}"
         return Fetch(journal, moves, sql, params + [parent_id, collection_id], full)
 
     def record(self, fetch: Fetch, row) -> tuple[bool, list | None]:
@@ -190,7 +192,9 @@ class Journals:
         return True, full_ids
 
 
-def _token_sql() -> str:
+def token_sql() -> str:
+    """SQL of an ACE change feed token (imported late: the permission
+    backend's module needs the storage's)."""
     from cliquet.permission.postgresql import ACL_TOKEN_SQL
 
     return ACL_TOKEN_SQL

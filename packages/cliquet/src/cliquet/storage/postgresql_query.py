@@ -20,8 +20,6 @@ order with ``C`` or ``C.UTF-8`` (what ``ci/services`` creates).
 
 from __future__ import annotations
 
-import collections
-import threading
 from typing import Any, Sequence
 
 from psycopg.types.json import Jsonb
@@ -410,31 +408,3 @@ VALUES (%s, %s, {NOW_MS})
 ON CONFLICT (parent_id, collection_id) DO UPDATE SET last_modified = t.last_modified
 RETURNING last_modified
 """
-
-
-class CountCache:
-    """Counts of matching records per (scope, filters), valid for one
-    collection timestamp. Bounded; thread-safe."""
-
-    def __init__(self, size: int = 4096):
-        self.size = size
-        self.data: collections.OrderedDict = collections.OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key, timestamp):
-        with self.lock:
-            hit = self.data.get(key)
-        if hit is not None and hit[0] == timestamp:
-            return hit[1]
-        return None
-
-    def put(self, key, timestamp, count):
-        with self.lock:
-            self.data[key] = (timestamp, count)
-            self.data.move_to_end(key)
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-
-    def clear(self):
-        with self.lock:
-            self.data.clear()
