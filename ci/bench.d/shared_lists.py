@@ -3,7 +3,7 @@
 Run on its own (after ``eval "$(ci/services)"`` for Redis and PostgreSQL)::
 
     hatch run test:python ci/bench.d/shared_lists.py [--sizes 1000,10000,100000]
-        [--backends memory,redis,postgresql] [--lists 300] [--json out.json]
+        [--backends memory,redis,postgresql] [--lists 300] [--rounds 5] [--json out.json]
 
 What it does, per backend and size: N users (20) own the records of one
 shareable collection, a tenth of them shared for reading with
@@ -12,11 +12,13 @@ and permission backends (in transactions of 500, the way the resource
 writes them: permissions and record together), not through HTTP, so that
 100 000 records load in seconds. A reader then lists the way the
 ``ShareableResource`` does — the read check as an ``AccessibleIds``
-filter, ``_sort=-score&_limit=20`` — first with nobody writing, then while
-a writer keeps creating records (a tenth shared) in transactions like a
-request's: the memory writer is a thread of the same process (the memory
-backends live in one process), the Redis and PostgreSQL writer a process
-of its own, as another worker would be. Reported: list p50 and p99 (ms),
+filter, ``_sort=-score&_limit=20`` — with nobody writing, and while a
+writer keeps creating records (a tenth shared) in transactions like a
+request's, the two phases alternating in ``--rounds`` rounds (5) so that
+both see the machine in the same state: the memory writer is a thread of
+the same process (the memory backends live in one process), the Redis and
+PostgreSQL writer a process of its own, as another worker would be, paused
+between its busy phases. Reported: list p50 and p99 (ms) over all rounds,
 quiet and with the writer busy, the writer's rate, and the ratios.
 
 The storage and permission backends are the library's own, on the
@@ -153,6 +155,10 @@ def list_once(storage, permission, reader):
 PAUSE = 0.002
 
 
+#: quiet and busy phases alternate this many times (see :func:`interleaved`).
+ROUNDS = 5
+
+
 def measure(storage, permission, lists):
     """List ``lists`` times (readers taking turns); return the durations (ms)."""
     durations = []
@@ -164,58 +170,99 @@ def measure(storage, permission, lists):
     return durations
 
 
-def _writer_process(kind, stop, counter, seed):
-    storage, permission = build(kind)
-    rng = random.Random(seed)
-    n = 0
+def _write_while(storage, permission, go, stop, count, seed):
+    """Create records while ``go`` is set, until ``stop`` is; ``count()``
+    after each."""
+    rng, n = random.Random(seed), 0
     while not stop.is_set():
+        if not go.wait(0.05):
+            continue
         with storage.transaction():
             write_one(storage, permission, rng, n)
         n += 1
+        count()
+        if storage.__class__.__module__.endswith("memory"):
+            time.sleep(0)  # the reader shares this interpreter
+
+
+def _writer_process(kind, go, stop, counter, seed):
+    storage, permission = build(kind)
+
+    def count():
         with counter.get_lock():
             counter.value += 1
 
+    _write_while(storage, permission, go, stop, count, seed)
 
-def with_writer(kind, storage, permission, lists):
-    """Measure while one writer keeps creating records; return (durations, writes/s)."""
-    if kind == "memory":
-        stop, done = threading.Event(), [0]
 
-        def loop():
-            rng, n = random.Random(7), 0
-            while not stop.is_set():
-                with storage.transaction():
-                    write_one(storage, permission, rng, n)
-                n += 1
-                done[0] += 1
-                time.sleep(0)
+class Writer:
+    """One writer, paused between the busy phases: a thread of this process
+    on memory (the backends live here), a process of its own otherwise (as
+    another worker would be)."""
 
-        thread = threading.Thread(target=loop, daemon=True)
-        started = time.perf_counter()
-        thread.start()
-        time.sleep(0.2)
-        before = done[0]
-        t0 = time.perf_counter()
-        durations = measure(storage, permission, lists)
-        rate = (done[0] - before) / (time.perf_counter() - t0)
-        stop.set()
-        thread.join(30)
-        del started
-        return durations, rate
-    context = multiprocessing.get_context("spawn")
-    stop, counter = context.Event(), context.Value("i", 0)
-    process = context.Process(target=_writer_process, args=(kind, stop, counter, 7), daemon=True)
-    process.start()
-    deadline = time.monotonic() + 60
-    while counter.value < 20 and time.monotonic() < deadline:  # the writer started and writes
-        time.sleep(0.05)
-    before = counter.value
-    t0 = time.perf_counter()
-    durations = measure(storage, permission, lists)
-    rate = (counter.value - before) / (time.perf_counter() - t0)
-    stop.set()
-    process.join(30)
-    return durations, rate
+    def __init__(self, kind, storage, permission):
+        if kind == "memory":
+            self.go, self.stop, self._done = threading.Event(), threading.Event(), [0]
+
+            def count():
+                self._done[0] += 1
+
+            self._worker = threading.Thread(target=_write_while, daemon=True,
+                                            args=(storage, permission, self.go, self.stop, count, 7))
+        else:
+            context = multiprocessing.get_context("spawn")
+            self.go, self.stop, self._counter = context.Event(), context.Event(), context.Value("i", 0)
+            self._worker = context.Process(target=_writer_process, daemon=True,
+                                           args=(kind, self.go, self.stop, self._counter, 7))
+        self._worker.start()
+
+    @property
+    def done(self) -> int:
+        """Records written so far."""
+        return self._done[0] if hasattr(self, "_done") else self._counter.value
+
+    def resume(self):
+        """Let it write; return once it does (20 writes: started and warm)."""
+        self.go.set()
+        first, deadline = self.done, time.monotonic() + 60
+        while self.done < first + 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def pause(self):
+        """Stop its writes; return once none is under way."""
+        self.go.clear()
+        last = -1
+        while self.done != last:
+            last = self.done
+            time.sleep(0.06)
+
+    def close(self):
+        self.stop.set()
+        self.go.set()
+        self._worker.join(30)
+
+
+def interleaved(kind, storage, permission, lists, rounds):
+    """``rounds`` rounds of ``lists / rounds`` lists with nobody writing, then
+    as many with the writer busy: the two phases see the machine in the same
+    state (a load that comes and goes weighs on both). Return (quiet
+    durations, busy durations, writes/s while busy)."""
+    per_round = max(1, lists // rounds)
+    quiet, busy, written, seconds = [], [], 0, 0.0
+    writer = Writer(kind, storage, permission)
+    try:
+        for _ in range(rounds):
+            writer.pause()
+            measure(storage, permission, USERS)  # not counted: each reader catches up with the busy phase
+            quiet.extend(measure(storage, permission, per_round))
+            writer.resume()
+            before, t0 = writer.done, time.perf_counter()
+            busy.extend(measure(storage, permission, per_round))
+            written += writer.done - before
+            seconds += time.perf_counter() - t0
+    finally:
+        writer.close()
+    return quiet, busy, written / seconds
 
 
 def pct(values, p):
@@ -224,16 +271,19 @@ def pct(values, p):
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(kind, size, lists):
+def run(kind, size, lists, rounds=ROUNDS):
     """One row of the report."""
     storage, permission = fresh(kind)
     t0 = time.perf_counter()
     load(kind, storage, permission, size)
     loaded = time.perf_counter() - t0
     measure(storage, permission, USERS * 2)  # warm: each reader's first list builds its view
-    quiet = measure(storage, permission, lists)
-    busy, rate = with_writer(kind, storage, permission, lists)
-    row = {"backend": kind, "records": size, "load_s": round(loaded, 1),
+    quiet, busy, rate = interleaved(kind, storage, permission, lists, rounds)
+    if kind == "postgresql":  # the next size drops this database: leave no pooled connection to it
+        from cliquet.storage.postgresql_client import close_all
+
+        close_all()
+    row = {"backend": kind, "records": size, "load_s": round(loaded, 1), "rounds": rounds,
            "quiet_p50": statistics.median(quiet), "quiet_p99": pct(quiet, 99),
            "busy_p50": statistics.median(busy), "busy_p99": pct(busy, 99), "writes_per_s": rate}
     row["busy_over_quiet"] = row["busy_p50"] / row["quiet_p50"]
@@ -246,6 +296,7 @@ def main(argv=None):
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--backends", default="memory,redis,postgresql")
     parser.add_argument("--lists", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     rows = []
@@ -257,7 +308,7 @@ def main(argv=None):
             print(f"SKIPPED {kind}: {need} is not set (eval \"$(ci/services)\" first)", file=sys.stderr)
             continue
         for size in (int(s) for s in args.sizes.split(",")):
-            row = run(kind, size, args.lists)
+            row = run(kind, size, args.lists, args.rounds)
             rows.append(row)
             print(f"{kind:<11} {size:>8} {row['load_s']:>7} {row['quiet_p50']:>9.2f} {row['quiet_p99']:>7.2f} "
                   f"{row['busy_p50']:>9.2f} {row['busy_p99']:>7.2f} {row['busy_over_quiet']:>10.2f} "

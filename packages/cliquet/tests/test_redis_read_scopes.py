@@ -137,6 +137,23 @@ def test_a_revocation_is_seen_by_the_next_list_even_with_another_grant_left(join
 
 
 @pytest.mark.services
+def test_a_principal_that_begins_another_is_told_apart(joined):
+    """The script finds a principal by its size and name, as entries spell
+    it: a change for ``fxa:bob10`` is not one for ``fxa:bob``."""
+    for record_id in "ab":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", BOB)
+    reader = (BOB,)
+    assert joined.listed(reader) == ["a"]
+    joined.grants.add_principal_to_ace(PREFIX + "b", "read", BOB + "10")
+    joined.grants.remove_principal_from_ace(PREFIX + "a", "write", BOB + "10")
+    assert joined.listed(reader) == ["a"]
+    assert joined.scripts == ["list"] and joined.checks == [], "another principal's changes are not the reader's"
+    joined.grants.add_principal_to_ace(PREFIX + "b", "write", BOB)
+    assert joined.listed(reader) == ["a", "b"]
+
+
+@pytest.mark.services
 def test_a_revocation_whose_check_failed_is_checked_again(joined):
     from cliquet.storage.exceptions import BackendError
 

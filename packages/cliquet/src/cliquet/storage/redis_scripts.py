@@ -251,12 +251,16 @@ _SCOPE_FUNCTION = """
 local function scope_changes(entries, prefix, permissions, principals)
   local order, held = {}, {}
   local find, sub, byte = string.find, string.sub, string.byte
+  -- a principal as an entry spells it (its size first): "user1" is then
+  -- never found inside "user10", which would cost a parse for nothing
+  local needles = {}
+  for principal in pairs(principals) do table.insert(needles, #principal .. ':' .. principal) end
   for _, entry in ipairs(entries) do
     if byte(entry, 1) ~= 33 then return nil end
     -- most entries name none of the scope's principals: skip them unparsed
     local mentioned = false
-    for principal in pairs(principals) do
-      if find(entry, principal, 1, true) then
+    for _, needle in ipairs(needles) do
+      if find(entry, needle, 1, true) then
         mentioned = true
         break
       end
