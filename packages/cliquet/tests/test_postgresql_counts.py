@@ -145,6 +145,37 @@ def test_every_kind_of_write_by_another_server_is_counted(servers, full_counts):
 
 
 @pytest.mark.services
+def test_a_list_corrects_its_count_only_after_a_change_it_can_see(servers, full_counts, monkeypatch):
+    """The probe sent with the page stops a quiet list there; the correction
+    runs after a write in the collection or a change of the reader's access,
+    not after another reader's or another collection's."""
+    reader, writer = servers
+    corrections = []
+    delta = MaintainedCounts._delta
+    monkeypatch.setattr(MaintainedCounts, "_delta", lambda self, key, *a: (corrections.append(key), delta(self, key, *a))[1])
+    c, other, alice = f"c{uuid.uuid4().hex[:8]}", f"o{uuid.uuid4().hex[:8]}", "alice"
+    ids = [writer.create(c, [alice], kind="a") for _ in range(3)]
+
+    def listed():
+        corrections.clear()
+        total = reader.total(c, (alice,), kind="a")
+        assert total == reader.exact(c, (alice,), kind="a")
+        return total, len(corrections)
+
+    assert listed() == (3, 0)  # counted from scratch
+    assert listed() == (3, 0), "nothing changed: no correction"
+    writer.permission.add_principal_to_ace(f"/{c}/{ids[0]}", "read", "carol")
+    writer.create(other, [alice], kind="a")
+    assert listed() == (3, 0), "another reader's access, another collection: no correction"
+    writer.permission.remove_principal_from_ace(f"/{c}/{ids[1]}", "read", alice)
+    assert listed() == (2, 1), "the reader's access changed: corrected"
+    writer.create(c, [alice], kind="a")
+    assert listed() == (3, 1), "a write in the collection: corrected"
+    assert listed() == (3, 0)
+    assert len([made for made in full_counts if made is not None and made[0] != "journal"]) == 1
+
+
+@pytest.mark.services
 def test_a_flush_elsewhere_starts_the_count_again(servers):
     reader, writer = servers
     c = f"c{uuid.uuid4().hex[:8]}"

@@ -496,15 +496,16 @@ class PostgreSQLStorage(StorageBase):
             f"WHERE parent_id = %s AND collection_id = %s{where} "
             f"ORDER BY {order_sql(columns)} LIMIT %s"
         )
-        # A read-checked list whose count is kept sends the count's
-        # correction with the page: one round trip for both.
+        # A read-checked list whose count is kept sends with its page what
+        # the count needs (the journal's news, or a probe of the changes):
+        # one round trip for both.
         plan = self._count_plan(collection_id, parent_id, filters) if filters else None
         delta = delta_row = None
         if plan is not None and plan.check is not None and limit > 0:
             if len(filters) == 1:  # the read check alone: the collection's journal
                 delta = self._counts.scope_statement(plan.key, parent_id, collection_id, plan.where_of, plan.check)
-            else:
-                delta = self._counts.delta_statement(plan.key, parent_id, collection_id, plan.where_of, plan.check)
+            else:  # whether the kept count may have changed: corrected only then
+                delta = self._counts.probe_statement(plan.key, parent_id, collection_id, plan.check)
         if limit <= 0:
             rows = []
         elif delta is None:
@@ -574,10 +575,10 @@ class _CountPlan:
 
 
 def _pipelined(conn, page_sql, params, delta):
-    """The page and the count's correction, sent together, both planned
-    for their actual parameters (never prepared: the figures of
-    docs/performance.rst were measured so; a generic plan cannot know how
-    few records were written since the kept timestamp)."""
+    """The page and what its count needs (the journal's news, or a probe
+    of the changes since the kept count), sent together, both planned for
+    their actual parameters (never prepared: a generic plan cannot know
+    how few records were written, or ACEs changed, since a kept count)."""
     with conn.pipeline():
         page = conn.execute(page_sql, params, prepare=False)
         correction = conn.execute(delta.sql, delta.params, prepare=False)
