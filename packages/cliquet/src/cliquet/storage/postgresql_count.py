@@ -288,7 +288,7 @@ class MaintainedCounts:
         covers changed (its token then moves on); ``None`` otherwise."""
         timestamp, generation, purged, token, covered, acl_changed = row
         entry = probe.entry
-        if (not covered or timestamp is None or timestamp != entry.timestamp
+        if (not covered or acl_changed or timestamp is None or timestamp != entry.timestamp
                 or generation != entry.generation or purged != entry.purged):
             return None
         with self._lock:
