@@ -158,9 +158,9 @@ class MaintainedCounts:
             saw it: without a read check, an unchanged timestamp means an
             unchanged count (no statement at all).
         :param cacheable: false inside a transaction that wrote.
-        :param prefetched: ``(delta, row)``: the :meth:`delta_statement`
-            the caller sent with its page (one round trip for both) and its
-            answer.
+        :param prefetched: ``(statement, row)``: the :meth:`probe_statement`
+            or :meth:`scope_statement` the caller sent with its page (one
+            round trip for both) and its answer.
         """
         if prefetched is not None and isinstance(prefetched[0], Fetch):
             result = self._scope_count(key, check, *prefetched)
@@ -175,12 +175,6 @@ class MaintainedCounts:
                 entry = self._entries.get(key)
             result = self._delta(key, entry, parent_id, collection_id, where_of, check) if entry else None
             return result if result is not None else self._full(key, parent_id, collection_id, where_of, check)
-        if prefetched is not None:
-            delta, row = prefetched
-            result = self._apply(key, delta.entry, row)
-            if result is not None:
-                return result
-            return self._full(key, parent_id, collection_id, where_of, check)
         if not cacheable:
             return self._full(None, parent_id, collection_id, where_of, check, keep=False)
         with self._lock:
