@@ -41,14 +41,27 @@ def cluster_url() -> str:
 
 @pytest.fixture
 def cluster_nodes(cluster_url):
-    """The node URLs; after the test, every node is running again and the
-    cluster has its three nodes (a failed test must not leave one down)."""
+    """The node URLs; before and after the test, every node is running and
+    answers HTTP, and the cluster has its three nodes (a failed test must
+    not leave one down; a node restarted by the previous test may have
+    joined the cluster before its HTTP port is open)."""
     urls = cluster_url.split(",")
+    _all_up(urls)
     yield urls
+    _all_up(urls)
+
+
+def _all_up(urls, timeout: float = 120) -> None:
+    """Start the nodes that do not answer; return once each answers HTTP
+    and the cluster counts them all."""
     for url in urls:
         if not _answers(url):
             _start(url)
-    _wait_for_nodes(urls[0] if _answers(urls[0]) else urls[1], 3)
+    deadline = time.monotonic() + timeout
+    while not all(_answers(url) for url in urls):
+        assert time.monotonic() < deadline, f"a node of {urls} does not answer after {timeout} s"
+        time.sleep(0.5)
+    _wait_for_nodes(urls[0], len(urls))
 
 
 def _get(url: str, path: str) -> dict:
