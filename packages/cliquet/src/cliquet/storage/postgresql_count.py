@@ -293,9 +293,9 @@ class MaintainedCounts:
             return entry.count
 
     def delta_statement(self, key, parent_id, collection_id, where_of, check) -> Delta | None:
-        """The statement that corrects the kept count of ``key``, for a
-        caller that sends it along with its own (``None``: nothing kept to
-        correct, count with :meth:`count`)."""
+        """The statement that corrects the kept count of ``key``, run after
+        a probe saw a change (``None``: nothing kept to correct, count with
+        :meth:`count`)."""
         with self._lock:
             entry = self._entries.get(key)
         if entry is None or (check is not None and entry.token is None):
