@@ -66,6 +66,22 @@ class Joined:
         assert total == len(records)
         return [r["id"] for r in records]
 
+    def changed_since(self, principals, since) -> list[str]:
+        """The ids ``principals`` may read among the records (and tombstones)
+        changed since ``since``, as a ``_since`` list asks for them."""
+        principals = tuple(principals)
+
+        def loader():
+            return {o[len(PREFIX):] for p in ("read", "write")
+                    for o in self.permission.get_accessible_objects(principals, p, prefix=PREFIX)}
+
+        value = AccessibleIds(principals, ("read", "write"), PREFIX, loader=loader, source=self.permission)
+        self.loads.clear()
+        records, _ = self.storage.get_all("articles", "b:1", filters=[
+            Filter("id", value, COMPARISON.IN), Filter("last_modified", since, COMPARISON.GT)],
+            sorting=[Sort("id", 1)], include_deleted=True)
+        return [r["id"] for r in records]
+
     def close(self):
         self.storage.flush()
         self.permission.flush()
@@ -151,6 +167,31 @@ def test_a_principal_that_begins_another_is_told_apart(joined):
     assert joined.scripts == ["list"] and joined.checks == [], "another principal's changes are not the reader's"
     joined.grants.add_principal_to_ace(PREFIX + "b", "write", BOB)
     assert joined.listed(reader) == ["a", "b"]
+
+
+@pytest.mark.services
+def test_a_since_list_checks_the_changed_records_only(joined):
+    """A ``_since`` list reads the records changed since, and asks the
+    permission backend about those: it never loads every id the caller may
+    read (which grows with the store), and sees its transaction's grants."""
+    for record_id in "abc":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+        joined.grants.add_principal_to_ace(PREFIX + record_id, "read", ALICE)
+    since = joined.writer.collection_timestamp("articles", "b:1")
+    joined.writer.create("articles", "b:1", {"id": "d"})
+    joined.grants.add_principal_to_ace(PREFIX + "d", "write", ALICE)  # write reads too
+    joined.writer.create("articles", "b:1", {"id": "e"})  # not shared with alice
+    joined.writer.delete("articles", "b:1", "a")
+    joined.grants.remove_principal_from_ace(PREFIX + "b", "read", ALICE)
+    joined.writer.update("articles", "b:1", "b", {"n": 1})  # changed, no longer readable
+    # "a": its tombstone, still readable by its ACE (as with every id loaded)
+    assert joined.changed_since((ALICE, EVERYONE), since) == ["a", "d"]
+    assert joined.loads == [], "no id loaded beyond the changed records"
+    joined.grants.delete_object_permissions(PREFIX + "a")
+    with joined.storage.transaction():
+        joined.permission.add_principal_to_ace(PREFIX + "e", "read", EVERYONE)
+        assert joined.changed_since((ALICE, EVERYONE), since) == ["d", "e"]
+    assert joined.changed_since((BOB,), since) == []
 
 
 @pytest.mark.services

@@ -59,7 +59,7 @@ import uuid
 
 import orjson
 
-from cliquet.storage import COMPARISON, AccessibleIds, RecordNotFoundError, Sort, StorageBase, UnicityError
+from cliquet.storage import COMPARISON, AccessibleIds, Filter, RecordNotFoundError, Sort, StorageBase, UnicityError
 from cliquet.storage import query as q
 from cliquet.storage import redis_scripts as lua
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, tagged_prefix, wrap_errors
@@ -71,6 +71,9 @@ _Keys = collections.namedtuple("_Keys", "r t z ts v lock wake pb")
 #: most changed records a list reads to bring a cached collection up to date
 #: (beyond, it reads the collection whole).
 DELTA_MOST = 2000
+#: most records of a ``_since`` list whose read check asks the permission
+#: backend about them one by one (beyond, every readable id is loaded).
+CHECKED_MOST = 1000
 
 
 class _Snapshot:
@@ -551,6 +554,8 @@ class RedisStorage(RedisTransactions, StorageBase):
             if served is not None:
                 return served
         records, tombstones, _ = self._records(collection_id, parent_id, bound, strict)
+        if bound is not None:
+            filters = self._checked(filters, records, tombstones)
         matches = q.compile_filters(filters)
         found = [r for r in records if matches(r)]
         total = len(found)
@@ -560,6 +565,32 @@ class RedisStorage(RedisTransactions, StorageBase):
         ordered = q.sort_records(found, sorting)
         start = q.position_after(ordered, position, sorting) if position is not None else 0
         return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
+
+
+    def _checked(self, filters, records, tombstones) -> tuple:
+        """``filters`` with a read check on the id replaced by the ids of
+        ``records`` and ``tombstones`` it allows, asked of its permission
+        backend (a round trip per permission, this transaction's writes
+        seen): a ``_since`` list reads a few changed records, and costs
+        those, not every id the caller may read (the read check's loader).
+        Unchanged when they are more than :data:`CHECKED_MOST`."""
+        candidates = [item[self.id_field] for item in records] + [item[self.id_field] for item in tombstones]
+        if len(candidates) > CHECKED_MOST:
+            return filters
+        checked = []
+        for f in filters:
+            value, source = f.value, getattr(f.value, "source", None)
+            operator = f.operator if isinstance(f.operator, COMPARISON) else COMPARISON(f.operator)
+            if (isinstance(value, AccessibleIds) and operator is COMPARISON.IN and f.field == self.id_field
+                    and source is not None):
+                objects = [value.prefix + object_id for object_id in candidates]
+                allowed: set = set()
+                for permission in value.permissions:
+                    allowed |= source.filter_accessible(objects, value.principals, permission)
+                cut = len(value.prefix)
+                f = Filter(f.field, frozenset(object_id[cut:] for object_id in allowed), COMPARISON.IN)
+            checked.append(f)
+        return tuple(checked)
 
 
 def _page(view, sorting, position, limit):
