@@ -49,15 +49,19 @@ class Joined:
         self.storage._run = lambda name, keys, args: (self.scripts.append(name), run(name, keys, args))[1]
         self.permission._filter_any = lambda objects, *a: (self.checks.append(sorted(objects)), check(objects, *a))[1]
 
-    def listed(self, principals) -> list[str]:
-        """The ids ``principals`` may read, as the shareable resource lists them."""
+    def read_check(self, principals) -> AccessibleIds:
+        """The read check of ``principals``, as the shareable resource builds it."""
         principals = tuple(principals)
 
         def loader():
             return {o[len(PREFIX):] for p in ("read", "write")
                     for o in self.permission.get_accessible_objects(principals, p, prefix=PREFIX)}
 
-        value = AccessibleIds(principals, ("read", "write"), PREFIX, loader=loader, source=self.permission)
+        return AccessibleIds(principals, ("read", "write"), PREFIX, loader=loader, source=self.permission)
+
+    def listed(self, principals) -> list[str]:
+        """The ids ``principals`` may read, as the shareable resource lists them."""
+        value = self.read_check(principals)
         self.scripts.clear()
         self.checks.clear()
         self.loads.clear()
@@ -69,13 +73,7 @@ class Joined:
     def changed_since(self, principals, since) -> list[str]:
         """The ids ``principals`` may read among the records (and tombstones)
         changed since ``since``, as a ``_since`` list asks for them."""
-        principals = tuple(principals)
-
-        def loader():
-            return {o[len(PREFIX):] for p in ("read", "write")
-                    for o in self.permission.get_accessible_objects(principals, p, prefix=PREFIX)}
-
-        value = AccessibleIds(principals, ("read", "write"), PREFIX, loader=loader, source=self.permission)
+        value = self.read_check(principals)
         self.loads.clear()
         records, _ = self.storage.get_all("articles", "b:1", filters=[
             Filter("id", value, COMPARISON.IN), Filter("last_modified", since, COMPARISON.GT)],
