@@ -70,22 +70,44 @@ export async function startServer(env = {}, fixedPort = null, args = []) {
   };
 }
 
+/**
+ * Stops the server's whole process group and resolves once it is gone:
+ * `ci/serve` runs hatch, which runs Granian, whose graceful shutdown can
+ * outlast hatch (a kept-alive connection). SIGTERM, then SIGKILL after 5 s;
+ * never waits more than 10 s (a group left with unreaped zombies).
+ * @param {import("node:child_process").ChildProcess} child
+ */
 function stopGroup(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
+  const group = -child.pid;
+  const alive = () => {
     try {
-      process.kill(-child.pid, "SIGTERM");
+      process.kill(group, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return new Promise((resolve) => {
+    if (!alive()) return resolve();
+    try {
+      process.kill(group, "SIGTERM");
     } catch {
       return resolve();
     }
-    setTimeout(() => {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
+    const started = Date.now();
+    const poll = () => {
+      const waited = Date.now() - started;
+      if (!alive() || waited > 10_000) return resolve();
+      if (waited > 5_000) {
+        try {
+          process.kill(group, "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
       }
-    }, 5000).unref();
+      setTimeout(poll, 50);
+    };
+    poll();
   });
 }
 
