@@ -387,8 +387,10 @@ class RedisStorage(RedisTransactions, StorageBase):
         views = list(snapshot.views.values())
         for object_id, value, tomb in zip(ids, live, dead):
             object_id = object_id.decode()
-            snapshot.live.pop(object_id, None)
-            snapshot.dead.pop(object_id, None)
+            # A view holds ids of its snapshot only: an id new to the
+            # snapshot can be in a view's read scope, never among its members.
+            known = snapshot.live.pop(object_id, None) is not None
+            known = snapshot.dead.pop(object_id, None) is not None or known
             if value is not None:
                 stamp_text, _, body = value.partition(b"|")
                 snapshot.live[object_id] = self._full(orjson.loads(body), object_id, int(stamp_text))
@@ -398,7 +400,8 @@ class RedisStorage(RedisTransactions, StorageBase):
             for view in views:
                 # A view whose read scope excludes the id, and which does not
                 # hold it, is left as is (what its update would conclude).
-                if view.scope is None or object_id in view.scope.ids or object_id in view.members:
+                scope = view.scope
+                if scope is None or object_id in scope.ids or (known and object_id in view.members):
                     view.update(object_id, record, tombstone)
         if snapshot.size != int(size):
             snapshot.views.clear()
