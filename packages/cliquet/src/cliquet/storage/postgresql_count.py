@@ -62,8 +62,8 @@ class ReadCheck:
         self.permissions = tuple(permissions)
 
 
-class Delta:
-    """A statement correcting a kept count (:meth:`MaintainedCounts.delta_statement`)."""
+class _Statement:
+    """A statement about one kept count: its entry, SQL and parameters."""
 
     __slots__ = ("entry", "sql", "params")
 
@@ -73,16 +73,17 @@ class Delta:
         self.params = params
 
 
-class Probe:
+class Delta(_Statement):
+    """A statement correcting a kept count (:meth:`MaintainedCounts.delta_statement`)."""
+
+    __slots__ = ()
+
+
+class Probe(_Statement):
     """A statement telling whether a kept count may have changed
     (:meth:`MaintainedCounts.probe_statement`)."""
 
-    __slots__ = ("entry", "sql", "params")
-
-    def __init__(self, entry, sql, params):
-        self.entry = entry
-        self.sql = sql
-        self.params = params
+    __slots__ = ()
 
 
 class _Entry:
