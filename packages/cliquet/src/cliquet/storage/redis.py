@@ -577,9 +577,10 @@ class RedisStorage(RedisTransactions, StorageBase):
         seen): a ``_since`` list reads a few changed records, and costs
         those, not every id the caller may read (the read check's loader).
         Unchanged when they are more than :data:`CHECKED_MOST`."""
-        candidates = [item[self.id_field] for item in records] + [item[self.id_field] for item in tombstones]
-        if len(candidates) > CHECKED_MOST:
+        if (not any(isinstance(f.value, AccessibleIds) for f in filters)
+                or len(records) + len(tombstones) > CHECKED_MOST):
             return filters
+        candidates = [item[self.id_field] for item in records] + [item[self.id_field] for item in tombstones]
         checked = []
         for f in filters:
             value, source = f.value, getattr(f.value, "source", None)
