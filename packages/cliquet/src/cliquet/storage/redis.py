@@ -569,7 +569,6 @@ class RedisStorage(RedisTransactions, StorageBase):
         start = q.position_after(ordered, position, sorting) if position is not None else 0
         return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
 
-
     def _checked(self, filters, records, tombstones) -> tuple:
         """``filters`` with a read check on the id replaced by the ids of
         ``records`` and ``tombstones`` it allows, asked of its permission
@@ -589,8 +588,9 @@ class RedisStorage(RedisTransactions, StorageBase):
                     and source is not None):
                 objects = [value.prefix + object_id for object_id in candidates]
                 allowed: set = set()
-                for permission in value.permissions:
-                    allowed |= source.filter_accessible(objects, value.principals, permission)
+                for permission in value.permissions:  # an object allowed once is not asked again
+                    allowed |= source.filter_accessible([o for o in objects if o not in allowed],
+                                                        value.principals, permission)
                 cut = len(value.prefix)
                 f = Filter(f.field, frozenset(object_id[cut:] for object_id in allowed), COMPARISON.IN)
             checked.append(f)
