@@ -43,11 +43,12 @@ class Joined:
         self.scripts: list = []
         self.checks: list = []
         self.loads: list = []
-        run, check = self.storage._run, self.permission._filter_any
+        run, check = self.storage._run, self.permission._filter_groups
         load = self.permission.get_accessible_objects
         self.permission.get_accessible_objects = lambda *a, **k: (self.loads.append(a[1]), load(*a, **k))[1]
         self.storage._run = lambda name, keys, args: (self.scripts.append(name), run(name, keys, args))[1]
-        self.permission._filter_any = lambda objects, *a: (self.checks.append(sorted(objects)), check(objects, *a))[1]
+        self.permission._filter_groups = lambda groups: (  # one round trip: the objects it checks
+            self.checks.append(sorted(o for objects, _, _ in groups for o in objects)), check(groups))[1]
 
     def read_check(self, principals) -> AccessibleIds:
         """The read check of ``principals``, as the shareable resource builds it."""
@@ -141,13 +142,62 @@ def test_a_revocation_is_seen_by_the_next_list_even_with_another_grant_left(join
 
     joined.grants.remove_principal_from_ace(PREFIX + "a", "write", ALICE)
     assert joined.listed(reader) == ["b"]
-    joined.grants.add_principal_to_ace(PREFIX + "c", "read", EVERYONE)
-    joined.grants.remove_principal_from_ace(PREFIX + "c", "read", EVERYONE)
+    joined.grants.add_principal_to_ace(PREFIX + "c", "read", ALICE)
+    joined.grants.remove_principal_from_ace(PREFIX + "c", "read", ALICE)
     joined.grants.add_principal_to_ace(PREFIX + "c", "write", ALICE)
     assert joined.listed(reader) == ["b", "c"]
     assert joined.checks == [], "a grant last: readable without a check"
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", EVERYONE)
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    joined.grants.remove_principal_from_ace(PREFIX + "a", "read", EVERYONE)
+    assert joined.listed(reader) == ["a", "b", "c"]
+    assert joined.checks == [[PREFIX + "a"]], "each principal's view checks its own revocations"
+    joined.grants.remove_principal_from_ace(PREFIX + "a", "read", ALICE)
     joined.grants.delete_object_permissions(PREFIX + "b", PREFIX + "c")
     assert joined.listed(reader) == []
+
+
+@pytest.mark.services
+def test_readers_who_share_a_principal_share_its_view(joined):
+    """A list is served by one view per principal of its read check, kept
+    by the process for every reader with that principal: a record shared
+    with everyone is taken in once, each reader's page merges its views,
+    and a record readable through two of them is listed and counted once."""
+    for record_id in "abcdef":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    joined.grants.add_principal_to_ace(PREFIX + "b", "read", BOB)
+    joined.grants.add_principal_to_ace(PREFIX + "c", "read", EVERYONE)
+    joined.grants.add_principal_to_ace(PREFIX + "d", "read", ALICE)
+    joined.grants.add_principal_to_ace(PREFIX + "d", "write", EVERYONE)
+    joined.grants.add_principal_to_ace(PREFIX + "e", "write", BOB)
+    alice, bob = (ALICE, EVERYONE), (BOB, EVERYONE)
+    assert joined.listed(alice) == ["a", "c", "d"]  # `listed` checks the count: d once
+    assert joined.listed(bob) == ["b", "c", "d", "e"]
+    (snapshot,) = joined.storage._snapshots.values()
+    assert len(snapshot.views) == 3, "one view per principal: alice's, bob's, everyone's"
+
+    with joined.writer.transaction():
+        joined.writer.create("articles", "b:1", {"id": "g"})
+        joined.grants.replace_object_permissions(PREFIX + "g", {"read": [EVERYONE]})
+    joined.grants.remove_principal_from_ace(PREFIX + "d", "read", ALICE)  # everyone's write is left
+    assert joined.listed(bob) == ["b", "c", "d", "e", "g"]
+    assert joined.scripts == ["list"], "one round trip brings every view of the process up to date"
+    assert joined.listed(alice) == ["a", "c", "d", "g"]
+    assert joined.scripts == ["list"] and joined.checks == [], "bob's list already checked d"
+    assert len(snapshot.views) == 3
+
+    pages, after = [], None
+    while True:  # page by page, the way a client follows continuation tokens
+        records, total = joined.storage.get_all(
+            "articles", "b:1", filters=[Filter("id", joined.read_check(alice), COMPARISON.IN)],
+            sorting=[Sort("id", 1)], limit=1, after=after)
+        if not records:
+            break
+        assert total == 4
+        pages.append(records[0]["id"])
+        after = [records[0]["id"]]
+    assert pages == ["a", "c", "d", "g"]
 
 
 @pytest.mark.services
@@ -200,15 +250,15 @@ def test_a_revocation_whose_check_failed_is_checked_again(joined):
     joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
     assert joined.listed([ALICE]) == ["a"]
     joined.grants.remove_principal_from_ace(PREFIX + "a", "read", ALICE)
-    check = joined.permission._filter_any
+    check = joined.permission._filter_groups
 
     def fail(*args):
         raise BackendError(None, "the server went away")
 
-    joined.permission._filter_any = fail
+    joined.permission._filter_groups = fail
     with pytest.raises(BackendError):
         joined.listed([ALICE])
-    joined.permission._filter_any = check
+    joined.permission._filter_groups = check
     assert joined.listed([ALICE]) == [], "the revocation is not lost with the failed check"
 
 

@@ -61,3 +61,61 @@ def test_descending_numbers_are_negated_and_other_kinds_wrapped():
     assert number == (-q.RANK_NUMBER, -2.5)
     assert text[0] == -q.RANK_STRING and type(text[1]).__name__ == "_Desc"
     assert number < text  # strings rank first ascending: last descending
+
+
+def _either(items, matches):
+    return [r for r in items if any(m(r) for m in matches)]
+
+
+@pytest.mark.parametrize("include_deleted", [False, True])
+@pytest.mark.parametrize("log_most", [4096, 3])
+@pytest.mark.parametrize("seed", range(4))
+def test_a_union_of_views_lists_and_counts_each_record_once(seed, log_most, include_deleted, monkeypatch):
+    """A union of views of one query but for their filters (read scopes in
+    use; any filters will do here) pages like "any of them" run whole, and
+    its count of live records follows writes, a record held by several
+    views counted once, also when the views forget the changes it has not
+    seen (a short log: it counts again)."""
+    from cliquet.storage import COMPARISON, Filter
+    from cliquet.storage import views as views_module
+    from cliquet.storage.views import Union
+
+    monkeypatch.setattr(views_module, "LOG_MOST", log_most)
+    rng = random.Random(seed)
+    sorting = (Sort("x", -1), Sort("last_modified", 1))
+    if include_deleted:  # filters tombstones pass too: a record goes from live to tombstone in a view
+        wanted = [[Filter("id", {str(n) for n in range(0, 20)}, COMPARISON.IN)],
+                  [Filter("id", {str(n) for n in range(10, 30, 2)}, COMPARISON.IN)]]
+    else:
+        wanted = [[Filter("y", 1, COMPARISON.EQ)], [Filter("x", "a", COMPARISON.EQ)], [Filter("y", 1, COMPARISON.MIN)]]
+    views = [View(filters, sorting, include_deleted, FIELDS) for filters in wanted]
+    union = Union(views)
+    matches = [q.compile_filters(filters) for filters in wanted]
+    records, tombstones, clock = {}, {}, 0
+    for step in range(400):
+        clock += 1
+        object_id = str(rng.randrange(30))
+        if object_id in records and rng.random() < 0.3:
+            del records[object_id]
+            tombstones[object_id] = {"id": object_id, "last_modified": clock, "deleted": True}
+        else:
+            tombstones.pop(object_id, None)
+            records.pop(object_id, None)
+            records[object_id] = _record(rng, object_id, clock)
+        for view in views:
+            view.update(object_id, records.get(object_id), tombstones.get(object_id))
+        if step % 7 == 0:
+            live = _either(records.values(), matches)
+            dead = _either(tombstones.values(), matches) if include_deleted else []
+            expected = q.sort_records(live + dead, sorting)
+            assert union.total() == len(live)
+            limit = rng.randrange(1, 6)
+            assert [r["id"] for r in union.page(None, sorting, limit)] == [r["id"] for r in expected[:limit]]
+            if expected:
+                pivot = rng.choice(expected)
+                position = q.after_key([pivot.get("x"), pivot["last_modified"]], sorting)
+                start = q.position_after(expected, position, sorting)
+                assert [r["id"] for r in union.page(position, sorting, 50)] == [r["id"] for r in expected[start:]]
+    assert union.page(None, sorting, 0) == []
+    views[0].build(records.values(), tombstones.values())  # a view built again: counted again
+    assert union.total() == len(_either(records.values(), matches))

@@ -132,7 +132,7 @@ def record_schemas(resource_cls, registry) -> dict[str, dict]:
     data.setdefault("properties", {})
     id_schema = _id_schema(resource_cls, registry)
     data["properties"] = {"id": id_schema, **data["properties"],
-                          "last_modified": {"type": "integer", "description": "Ignored: set by the server."}}
+                          "last_modified": {"description": "Ignored, whatever its value: set by the server."}}
     # PUT and PATCH take the id from the URL (a body id must be the same one)
     put = {**data, "properties": {k: v for k, v in data["properties"].items() if k != "id"}}
     patch = {k: v for k, v in put.items() if k != "required"}

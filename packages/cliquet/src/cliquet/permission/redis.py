@@ -88,22 +88,23 @@ def _feed_entries(pending) -> list[bytes]:
 
 def _parse_entry(entry: bytes):
     """``(object id, [(granted?, permission, principal), ...])`` of a feed
-    entry; ``None`` for an entry of another form (an older writer's)."""
+    entry; ``None`` for an entry of another form (an older writer's).
+    Every list reads the entries since the previous one: kept flat."""
     if not entry.startswith(b"!"):
         return None
-
-    def sized(position):
-        colon = entry.index(b":", position)
-        end = colon + 1 + int(entry[position:colon])
-        return entry[colon + 1:end].decode(), end
-
-    object_id, position = sized(1)
+    index, size = entry.index, len(entry)
+    colon = index(b":", 1)
+    position = colon + 1 + int(entry[1:colon])
+    object_id = entry[colon + 1:position].decode()
     changes = []
-    while position < len(entry):
-        granted = entry[position:position + 1] == b"+"
-        permission, position = sized(position + 1)
-        principal, position = sized(position)
-        changes.append((granted, permission, principal))
+    while position < size:
+        granted = entry[position] == 43  # "+"
+        colon = index(b":", position + 1)
+        stop = colon + 1 + int(entry[position + 1:colon])
+        permission = entry[colon + 1:stop].decode()
+        colon = index(b":", stop)
+        position = colon + 1 + int(entry[stop:colon])
+        changes.append((granted, permission, entry[colon + 1:position].decode()))
     return object_id, changes
 
 
@@ -514,51 +515,103 @@ class RedisPermission(PermissionBase):
         return self._feed()
 
     @staticmethod
-    def list_args(scope) -> list:
-        """The list script's arguments for a
-        :class:`~cliquet.storage.views.ReadScope` kept by this backend."""
-        epoch, seq = scope.token if isinstance(scope.token, tuple) and len(scope.token) == 2 else ("", -1)
-        return [epoch, seq, uuid.uuid4().hex, scope.prefix, len(scope.permissions),
-                *scope.permissions, *scope.principals]
+    def list_args(token, prefix) -> list:
+        """The list script's arguments for read scopes at feed position
+        ``token`` (``None``: unknown) on objects under ``prefix``."""
+        epoch, seq = token if isinstance(token, tuple) and len(token) == 2 else ("", -1)
+        return [epoch, seq, uuid.uuid4().hex, prefix]
 
-    def refresh_scope(self, scope, reply):
-        """Bring ``scope`` up to date with the feed's part of a list script's
-        ``reply``; return the record ids whose access may have changed, or
-        ``None`` when the scope loaded again (every one may have).
+    @staticmethod
+    def oldest(tokens):
+        """The oldest of feed positions ``tokens`` (``None`` when one is
+        unknown or of another epoch)."""
+        distinct = set(tokens)
+        if len(distinct) == 1:  # the usual case: every scope followed by the same lists
+            (token,) = distinct
+            return token if isinstance(token, tuple) and len(token) == 2 else None
+        if not distinct or any(not isinstance(t, tuple) or len(t) != 2 for t in distinct):
+            return None
+        if len({epoch for epoch, _ in distinct}) != 1:
+            return None
+        return min(distinct, key=lambda t: t[1])
 
-        Objects whose last change for the scope's principals and
-        permissions is a grant are readable; those only revoked are checked
+    def follow_scopes(self, scopes, reply) -> list:
+        """Bring ``scopes`` up to date with the feed's part of a list
+        script's ``reply`` (the entries since the oldest of their
+        positions); return, for each, the record ids whose access may have
+        changed, or ``None`` when it loaded again (every one may have).
+
+        The entries are read once for all of them: each change goes to the
+        scopes of its principal. An entry a scope already saw is seen again
+        harmlessly (the last change of each object decides). Objects whose
+        last change for a scope's principals and permissions is a grant are
+        readable; those only revoked are checked, for every scope at once
         (one round trip): another permission or principal may still grant
         them."""
-        epoch, seq, changes = reply
-        if not isinstance(changes, list):
-            return scope.refresh()  # the feed cannot tell: load again
+        epoch, seq, entries = reply
+        if not isinstance(entries, list):
+            return [scope.refresh() for scope in scopes]  # the feed cannot tell: load again
         token = (epoch.decode() if epoch else "", int(seq))
-        objects = [o.decode() for o in changes[0::2]]
-        readable = {o for o, flag in zip(objects, changes[1::2]) if flag == b"1"}
-        unsure = [o for o in objects if o not in readable]
-        if unsure:  # before the token moves: if this fails, the next list asks again
-            readable |= self._filter_any(unsure, scope.principals, scope.permissions)
-        scope.token = token
-        return scope.apply(objects, readable)
+        if not entries:  # nothing changed under the prefix (the usual case)
+            for scope in scopes:
+                scope.token = token
+            return [set() for _ in scopes]
+        mentioned: dict = {}  # principal → [(object, permission, granted?)] in feed order
+        for entry in entries:
+            parsed = _parse_entry(entry)
+            if parsed is None:
+                return [scope.refresh() for scope in scopes]
+            object_id, changes = parsed
+            for granted, permission, principal in changes:
+                mentioned.setdefault(principal, []).append((object_id, permission, granted))
+        held: dict = {}  # scope index → {object: {(permission, principal): granted?}}
+        for i, scope in enumerate(scopes):
+            for principal in scope.principals:
+                for object_id, permission, granted in mentioned.get(principal, ()):
+                    if permission in scope.permissions and object_id.startswith(scope.prefix):
+                        held.setdefault(i, {}).setdefault(object_id, {})[(permission, principal)] = granted
+        parts, groups = {}, []
+        for i, objects in held.items():
+            scope = scopes[i]
+            readable = {o for o, states in objects.items() if any(states.values())}
+            unsure = [o for o in objects if o not in readable]
+            parts[i] = (list(objects), readable, unsure)
+            if unsure:
+                groups.append((unsure, scope.principals, scope.permissions))
+        allowed = iter(self._filter_groups(groups) if groups else [])
+        results = []
+        for i, scope in enumerate(scopes):
+            part = parts.get(i)
+            if part is not None:
+                objects, readable, unsure = part
+                if unsure:
+                    readable |= next(allowed)
+            scope.token = token  # only now: if the check failed, the next list asks again
+            results.append(scope.apply(objects, readable) if part is not None else set())
+        return results
 
-    def _filter_any(self, object_ids, principals, permissions) -> set[str]:
-        """Those of ``object_ids`` on which any of ``principals`` holds any
-        of ``permissions`` (committed; one round trip)."""
-        principals = list(principals)
-        if not principals:
-            return set()
+    def _filter_groups(self, groups) -> list[set[str]]:
+        """For each ``(object_ids, principals, permissions)`` of ``groups``,
+        those of its objects on which any of its principals holds any of its
+        permissions (committed; one round trip for them all)."""
         with wrap_errors():
             pipe = self.client.pipeline(transaction=False)
-            for object_id in object_ids:
-                for permission in permissions:
-                    pipe.smismember(self._ace(object_id, permission), principals)
+            for object_ids, principals, permissions in groups:
+                if principals:
+                    for object_id in object_ids:
+                        for permission in permissions:
+                            pipe.smismember(self._ace(object_id, permission), list(principals))
             answers = iter(pipe.execute())
-        found = set()
-        for object_id in object_ids:
-            if any([any(next(answers)) for _ in permissions]):
-                found.add(object_id)
+        found = []
+        for object_ids, principals, permissions in groups:
+            allowed = set()
+            if principals:
+                for object_id in object_ids:
+                    if any([any(next(answers)) for _ in permissions]):
+                        allowed.add(object_id)
+            found.append(allowed)
         return found
+
 
 def load_from_config(config) -> RedisPermission:
     """Return a :class:`RedisPermission` for ``cliquet.permission_url`` (pool

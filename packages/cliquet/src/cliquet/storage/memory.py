@@ -471,12 +471,12 @@ class Storage(StorageBase):
             view = self._view(bucket, filters, sorting, include_deleted)
             if view is None:
                 records, total = self._query(bucket, filters, sorting, include_deleted)
+                start = 0
+                if position is not None:
+                    start = q.position_after(records, position, sorting)
+                page = records[start:] if limit is None else records[start:start + max(limit, 0)]
             else:
-                records, total = view.records, view.total
-            start = 0
-            if position is not None:
-                start = q.position_after(records, position, sorting)
-            page = records[start:] if limit is None else records[start:start + max(limit, 0)]
+                page, total = view.page(position, sorting, limit), view.total
             page = _clone(page)
         return page, total
 
@@ -501,8 +501,8 @@ class Storage(StorageBase):
             view.scope.refresh()
         view.build(bucket.records.values(), bucket.tombstones.values())
         bucket.views[key] = view
-        self._cache[(id(bucket), key)] = (bucket, key, len(view.records))
-        self._cache_records += len(view.records)
+        self._cache[(id(bucket), key)] = (bucket, key, len(view))
+        self._cache_records += len(view)
         while self._cache and (len(self._cache) > self._cache_size
                                or self._cache_records > self._cache_max_records):
             _, (old_bucket, old_key, size) = self._cache.popitem(last=False)

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import os
 import threading
 import uuid
 
@@ -64,7 +65,7 @@ from cliquet.storage import query as q
 from cliquet.storage import redis_scripts as lua
 from cliquet.storage.redis_client import delete_prefix, get_client, heartbeat, tagged_prefix, wrap_errors
 from cliquet.storage.redis_transaction import RedisTransactions
-from cliquet.storage.views import View
+from cliquet.storage.views import Union, View, read_check
 
 _Keys = collections.namedtuple("_Keys", "r t z ts v lock wake pb")
 
@@ -81,7 +82,7 @@ class _Snapshot:
     order, and the :class:`~cliquet.storage.views.View` of its queries, all
     brought up to date with the changes since (under :attr:`lock`)."""
 
-    __slots__ = ("version", "stamp", "live", "dead", "views", "lock")
+    __slots__ = ("version", "stamp", "live", "dead", "views", "unions", "lock")
 
     def __init__(self, version, stamp, live, dead):
         self.version = version
@@ -90,7 +91,26 @@ class _Snapshot:
         self.dead = dead
         #: query key → View, while this collection is kept
         self.views: dict = {}
+        #: query key → the Union of its per-principal views (see _scoped)
+        self.unions: dict = {}
         self.lock = threading.RLock()
+
+    def union(self, key, views) -> Union:
+        """The :class:`~cliquet.storage.views.Union` of ``views`` kept under
+        ``key`` (a new one when the views are not the same objects)."""
+        union = self.unions.get(key)
+        if union is None or len(union.views) != len(views) or any(
+                a is not b for a, b in zip(union.views, views)):
+            union = Union(views)
+            if len(self.unions) >= 256:
+                self.unions.pop(next(iter(self.unions)))
+            self.unions[key] = union
+        return union
+
+    def forget_views(self) -> None:
+        """Drop every view (their records may be wrong)."""
+        self.views.clear()
+        self.unions.clear()
 
     @property
     def size(self) -> int:
@@ -136,6 +156,8 @@ class RedisStorage(RedisTransactions, StorageBase):
         self._snapshots: collections.OrderedDict = collections.OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
+        #: query key → its views' (key, filters) (see _scoped): built once per query
+        self._parts: dict = {}
         self._txn: contextvars.ContextVar = contextvars.ContextVar(f"cliquet_redis_txn_{id(self):x}", default=None)
         self._scripts = {name: client.register_script(lua) for name, lua in (
             ("lock", lua.LOCK), ("unlock", lua.UNLOCK), ("commit", lua.COMMIT), ("purge", lua.PURGE),
@@ -384,7 +406,10 @@ class RedisStorage(RedisTransactions, StorageBase):
         held) and to its views; ``False`` when they do not account for the
         whole collection (the caller then reads it whole)."""
         _, _, stamp, size, ids, live, dead = reply
-        views = list(snapshot.views.values())
+        # A view whose read scope excludes an id, and which does not hold
+        # it, is left as is (what its update would conclude).
+        views = [(view, None if view.scope is None else view.scope.ids, view.members)
+                 for view in snapshot.views.values()]
         for object_id, value, tomb in zip(ids, live, dead):
             object_id = object_id.decode()
             # A view holds ids of its snapshot only: an id new to the
@@ -397,14 +422,11 @@ class RedisStorage(RedisTransactions, StorageBase):
             elif tomb is not None:
                 snapshot.dead[object_id] = self._tombstone(object_id, int(tomb))
             record, tombstone = snapshot.live.get(object_id), snapshot.dead.get(object_id)
-            for view in views:
-                # A view whose read scope excludes the id, and which does not
-                # hold it, is left as is (what its update would conclude).
-                scope = view.scope
-                if scope is None or object_id in scope.ids or (known and object_id in view.members):
+            for view, readable, members in views:
+                if readable is None or object_id in readable or (known and object_id in members):
                     view.update(object_id, record, tombstone)
         if snapshot.size != int(size):
-            snapshot.views.clear()
+            snapshot.forget_views()
             return False
         snapshot.version = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
         snapshot.stamp = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
@@ -465,9 +487,10 @@ class RedisStorage(RedisTransactions, StorageBase):
         return records, tombstones, None
 
     def _from_view(self, collection_id, parent_id, filters, sorting, include_deleted, position, limit):
-        """``(page, total)`` from the view of this query, or
-        ``None`` when no view serves it: inside a transaction that wrote
-        in the collection or changed permissions, or a query no view keeps."""
+        """``(page, total)`` from the view of this query (from the views of
+        its read check's principals, one each), or ``None`` when no view
+        serves it: inside a transaction that wrote in the collection or
+        changed permissions, or a query no view keeps."""
         scope, keys = self._keys(collection_id, parent_id)
         txn = self._txn.get()
         if txn is not None and (txn.records.get(scope) or any(
@@ -477,61 +500,85 @@ class RedisStorage(RedisTransactions, StorageBase):
             key = _view_key(filters, sorting, include_deleted)
         except TypeError:
             return None
-        served = self._from_kept_view(scope, keys, key, sorting, position, limit)
+        parts = self._parts.get(key)
+        if parts is None:
+            try:
+                parts = _scoped(filters, sorting, include_deleted, self.id_field)
+            except TypeError:
+                return None
+            if len(self._parts) >= 1024:
+                self._parts.clear()
+            self._parts[key] = parts
+        served = self._from_kept_views(scope, keys, key, parts, sorting, position, limit)
         if served is not None:
             return served
+        fields = (self.id_field, self.modified_field)
         try:  # a query no view keeps never has one under its key: checked here, not above
-            fresh = View(filters, sorting, include_deleted, (self.id_field, self.modified_field))
+            fresh = [View(part_filters, sorting, include_deleted, fields) for _, part_filters in parts]
         except (TypeError, ValueError):
             return None
         snapshot = self._snapshot(collection_id, parent_id)
         with snapshot.lock:
-            view = snapshot.views.get(key)
-            if view is None:
-                view = fresh
-                if view.scope is not None:
-                    view.scope.refresh()
-                view.build(snapshot.live.values(), snapshot.dead.values())
-                if len(snapshot.views) >= 64:
-                    snapshot.views.pop(next(iter(snapshot.views)))
-                snapshot.views[key] = view
-            elif view.scope is not None:
-                view.follow_scope(snapshot.live, snapshot.dead)
-            return _page(view, sorting, position, limit)
+            views = []
+            for (part_key, _), view in zip(parts, fresh):
+                kept = snapshot.views.get(part_key)
+                if kept is None:
+                    if view.scope is not None:
+                        view.scope.refresh()
+                    view.build(snapshot.live.values(), snapshot.dead.values())
+                    if len(snapshot.views) >= 64:
+                        snapshot.views.pop(next(iter(snapshot.views)))
+                    snapshot.views[part_key] = view
+                else:
+                    view = kept
+                    if view.scope is not None:
+                        view.follow_scope(snapshot.live, snapshot.dead)
+                views.append(view)
+            return _served(snapshot, key, views, sorting, position, limit)
 
-    def _from_kept_view(self, scope, keys, key, sorting, position, limit):
-        """``(page, total)`` from a view this process keeps whose read scope
-        follows a permission backend joined to this storage: one round trip
+    def _from_kept_views(self, scope, keys, key, parts, sorting, position, limit):
+        """``(page, total)`` from views this process keeps whose read scopes
+        follow a permission backend joined to this storage: one round trip
         (:data:`~cliquet.storage.redis_scripts.LIST`) brings the collection
-        and the read scope up to date at the same instant. ``None`` when
-        there is no such view, or when the answer cannot be applied as is
-        (another thread moved them meanwhile, too much changed): the caller
-        then takes the general path."""
+        and the read scopes of *every* view of the collection up to date at
+        the same instant, from the changes since any of them last looked:
+        a list costs what changed since the previous list of this process,
+        not since this reader's. ``None`` when a view is missing, or when
+        the answer cannot be applied as is (another thread moved them
+        meanwhile, too much changed): the caller then takes the general
+        path."""
         with self._lock:
             known = self._snapshots.get(scope)
         if known is None:
             return None
         with known.lock:
-            view = known.views.get(key)
-            source = view.scope.source if view is not None and view.scope is not None else None
+            views = [known.views.get(part_key) for part_key, _ in parts]
+            if any(view is None or view.scope is None for view in views):
+                return None
+            source = views[0].scope.source
             joined = getattr(source, "joined_to", None)
             if joined is None or not joined(self):
                 return None
-            version, stamp, token = known.version, known.stamp, view.scope.token
-            args = [version, stamp, DELTA_MOST, *source.list_args(view.scope)]
+            followed = [view for view in known.views.values()
+                        if view.scope is not None and view.scope.source is source]
+            tokens = [view.scope.token for view in followed]
+            prefix = os.path.commonprefix([view.scope.prefix for view in followed])
+            version = known.version
+            args = [version, known.stamp, DELTA_MOST, *source.list_args(source.oldest(tokens), prefix)]
         collection, feed = self._run("list", [keys.r, keys.t, keys.v, keys.z, keys.ts, *source.list_keys()], args)
         with known.lock:
-            if known.version != version or view.scope.token != token or known.views.get(key) is not view:
+            if known.version != version or [view.scope.token for view in followed] != tokens or any(
+                    known.views.get(part_key) is not view for (part_key, _), view in zip(parts, views)):
                 return None
             if len(collection) != 1 and not (collection[1] == b"delta" and self._apply_delta(known, collection)):
                 return None
-            changed = source.refresh_scope(view.scope, feed)
-            if changed is None:
-                view.build(known.live.values(), known.dead.values())
-            else:
-                for object_id in changed:
-                    view.update(object_id, known.live.get(object_id), known.dead.get(object_id))
-            page = _page(view, sorting, position, limit)
+            for view, changed in zip(followed, source.follow_scopes([view.scope for view in followed], feed)):
+                if changed is None:
+                    view.build(known.live.values(), known.dead.values())
+                else:
+                    for object_id in changed:
+                        view.update(object_id, known.live.get(object_id), known.dead.get(object_id))
+            page = _served(known, key, views, sorting, position, limit)
         with self._lock:
             if self._snapshots.get(scope) is known:
                 self._snapshots.move_to_end(scope)
@@ -599,9 +646,35 @@ class RedisStorage(RedisTransactions, StorageBase):
 
 def _page(view, sorting, position, limit):
     """``(page, total)`` of a view: the records after ``position``, copied."""
-    records = view.records
-    start = q.position_after(records, position, sorting) if position is not None else 0
-    return orjson.loads(orjson.dumps(records[start:start + limit])), view.total
+    return orjson.loads(orjson.dumps(view.page(position, sorting, limit))), view.total
+
+
+def _served(snapshot, key, views, sorting, position, limit):
+    """``(page, total)`` of the query ``key`` from its ``views`` (their
+    :class:`~cliquet.storage.views.Union` when there are several)."""
+    if len(views) == 1:
+        return _page(views[0], sorting, position, limit)
+    union = snapshot.union(key, views)
+    return orjson.loads(orjson.dumps(union.page(position, sorting, limit))), union.total()
+
+
+def _scoped(filters, sorting, include_deleted, id_field):
+    """The ``(key, filters)`` of the views that serve a query: one per
+    principal of its read check (the check then names that principal
+    alone), so that readers sharing a principal share its view; the query
+    itself when it has no read check. ``TypeError`` when no view keeps it."""
+    check, rest = read_check(filters, id_field)
+    if check is None or check is False:
+        return [(_view_key(filters, sorting, include_deleted), filters)]
+    principals = tuple(dict.fromkeys(check.principals))
+    if not principals:
+        raise TypeError("a read check that allows nothing")
+    parts = []
+    for principal in principals:
+        alone = AccessibleIds((principal,), check.permissions, check.prefix, source=check.source)
+        part_filters = (*rest, Filter(id_field, alone, COMPARISON.IN))
+        parts.append((_view_key(part_filters, sorting, include_deleted), part_filters))
+    return parts
 
 
 def _view_key(filters, sorting, include_deleted):

@@ -236,94 +236,32 @@ local epoch, seq, entries = feed(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], AR
 return {epoch, seq, entries or 'reset'}
 """
 
-# What the feed's entries since a position mean for one read scope: the
-# principals and permissions it reads with, the prefix of its objects.  An
-# entry is one object's ACE changes in one commit:
-#   "!" <bytes>":"<object> then, per change, <"+" or "-"><bytes>":"<permission><bytes>":"<principal>
-# ("+": the principal was granted the permission, "-": revoked; lengths in
-# bytes).  Returns {object, flag, ...} in feed order for the objects under
-# the prefix with a change of the scope's (permission, principal) pairs:
-# flag "1" when one of those pairs was last granted (the object is readable
-# now), "0" when each was last revoked (another pair, unchanged, may still
-# grant it: the caller checks).  nil when an entry is of another form (an
-# older writer's): the scope must load again.
-_SCOPE_FUNCTION = """
-local function scope_changes(entries, prefix, permissions, principals)
-  local order, held = {}, {}
-  local find, sub, byte = string.find, string.sub, string.byte
-  -- a principal as an entry spells it (its size first): "user1" is then
-  -- never found inside "user10", which would cost a parse for nothing
-  local needles = {}
-  for principal in pairs(principals) do table.insert(needles, #principal .. ':' .. principal) end
-  for _, entry in ipairs(entries) do
-    if byte(entry, 1) ~= 33 then return nil end
-    -- most entries name none of the scope's principals: skip them unparsed
-    local mentioned = false
-    for _, needle in ipairs(needles) do
-      if find(entry, needle, 1, true) then
-        mentioned = true
-        break
-      end
-    end
-    if mentioned then
-      local colon = find(entry, ':', 2, true)
-      local size = tonumber(sub(entry, 2, colon - 1))
-      if #prefix <= size and find(entry, prefix, colon + 1, true) == colon + 1 then
-        local object = sub(entry, colon + 1, colon + size)
-        local pos = colon + size + 1
-        while pos <= #entry do
-          local sign = byte(entry, pos)
-          local c1 = find(entry, ':', pos + 1, true)
-          local plen = tonumber(sub(entry, pos + 1, c1 - 1))
-          local permission = sub(entry, c1 + 1, c1 + plen)
-          local c2 = find(entry, ':', c1 + plen + 1, true)
-          local qlen = tonumber(sub(entry, c1 + plen + 1, c2 - 1))
-          local principal = sub(entry, c2 + 1, c2 + qlen)
-          pos = c2 + qlen + 1
-          if permissions[permission] and principals[principal] then
-            local state = held[object]
-            if not state then
-              state = {}
-              held[object] = state
-              table.insert(order, object)
-            end
-            state[permission .. ':' .. principal] = (sign == 43)
-          end
-        end
-      end
-    end
-  end
-  local out = {}
-  for _, object in ipairs(order) do
-    local flag = '0'
-    for _, granted in pairs(held[object]) do
-      if granted then flag = '1' break end
-    end
-    table.insert(out, object)
-    table.insert(out, flag)
-  end
-  return out
-end
-"""
-
 # KEYS: r, t, v, z, ts of a collection, then the permission feed's seq, log,
 # epoch (a storage and a permission backend joined: one server, one slot).
 # ARGV: known version, known timestamp, most changes (as SNAPSHOT), then the
-# read scope's known epoch, known seq, a new random epoch, object prefix,
-# number of permissions, the permissions, the principals.  One round trip
-# for a list: {SNAPSHOT's reply (never the whole collection: {v, "whole"}
-# instead), {epoch, seq, {object, flag, ...} or "reset"}} (see
-# _SCOPE_FUNCTION), both read at the same instant.
-LIST = _SNAPSHOT_FUNCTION + _FEED_FUNCTION + _SCOPE_FUNCTION + """
+# feed position the process's read scopes know (epoch, seq), a new random
+# epoch, and the prefix of the collection's objects.  One round trip for a
+# list: {SNAPSHOT's reply (never the whole collection: {v, "whole"}
+# instead), {epoch, seq, entries}}, both read at the same instant, where
+# entries are the feed's entries since (see cliquet.permission.redis) whose
+# object begins with the prefix, or "reset" when the feed cannot tell (too
+# far behind, another epoch, an entry of another form: load again).
+LIST = _SNAPSHOT_FUNCTION + _FEED_FUNCTION + """
 local collection = snapshot(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], false)
 local epoch, seq, entries = feed(KEYS[6], KEYS[7], KEYS[8], ARGV[4], ARGV[5], ARGV[6])
-local changes = nil
+local kept = 'reset'
 if entries then
-  local permissions, principals = {}, {}
-  local count = tonumber(ARGV[8])
-  for i = 9, 8 + count do permissions[ARGV[i]] = true end
-  for i = 9 + count, #ARGV do principals[ARGV[i]] = true end
-  changes = scope_changes(entries, ARGV[7], permissions, principals)
+  kept = {}
+  local find, byte, prefix = string.find, string.byte, ARGV[7]
+  for _, entry in ipairs(entries) do
+    if byte(entry, 1) ~= 33 then
+      kept = 'reset'
+      break
+    end
+    -- "!" <bytes> ":" <object>...: most entries are of other collections
+    local colon = find(entry, ':', 2, true)
+    if colon and string.sub(entry, colon + 1, colon + #prefix) == prefix then table.insert(kept, entry) end
+  end
 end
-return {collection, {epoch, seq, changes or 'reset'}}
+return {collection, {epoch, seq, kept}}
 """

@@ -19,6 +19,12 @@ feed, so a revocation committed before a list starts is seen by it.
 A feed that cannot answer (too far behind, flushed) makes the scope and
 its view load again from scratch.
 
+Readers that share principals share views: a list whose read check names
+several principals is served by a :class:`Union` of one view per
+principal (its read scope that principal alone), merged page by page, a
+record readable through several counted once. A shared record then takes
+one insert per process when it is written, not one per reader.
+
 The order of a view is the order :func:`cliquet.storage.query.sort_records`
 gives the same records (live records, then tombstones, each by
 ``last_modified``, as the ties' order), made total by ``(tombstone?,
@@ -27,10 +33,16 @@ last_modified, id)`` after the sort keys.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from operator import itemgetter
+
+from sortedcontainers import SortedList
 
 from cliquet.storage import COMPARISON, AccessibleIds
 from cliquet.storage import query as q
+
+#: most membership changes a view remembers for the :class:`Union` counts
+#: that follow it (one further behind counts again from scratch).
+LOG_MOST = 4096
 
 
 class _Desc:
@@ -145,14 +157,38 @@ class View:
         self._matches = q.compile_filters(rest)
         self._matches_tombstone = q.compile_filters(rest, fields=fields)
         self._getters = [(q.make_getter(s.field), s.direction < 0) for s in self.sorting]
-        #: the records (and tombstones) in order, their sort keys (the same
-        #: order, computed once per record: a write costs a bisection of
-        #: ready keys, not O(log n) keys computed again), the members by id.
-        self.records: list = []
-        self.keys: list = []
+        #: the sort keys of the records (and tombstones), in order: a
+        #: B-tree-like list of lists (:class:`sortedcontainers.SortedList`),
+        #: so that a write costs O(log n) and a small move, whatever the
+        #: view's size; a key ends with the record's id.
+        self._order = SortedList()
+        #: the members by id, and their keys (a record leaves by its key)
         self.members: dict = {}
+        self._keys: dict = {}
         self.tombs: set = set()
         self.total = 0
+        #: the ids whose live membership changed, ``(id, live now?)`` in
+        #: order; ``logged`` changes came before ``log[0]``; ``era`` counts
+        #: the builds (positions of another era cannot be followed).
+        self.log: list = []
+        self.logged = 0
+        self.era = 0
+
+    @property
+    def position(self) -> tuple:
+        """Where the change log is now: ``(era, changes so far)``."""
+        return self.era, self.logged + len(self.log)
+
+    def is_live(self, object_id) -> bool:
+        """Whether ``object_id`` is one of the view's live records."""
+        return object_id in self.members and object_id not in self.tombs
+
+    def _logged(self, object_id, live) -> None:
+        self.log.append((object_id, live))
+        if len(self.log) > LOG_MOST:
+            half = len(self.log) // 2
+            del self.log[:half]
+            self.logged += half
 
     def key(self, item: dict, tombstone: bool) -> tuple:
         """The total order of the view.
@@ -185,25 +221,53 @@ class View:
         return self._matches(item)
 
     def build(self, records, tombstones) -> None:
-        """Fill the view from the collection (records and tombstones, each
-        in ``last_modified`` order)."""
+        """Fill the view from the collection (records and tombstones)."""
         found = [r for r in records if self._accepts(r, False)]
         self.total = len(found)
-        self.tombs = set()
-        if self.include_deleted:
-            dead = [t for t in tombstones if self._accepts(t, True)]
-            self.tombs = {t[self.id_field] for t in dead}
-            found.extend(dead)
-        self.records = q.sort_records(found, self.sorting)
-        tombs, id_field = self.tombs, self.id_field
-        self.keys = [self.key(item, item[id_field] in tombs) for item in self.records]
-        self.members = {item[self.id_field]: item for item in self.records}
+        dead = [t for t in tombstones if self._accepts(t, True)] if self.include_deleted else []
+        self.tombs = {t[self.id_field] for t in dead}
+        id_field = self.id_field
+        self.members = {item[id_field]: item for item in found}
+        self.members.update((item[id_field], item) for item in dead)
+        self._keys = {item[id_field]: self.key(item, False) for item in found}
+        self._keys.update((item[id_field], self.key(item, True)) for item in dead)
+        self._order = SortedList(self._keys.values())
+        self.era += 1
+        self.log, self.logged = [], 0
 
-    def _index(self, item, tombstone) -> tuple[int, tuple]:
-        """Position of ``item`` (or where it goes) and its key: one key
-        computed, a bisection of the kept keys."""
-        wanted = self.key(item, tombstone)
-        return bisect_left(self.keys, wanted), wanted
+    def __len__(self) -> int:
+        """Records and tombstones held."""
+        return len(self._order)
+
+    @property
+    def records(self) -> list:
+        """Every record (and tombstone) held, in order (a copy)."""
+        members = self.members
+        return [members[key[-1]] for key in self._order]
+
+    @property
+    def keys(self) -> list:
+        """Their sort keys, in the same order (a copy)."""
+        return list(self._order)
+
+    def start(self, position, sorting) -> int:
+        """The index of the first record strictly after ``position`` (a
+        :func:`~cliquet.storage.query.after_key`; ``None``: the first)."""
+        if position is None:
+            return 0
+        return q.position_after(_Positional(self), position, sorting)
+
+    def entries(self, start: int, stop: int | None) -> list:
+        """``(key, record)`` from index ``start`` to ``stop`` (``None``: the end)."""
+        members = self.members
+        return [(key, members[key[-1]]) for key in self._order.islice(start, stop)]
+
+    def page(self, position, sorting, limit: int | None) -> list:
+        """The records after ``position``, at most ``limit`` (``None``: all)."""
+        start = self.start(position, sorting)
+        members = self.members
+        stop = None if limit is None else start + max(limit, 0)
+        return [members[key[-1]] for key in self._order.islice(start, stop)]
 
     def follow_scope(self, live, dead) -> None:
         """Bring the view up to date with what its read scope has not seen
@@ -220,27 +284,128 @@ class View:
         """Re-evaluate one id: ``record`` is its live record, ``tombstone``
         its tombstone (at most one of them; both ``None`` when it is gone)."""
         old = self.members.pop(object_id, None)
+        was_live = old is not None and object_id not in self.tombs
         if old is not None:
             was_tombstone = object_id in self.tombs
-            index, _ = self._index(old, was_tombstone)
             self.tombs.discard(object_id)
-            if index < len(self.records) and self.records[index] is old:
-                del self.records[index]
-                del self.keys[index]
-            else:  # never expected: fall back to a scan
-                kept = [(r, k) for r, k in zip(self.records, self.keys) if r is not old]
-                self.records = [r for r, _ in kept]
-                self.keys = [k for _, k in kept]
+            self._order.remove(self._keys.pop(object_id))
             if not was_tombstone:
                 self.total -= 1
         item, is_tombstone = (record, False) if record is not None else (tombstone, True)
         if item is None or not self._accepts(item, is_tombstone):
+            if was_live:
+                self._logged(object_id, False)
             return
-        index, key = self._index(item, is_tombstone)
+        if was_live is is_tombstone:  # live before and a tombstone now, or the other way round
+            self._logged(object_id, not is_tombstone)
+        key = self.key(item, is_tombstone)
         if is_tombstone:
             self.tombs.add(object_id)
-        self.records.insert(index, item)
-        self.keys.insert(index, key)
+        self._order.add(key)
+        self._keys[object_id] = key
         self.members[object_id] = item
         if not is_tombstone:
             self.total += 1
+
+
+class _Positional:
+    """A view's records by index, for :func:`~cliquet.storage.query.position_after`
+    (O(log n) of them read)."""
+
+    __slots__ = ("_order", "_members")
+
+    def __init__(self, view):
+        self._order, self._members = view._order, view.members
+
+    def __len__(self):
+        return len(self._order)
+
+    def __getitem__(self, index):
+        return self._members[self._order[index][-1]]
+
+
+class Union:
+    """A list over views of one query that differ only by their read scope
+    (one principal each): the records any of them holds, merged in their
+    common order, each once.
+
+    Its :meth:`total` is kept from the views' change logs: the count moves
+    only with the ids whose membership changed since the last call.
+
+    :param views: the views, in any order.
+    """
+
+    def __init__(self, views):
+        self.views = tuple(views)
+        self._positions = None
+        self._total = 0
+
+    def page(self, position, sorting, limit) -> list:
+        """The first ``limit`` records after ``position`` (a sort key of
+        :func:`cliquet.storage.query.after_key`, or ``None``)."""
+        if limit <= 0:
+            return []
+        # The first ``limit`` records of the union are each among the first
+        # ``limit`` of every view that holds it: those, in order, suffice.
+        entries = []
+        for view in self.views:
+            start = view.start(position, sorting)
+            entries.extend(view.entries(start, start + limit))
+        entries.sort(key=itemgetter(0))
+        page, last = [], None
+        for key, record in entries:
+            if last is not None and key == last:  # the same record, read through another view
+                continue
+            last = key
+            page.append(record)
+            if len(page) == limit:
+                break
+        return page
+
+    def total(self) -> int:
+        """How many live records the views hold together."""
+        positions = [view.position for view in self.views]
+        if self._positions is None or any(
+                era != old_era or old_count < view.logged
+                for view, (era, _), (old_era, old_count) in zip(self.views, positions, self._positions)):
+            self._total = self._count()
+        elif positions != self._positions:
+            self._total += self._moved()
+        self._positions = positions
+        return self._total
+
+    def _count(self) -> int:
+        views = sorted(self.views, key=lambda view: view.total, reverse=True)
+        if not views:
+            return 0
+        total = views[0].total
+        for i, view in enumerate(views[1:], start=1):
+            earlier = views[:i]
+            total += sum(1 for object_id in view.members
+                         if object_id not in view.tombs and not any(v.is_live(object_id) for v in earlier))
+        return total
+
+    def _moved(self) -> int:
+        """By how much the count moved since the last positions: for each id
+        whose membership changed in some view, whether the union held it
+        then (its first change since in each view tells what it was) and
+        whether it holds it now."""
+        firsts: list = []
+        changed: set = set()
+        for view, (_, old_count) in zip(self.views, self._positions):
+            first: dict = {}
+            for object_id, live in view.log[old_count - view.logged:]:
+                if object_id not in first:
+                    first[object_id] = not live
+            changed.update(first)
+            firsts.append(first)
+        moved = 0
+        for object_id in changed:
+            was = now = False
+            for view, first in zip(self.views, firsts):
+                live = object_id in view.members and object_id not in view.tombs
+                now = now or live
+                if not was:
+                    was = first[object_id] if object_id in first else live
+            moved += now - was
+        return moved
