@@ -3,7 +3,7 @@
 Run on its own (after ``eval "$(ci/services)"`` for Redis and PostgreSQL)::
 
     hatch run test:python ci/bench.d/shared_lists.py [--sizes 1000,10000,100000]
-        [--backends memory,redis,postgresql] [--lists 300] [--rounds 5] [--json out.json]
+        [--backends memory,redis,postgresql] [--lists 300] [--rounds 5] [--pin] [--json out.json]
 
 What it does, per backend and size: N users (20) own the records of one
 shareable collection, a tenth of them shared for reading with
@@ -19,7 +19,9 @@ both see the machine in the same state: the memory writer is a thread of
 the same process (the memory backends live in one process), the Redis and
 PostgreSQL writer a process of its own, as another worker would be, paused
 between its busy phases. Reported: list p50 and p99 (ms) over all rounds,
-quiet and with the writer busy, the writer's rate, and the ratios.
+quiet and with the writer busy, the writer's rate, and the ratios. With
+``--pin``, the reader runs on one CPU and the writer and the Redis server
+on the others (:class:`Pinned`).
 
 The storage and permission backends are the library's own, on the
 services of ``ci/services`` (Redis db 13, PostgreSQL database
@@ -195,6 +197,56 @@ def _writer_process(kind, go, stop, counter, seed):
     _write_while(storage, permission, go, stop, count, seed)
 
 
+class Pinned:
+    """``--pin``: the reader (this thread) on the first CPU, the writer and
+    the Redis server on the others, their affinities given back on exit.
+    On a 2-core machine where the reader, the writer and the servers share
+    both cores, the same list code runs up to twice as slow while the
+    writer is busy whatever it does (cold caches after each preemption):
+    pinned, the busy/quiet ratio is the list path's own. PostgreSQL's
+    processes are left where they are (the reader's own backend works for
+    it)."""
+
+    def __init__(self, enabled, storage):
+        cpus = sorted(os.sched_getaffinity(0))
+        self.enabled = enabled and len(cpus) >= 2
+        self.reader, self.others = {cpus[0]}, set(cpus[1:])
+        self._saved: dict = {}
+        self._servers = []
+        if self.enabled and hasattr(storage, "client"):  # Redis: its server's pid, when local
+            try:
+                self._servers.append(int(storage.client.info("server")["process_id"]))
+            except Exception:  # noqa: BLE001 - a remote or restricted server: not pinned
+                pass
+
+    def _pin(self, pid, cpus):
+        try:
+            self._saved.setdefault(pid, os.sched_getaffinity(pid))
+            os.sched_setaffinity(pid, cpus)
+        except OSError:  # not ours to move: left where it is
+            pass
+
+    def __enter__(self):
+        if self.enabled:
+            self._pin(0, self.reader)
+            for pid in self._servers:
+                self._pin(pid, self.others)
+        return self
+
+    def writer(self, pid):
+        """Move the writer (a process id, or a thread's native id) off the reader's CPU."""
+        if self.enabled:
+            self._pin(pid, self.others)
+
+    def __exit__(self, *exc):
+        for pid, cpus in self._saved.items():
+            try:
+                os.sched_setaffinity(pid, cpus)
+            except OSError:
+                pass
+        self._saved.clear()
+
+
 class Writer:
     """One writer, paused between the busy phases: a thread of this process
     on memory (the backends live here), a process of its own otherwise (as
@@ -215,6 +267,11 @@ class Writer:
             self._worker = context.Process(target=_writer_process, daemon=True,
                                            args=(kind, self.go, self.stop, self._counter, 7))
         self._worker.start()
+
+    @property
+    def pid(self) -> int:
+        """The writer's process id (memory: its thread's native id)."""
+        return self._worker.native_id if hasattr(self, "_done") else self._worker.pid
 
     @property
     def done(self) -> int:
@@ -242,7 +299,7 @@ class Writer:
         self._worker.join(30)
 
 
-def interleaved(kind, storage, permission, lists, rounds):
+def interleaved(kind, storage, permission, lists, rounds, pin=False):
     """``rounds`` rounds of ``lists / rounds`` lists with nobody writing, then
     as many with the writer busy: the two phases see the machine in the same
     state (a load that comes and goes weighs on both). Return (quiet
@@ -251,15 +308,17 @@ def interleaved(kind, storage, permission, lists, rounds):
     quiet, busy, written, seconds = [], [], 0, 0.0
     writer = Writer(kind, storage, permission)
     try:
-        for _ in range(rounds):
-            writer.pause()
-            measure(storage, permission, USERS)  # not counted: each reader catches up with the busy phase
-            quiet.extend(measure(storage, permission, per_round))
-            writer.resume()
-            before, t0 = writer.done, time.perf_counter()
-            busy.extend(measure(storage, permission, per_round))
-            written += writer.done - before
-            seconds += time.perf_counter() - t0
+        with Pinned(pin, storage) as pinned:
+            pinned.writer(writer.pid)
+            for _ in range(rounds):
+                writer.pause()
+                measure(storage, permission, USERS)  # not counted: each reader catches up with the busy phase
+                quiet.extend(measure(storage, permission, per_round))
+                writer.resume()
+                before, t0 = writer.done, time.perf_counter()
+                busy.extend(measure(storage, permission, per_round))
+                written += writer.done - before
+                seconds += time.perf_counter() - t0
     finally:
         writer.close()
     return quiet, busy, written / seconds
@@ -271,19 +330,19 @@ def pct(values, p):
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(kind, size, lists, rounds=ROUNDS):
+def run(kind, size, lists, rounds=ROUNDS, pin=False):
     """One row of the report."""
     storage, permission = fresh(kind)
     t0 = time.perf_counter()
     load(kind, storage, permission, size)
     loaded = time.perf_counter() - t0
     measure(storage, permission, USERS * 2)  # warm: each reader's first list builds its view
-    quiet, busy, rate = interleaved(kind, storage, permission, lists, rounds)
+    quiet, busy, rate = interleaved(kind, storage, permission, lists, rounds, pin)
     if kind == "postgresql":  # the next size drops this database: leave no pooled connection to it
         from cliquet.storage.postgresql_client import close_all
 
         close_all()
-    row = {"backend": kind, "records": size, "load_s": round(loaded, 1), "rounds": rounds,
+    row = {"backend": kind, "records": size, "load_s": round(loaded, 1), "rounds": rounds, "pinned": pin,
            "quiet_p50": statistics.median(quiet), "quiet_p99": pct(quiet, 99),
            "busy_p50": statistics.median(busy), "busy_p99": pct(busy, 99), "writes_per_s": rate}
     row["busy_over_quiet"] = row["busy_p50"] / row["quiet_p50"]
@@ -297,9 +356,13 @@ def main(argv=None):
     parser.add_argument("--backends", default="memory,redis,postgresql")
     parser.add_argument("--lists", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--pin", action="store_true",
+                        help="the reader on one CPU, the writer and the Redis server on the others (see Pinned)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     rows = []
+    if args.pin:
+        print(f"pinned: the reader on CPU {min(os.sched_getaffinity(0))}, the writer and the Redis server on the others")
     print(f"{'backend':<11} {'records':>8} {'load s':>7} {'quiet p50':>9} {'p99':>7} "
           f"{'busy p50':>9} {'p99':>7} {'busy/quiet':>10} {'writes/s':>9}", flush=True)
     for kind in args.backends.split(","):
@@ -308,7 +371,7 @@ def main(argv=None):
             print(f"SKIPPED {kind}: {need} is not set (eval \"$(ci/services)\" first)", file=sys.stderr)
             continue
         for size in (int(s) for s in args.sizes.split(",")):
-            row = run(kind, size, args.lists, args.rounds)
+            row = run(kind, size, args.lists, args.rounds, args.pin)
             rows.append(row)
             print(f"{kind:<11} {size:>8} {row['load_s']:>7} {row['quiet_p50']:>9.2f} {row['quiet_p99']:>7.2f} "
                   f"{row['busy_p50']:>9.2f} {row['busy_p99']:>7.2f} {row['busy_over_quiet']:>10.2f} "
