@@ -39,13 +39,15 @@ query, a :class:`~cliquet.storage.views.View` (its sorted result); a list
 costs one round trip that returns only the version when nothing changed,
 or only the records changed since (timestamps grow strictly in commit
 order, so they are the ``z`` entries above the kept timestamp), which the
-views then take in one at a time. A read check is kept by a
-:class:`~cliquet.storage.views.ReadScope` following the permission
-backend's change feed; when that backend joined this storage's
-transactions (same server, same hash slot), the same round trip reads the
-feed too (:data:`~cliquet.storage.redis_scripts.LIST`), so that a list
-after others wrote still costs one round trip (two when a revocation must
-be checked). The collection is read whole the first time, and
+views then take in one at a time. A read check is kept as one view per
+principal (its :class:`~cliquet.storage.views.ReadScope` following the
+permission backend's change feed), shared by every reader of the process
+with that principal, and a list merges its principals' views
+(:class:`~cliquet.storage.views.Union`). When that backend joined this
+storage's transactions (same server, same hash slot), the same round trip
+reads the feed too, once for every view of the collection
+(:data:`~cliquet.storage.redis_scripts.LIST`), so that a list after others
+wrote still costs one round trip (two when a revocation must be checked). The collection is read whole the first time, and
 again when more than :data:`DELTA_MOST` records changed since, or records
 disappeared without a tombstone, or tombstones were purged.
 """

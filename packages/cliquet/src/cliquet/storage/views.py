@@ -2,10 +2,10 @@
 
 A :class:`View` is the sorted result of one query (filters, sorting,
 ``include_deleted``) on one collection, kept up to date one record at a
-time: a write re-evaluates the record it changed (a binary search to take
-it out, another to put it back), so a list served from a view costs the
-size of its page, not the size of the collection, whether or not others
-are writing.
+time: a write re-evaluates the record it changed (its sort key taken out
+of a ``sortedcontainers.SortedList`` and put back: O(log n), whatever the
+view's size), so a list served from a view costs the size of its page,
+not the size of the collection, whether or not others are writing.
 
 A read check (an ``IN`` filter on ``id`` whose value is an
 :class:`~cliquet.storage.AccessibleIds`) is held by a :class:`ReadScope`:
@@ -19,11 +19,12 @@ feed, so a revocation committed before a list starts is seen by it.
 A feed that cannot answer (too far behind, flushed) makes the scope and
 its view load again from scratch.
 
-Readers that share principals share views: a list whose read check names
-several principals is served by a :class:`Union` of one view per
-principal (its read scope that principal alone), merged page by page, a
-record readable through several counted once. A shared record then takes
-one insert per process when it is written, not one per reader.
+On the Redis storage, readers that share principals share views: a list
+whose read check names several principals is served by a :class:`Union`
+of one view per principal (its read scope that principal alone), merged
+page by page, a record readable through several counted once. A shared
+record then takes one insert per process when it is written, not one per
+reader.
 
 The order of a view is the order :func:`cliquet.storage.query.sort_records`
 gives the same records (live records, then tombstones, each by
@@ -191,7 +192,10 @@ class View:
             self.logged += half
 
     def key(self, item: dict, tombstone: bool) -> tuple:
-        """The total order of the view.
+        """The total order of the view: flat, the rank and value of each
+        sort field (:func:`~cliquet.storage.query.sort_component`), then
+        ``(tombstone?, last_modified, id)``; a flat tuple compares touching
+        fewer objects than nested ones (a write bisects cold keys).
 
         A descending component is negated when its value is a number (so
         that keys compare in C, without a Python call per comparison),
@@ -199,15 +203,14 @@ class View:
         kind only, so the two forms never meet."""
         parts = []
         for get, descending in self._getters:
-            component = q.sort_component(get(item))
+            rank, value = q.sort_component(get(item))
             if descending:
-                rank, value = component
                 kind = type(value)
-                if kind is int or kind is float or kind is bool:
-                    component = (-rank, -value)
-                else:
-                    component = (-rank, _Desc(value))
-            parts.append(component)
+                parts.append(-rank)
+                parts.append(-value if kind is int or kind is float or kind is bool else _Desc(value))
+            else:
+                parts.append(rank)
+                parts.append(value)
         parts.append(tombstone)
         parts.append(item[self.modified_field])
         parts.append(item[self.id_field])
