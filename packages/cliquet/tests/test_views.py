@@ -23,6 +23,21 @@ def _record(rng, object_id, timestamp):
     return record
 
 
+def _writes(rng, ids, steps, records, tombstones):
+    """``steps`` random writes (creations, updates, deletions) among ``ids``
+    ids, applied to ``records`` and ``tombstones``; yield each written id."""
+    for clock in range(1, steps + 1):
+        object_id = str(rng.randrange(ids))
+        if object_id in records and rng.random() < 0.3:
+            del records[object_id]
+            tombstones[object_id] = {"id": object_id, "last_modified": clock, "deleted": True}
+        else:
+            tombstones.pop(object_id, None)
+            records.pop(object_id, None)
+            records[object_id] = _record(rng, object_id, clock)
+        yield object_id
+
+
 @pytest.mark.parametrize("sorting", [
     (Sort("x", -1),),
     (Sort("x", 1), Sort("y", -1)),
@@ -33,17 +48,8 @@ def _record(rng, object_id, timestamp):
 def test_a_view_kept_by_writes_lists_what_the_query_lists(sorting, seed):
     rng = random.Random(seed)
     view = View([], sorting, True, FIELDS)
-    records, tombstones, clock = {}, {}, 0
-    for _ in range(300):
-        clock += 1
-        object_id = str(rng.randrange(40))
-        if object_id in records and rng.random() < 0.3:
-            del records[object_id]
-            tombstones[object_id] = {"id": object_id, "last_modified": clock, "deleted": True}
-        else:
-            tombstones.pop(object_id, None)
-            records.pop(object_id, None)
-            records[object_id] = _record(rng, object_id, clock)
+    records, tombstones = {}, {}
+    for object_id in _writes(rng, 40, 300, records, tombstones):
         view.update(object_id, records.get(object_id), tombstones.get(object_id))
     expected = q.sort_records(list(records.values()) + list(tombstones.values()), sorting)
     assert [r["id"] for r in view.records] == [r["id"] for r in expected]
@@ -91,17 +97,8 @@ def test_a_union_of_views_lists_and_counts_each_record_once(seed, log_most, incl
     views = [View(filters, sorting, include_deleted, FIELDS) for filters in wanted]
     union = Union(views)
     matches = [q.compile_filters(filters) for filters in wanted]
-    records, tombstones, clock = {}, {}, 0
-    for step in range(400):
-        clock += 1
-        object_id = str(rng.randrange(30))
-        if object_id in records and rng.random() < 0.3:
-            del records[object_id]
-            tombstones[object_id] = {"id": object_id, "last_modified": clock, "deleted": True}
-        else:
-            tombstones.pop(object_id, None)
-            records.pop(object_id, None)
-            records[object_id] = _record(rng, object_id, clock)
+    records, tombstones = {}, {}
+    for step, object_id in enumerate(_writes(rng, 30, 400, records, tombstones)):
         for view in views:
             view.update(object_id, records.get(object_id), tombstones.get(object_id))
         if step % 7 == 0:
