@@ -201,6 +201,23 @@ def test_readers_who_share_a_principal_share_its_view(joined):
 
 
 @pytest.mark.services
+def test_a_caller_in_many_groups_is_served_by_one_view(joined):
+    """Beyond SHARED_PRINCIPALS_MOST principals, a read check is kept as one
+    view of them all: a caller in many groups does not make each list build
+    a view per group (and evict the views of others)."""
+    groups = tuple(f"group:{n}" for n in range(redis_storage.SHARED_PRINCIPALS_MOST + 1))
+    for record_id in "ab":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", groups[-1])
+    assert joined.listed((ALICE, *groups)) == ["a"]
+    (snapshot,) = joined.storage._snapshots.values()
+    assert len(snapshot.views) == 1
+    joined.grants.add_principal_to_ace(PREFIX + "b", "write", groups[0])
+    assert joined.listed((ALICE, *groups)) == ["a", "b"]
+    assert joined.scripts == ["list"] and len(snapshot.views) == 1
+
+
+@pytest.mark.services
 def test_a_principal_that_begins_another_is_told_apart(joined):
     """The script finds a principal by its size and name, as entries spell
     it: a change for ``fxa:bob10`` is not one for ``fxa:bob``."""

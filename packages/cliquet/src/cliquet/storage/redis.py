@@ -74,6 +74,10 @@ _Keys = collections.namedtuple("_Keys", "r t z ts v lock wake pb")
 #: most changed records a list reads to bring a cached collection up to date
 #: (beyond, it reads the collection whole).
 DELTA_MOST = 2000
+#: most principals of a read check kept as one view per principal (beyond,
+#: one view of them all: a caller in many groups must not make every list
+#: build and keep a view per group, evicting the views of others).
+SHARED_PRINCIPALS_MOST = 8
 #: most records of a ``_since`` list whose read check asks the permission
 #: backend about them one by one (beyond, every readable id is loaded).
 CHECKED_MOST = 1000
@@ -664,11 +668,13 @@ def _scoped(filters, sorting, include_deleted, id_field):
     """The ``(key, filters)`` of the views that serve a query: one per
     principal of its read check (the check then names that principal
     alone), so that readers sharing a principal share its view; the query
-    itself when it has no read check. ``TypeError`` when no view keeps it."""
+    itself when it has no read check, or one with more than
+    :data:`SHARED_PRINCIPALS_MOST` principals. ``TypeError`` when no view
+    keeps it."""
     check, rest = read_check(filters, id_field)
-    if check is None or check is False:
+    principals = () if check is None or check is False else tuple(dict.fromkeys(check.principals))
+    if check is None or check is False or len(principals) > SHARED_PRINCIPALS_MOST:
         return [(_view_key(filters, sorting, include_deleted), filters)]
-    principals = tuple(dict.fromkeys(check.principals))
     if not principals:
         raise TypeError("a read check that allows nothing")
     parts = []
