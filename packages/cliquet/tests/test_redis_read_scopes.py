@@ -201,6 +201,71 @@ def test_readers_who_share_a_principal_share_its_view(joined):
 
 
 @pytest.mark.services
+def test_readers_racing_writers_keep_their_shared_views_right(joined):
+    """Reader threads sharing a principal list at the same time as a writer
+    creates, shares, unshares and deletes records: no list fails or lists a
+    record twice, and once the writer stops every reader lists exactly what
+    it may read, counted right (the views, their union counts and their
+    feed position were kept consistent under the race)."""
+    import random
+    import threading
+
+    readers = [(ALICE, EVERYONE), (BOB, EVERYONE), ("fxa:carol", EVERYONE)]
+    for n in range(12):
+        joined.writer.create("articles", "b:1", {"id": f"r{n}"})
+        joined.grants.add_principal_to_ace(PREFIX + f"r{n}", "read", readers[n % 3][0])
+    for reader in readers:
+        joined.listed(reader)
+    stop, errors = threading.Event(), []
+
+    def read(reader):
+        try:
+            while not stop.is_set():
+                records, total = joined.storage.get_all(
+                    "articles", "b:1", filters=[Filter("id", joined.read_check(reader), COMPARISON.IN)],
+                    sorting=[Sort("id", 1)], limit=5)
+                ids = [r["id"] for r in records]
+                assert len(ids) == len(set(ids)) and total >= len(ids), (ids, total)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(reader,), daemon=True) for reader in readers for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    rng = random.Random(7)
+    try:
+        for step in range(150):
+            record_id = f"r{rng.randrange(20)}"
+            action = rng.random()
+            with joined.writer.transaction():
+                if action < 0.4:
+                    joined.writer.update("articles", "b:1", record_id, {"n": step})
+                    joined.grants.add_principal_to_ace(PREFIX + record_id, "read", rng.choice(readers)[0])
+                elif action < 0.6:
+                    joined.writer.update("articles", "b:1", record_id, {"n": step})
+                    joined.grants.add_principal_to_ace(PREFIX + record_id, "read", EVERYONE)
+                elif action < 0.8:
+                    joined.grants.remove_principal_from_ace(PREFIX + record_id, "read", EVERYONE)
+                elif action < 0.9:
+                    joined.grants.delete_object_permissions(PREFIX + record_id)
+                else:
+                    try:
+                        joined.writer.delete("articles", "b:1", record_id)
+                    except Exception:  # noqa: BLE001 - not there: nothing to delete
+                        pass
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors
+    existing = {r["id"] for r in joined.writer.get_all("articles", "b:1")[0]}
+    for reader in readers:
+        readable = {o[len(PREFIX):] for p in ("read", "write")
+                    for o in joined.grants.get_accessible_objects(reader, p, prefix=PREFIX)}
+        assert joined.listed(reader) == sorted(readable & existing), reader  # `listed` checks the count
+
+
+@pytest.mark.services
 def test_a_caller_in_many_groups_is_served_by_one_view(joined):
     """Beyond SHARED_PRINCIPALS_MOST principals, a read check is kept as one
     view of them all: a caller in many groups does not make each list build
