@@ -2,14 +2,16 @@
 
 PostgreSQL and Redis come from ``ci/services`` (``CLIQUET_TEST_POSTGRESQL_URL``,
 ``CLIQUET_TEST_REDIS_URL``). Each server gets an empty database of its own
-(``bench_<label>``, dropped and created again) or Redis db (15, 14, ...), so no figure
-depends on what an earlier run left behind.
+(``bench_<label>``, dropped and created again) or Redis db (15, 14, ...)
+with an embedded index file of its own, emptied, so no figure depends on
+what an earlier run left behind.
 """
 
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 
 SERVICE_VARS = {
@@ -63,6 +65,15 @@ def _redis_database(url, label):
     return url
 
 
+def _fresh_index(label):
+    """An empty embedded index file of ``label``'s own; return its path."""
+    path = os.path.join(tempfile.gettempdir(), f"cliquet-{_slug(label)}-index.db")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    return path
+
+
 def environment(server):
     """The environment to start ``server`` with, or None to skip it.
 
@@ -86,6 +97,11 @@ def environment(server):
             urls[need] = _redis_database(os.environ[var], server.label)
     for key, value in server.env.items():
         env[key] = value.format(**urls)
+    if "redis" in server.needs and "CLIQUET_INDEXING_URL" not in env:
+        # The embedded index's default file outlives the flushed db (it is
+        # named after the storage URL): a fresh one too, or the search would
+        # find what earlier runs indexed.
+        env["CLIQUET_INDEXING_URL"] = "sqlite:///" + _fresh_index(server.label)
     if server.migrate:
         server.app.migrate(server, env)
     return env
