@@ -362,7 +362,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rows = []
     if args.pin:
-        print(f"pinned: the reader on CPU {min(os.sched_getaffinity(0))}, the writer and the Redis server on the others")
+        print(f"pinned: the reader on CPU {min(os.sched_getaffinity(0))}, "
+              "the writer and the Redis server on the others")
     print(f"{'backend':<11} {'records':>8} {'load s':>7} {'quiet p50':>9} {'p99':>7} "
           f"{'busy p50':>9} {'p99':>7} {'busy/quiet':>10} {'writes/s':>9}", flush=True)
     for kind in args.backends.split(","):

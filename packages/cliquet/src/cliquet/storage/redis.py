@@ -47,9 +47,10 @@ with that principal, and a list merges its principals' views
 storage's transactions (same server, same hash slot), the same round trip
 reads the feed too, once for every view of the collection
 (:data:`~cliquet.storage.redis_scripts.LIST`), so that a list after others
-wrote still costs one round trip (two when a revocation must be checked). The collection is read whole the first time, and
-again when more than :data:`DELTA_MOST` records changed since, or records
-disappeared without a tombstone, or tombstones were purged.
+wrote still costs one round trip (two when a revocation must be checked).
+The collection is read whole the first time, and again when more than
+:data:`DELTA_MOST` records changed since, or records disappeared without a
+tombstone, or tombstones were purged.
 """
 
 from __future__ import annotations
