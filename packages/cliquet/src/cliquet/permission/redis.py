@@ -539,7 +539,8 @@ class RedisPermission(PermissionBase):
         """Bring ``scopes`` up to date with the feed's part of a list
         script's ``reply`` (the entries since the oldest of their
         positions); return, for each, the record ids whose access may have
-        changed, or ``None`` when it loaded again (every one may have).
+        changed (a collection), or ``None`` when it loaded again (every one
+        may have).
 
         The entries are read once for all of them: each change goes to the
         scopes of its principal. An entry a scope already saw is seen again
@@ -555,7 +556,7 @@ class RedisPermission(PermissionBase):
         if not entries:  # nothing changed under the prefix (the usual case)
             for scope in scopes:
                 scope.token = token
-            return [set() for _ in scopes]
+            return [()] * len(scopes)
         mentioned: dict = {}  # principal → [(object, permission, granted?)] in feed order
         for entry in entries:
             parsed = _parse_entry(entry)
@@ -587,7 +588,7 @@ class RedisPermission(PermissionBase):
                 if unsure:
                     readable |= next(allowed)
             scope.token = token  # only now: if the check failed, the next list asks again
-            results.append(scope.apply(objects, readable) if part is not None else set())
+            results.append(scope.apply(objects, readable) if part is not None else ())
         return results
 
     def _filter_groups(self, groups) -> list[set[str]]:

@@ -413,25 +413,32 @@ class RedisStorage(RedisTransactions, StorageBase):
         held) and to its views; ``False`` when they do not account for the
         whole collection (the caller then reads it whole)."""
         _, _, stamp, size, ids, live, dead = reply
-        # A view whose read scope excludes an id, and which does not hold
-        # it, is left as is (what its update would conclude).
-        views = [(view, None if view.scope is None else view.scope.ids, view.members)
-                 for view in snapshot.views.values()]
+        changed, known = [], set()
         for object_id, value, tomb in zip(ids, live, dead):
             object_id = object_id.decode()
-            # A view holds ids of its snapshot only: an id new to the
-            # snapshot can be in a view's read scope, never among its members.
-            known = snapshot.live.pop(object_id, None) is not None
-            known = snapshot.dead.pop(object_id, None) is not None or known
+            changed.append(object_id)
+            if (snapshot.live.pop(object_id, None) is not None) | (snapshot.dead.pop(object_id, None) is not None):
+                known.add(object_id)
             if value is not None:
                 stamp_text, _, body = value.partition(b"|")
                 snapshot.live[object_id] = self._full(orjson.loads(body), object_id, int(stamp_text))
             elif tomb is not None:
                 snapshot.dead[object_id] = self._tombstone(object_id, int(tomb))
-            record, tombstone = snapshot.live.get(object_id), snapshot.dead.get(object_id)
-            for view, readable, members in views:
-                if readable is None or object_id in readable or (known and object_id in members):
-                    view.update(object_id, record, tombstone)
+        every = set(changed)
+        for view in snapshot.views.values():
+            if view.scope is None:
+                targets = changed
+            else:
+                # A view whose read scope excludes an id, and which does not
+                # hold it, is left as is (what its update would conclude); a
+                # view holds ids of its snapshot only, so an id new to the
+                # snapshot is looked for in read scopes, never among members.
+                # Set intersections: a few changed ids against large sets.
+                targets = every & view.scope.ids
+                if known:
+                    targets |= known & view.members.keys()
+            for object_id in targets:
+                view.update(object_id, snapshot.live.get(object_id), snapshot.dead.get(object_id))
         if snapshot.size != int(size):
             snapshot.forget_views()
             return False
