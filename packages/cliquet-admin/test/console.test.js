@@ -16,8 +16,11 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  await app?.stop();
+  try {
+    await browser?.close();
+  } finally {
+    await app?.stop(); // even when the browser fails to close: no server left behind
+  }
 });
 
 /** A page for one test, closed (and checked for CSP violations) at its end. */

@@ -61,9 +61,12 @@ before(async () => {
 });
 
 after(async () => {
-  await browser?.close();
-  await app?.stop();
-  if (iniDir) await rm(iniDir, { recursive: true, force: true });
+  try {
+    await browser?.close();
+  } finally {
+    await app?.stop(); // even when the browser fails to close: no server left behind
+    if (iniDir) await rm(iniDir, { recursive: true, force: true });
+  }
 });
 
 /** An access token of the password grant (the public client), outside the browser. */
