@@ -207,13 +207,13 @@ class Pinned:
     processes are left where they are (the reader's own backend works for
     it)."""
 
-    def __init__(self, enabled, storage):
+    def __init__(self, enabled, kind, storage):
         cpus = sorted(os.sched_getaffinity(0))
         self.enabled = enabled and len(cpus) >= 2
         self.reader, self.others = {cpus[0]}, set(cpus[1:])
         self._saved: dict = {}
         self._servers = []
-        if self.enabled and hasattr(storage, "client"):  # Redis: its server's pid, when local
+        if self.enabled and kind == "redis":  # its server's pid, when local
             try:
                 self._servers.append(int(storage.client.info("server")["process_id"]))
             except Exception:  # noqa: BLE001 - a remote or restricted server: not pinned
@@ -308,7 +308,7 @@ def interleaved(kind, storage, permission, lists, rounds, pin=False):
     quiet, busy, written, seconds = [], [], 0, 0.0
     writer = Writer(kind, storage, permission)
     try:
-        with Pinned(pin, storage) as pinned:
+        with Pinned(pin, kind, storage) as pinned:
             pinned.writer(writer.pid)
             for _ in range(rounds):
                 writer.pause()

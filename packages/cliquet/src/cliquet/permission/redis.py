@@ -525,13 +525,9 @@ class RedisPermission(PermissionBase):
     def oldest(tokens):
         """The oldest of feed positions ``tokens`` (``None`` when one is
         unknown or of another epoch)."""
-        distinct = set(tokens)
-        if len(distinct) == 1:  # the usual case: every scope followed by the same lists
-            (token,) = distinct
-            return token if isinstance(token, tuple) and len(token) == 2 else None
-        if not distinct or any(not isinstance(t, tuple) or len(t) != 2 for t in distinct):
-            return None
-        if len({epoch for epoch, _ in distinct}) != 1:
+        distinct = set(tokens)  # usually one: every scope followed by the same lists
+        if not distinct or any(not isinstance(t, tuple) or len(t) != 2 for t in distinct) \
+                or len({epoch for epoch, _ in distinct}) != 1:
             return None
         return min(distinct, key=lambda t: t[1])
 

@@ -658,18 +658,16 @@ class RedisStorage(RedisTransactions, StorageBase):
         return tuple(checked)
 
 
-def _page(view, sorting, position, limit):
-    """``(page, total)`` of a view: the records after ``position``, copied."""
-    return orjson.loads(orjson.dumps(view.page(position, sorting, limit))), view.total
-
-
 def _served(snapshot, key, views, sorting, position, limit):
     """``(page, total)`` of the query ``key`` from its ``views`` (their
-    :class:`~cliquet.storage.views.Union` when there are several)."""
+    :class:`~cliquet.storage.views.Union` when there are several), the
+    page's records copied."""
     if len(views) == 1:
-        return _page(views[0], sorting, position, limit)
-    union = snapshot.union(key, views)
-    return orjson.loads(orjson.dumps(union.page(position, sorting, limit))), union.total()
+        page, total = views[0].page(position, sorting, limit), views[0].total
+    else:
+        union = snapshot.union(key, views)
+        page, total = union.page(position, sorting, limit), union.total()
+    return orjson.loads(orjson.dumps(page)), total
 
 
 def _scoped(filters, sorting, include_deleted, id_field):
@@ -679,10 +677,13 @@ def _scoped(filters, sorting, include_deleted, id_field):
     itself when it has no read check, or one with more than
     :data:`SHARED_PRINCIPALS_MOST` principals. ``TypeError`` when no view
     keeps it."""
+    whole = [(_view_key(filters, sorting, include_deleted), filters)]
     check, rest = read_check(filters, id_field)
-    principals = () if check is None or check is False else tuple(dict.fromkeys(check.principals))
-    if check is None or check is False or len(principals) > SHARED_PRINCIPALS_MOST:
-        return [(_view_key(filters, sorting, include_deleted), filters)]
+    if check is None or check is False:
+        return whole
+    principals = tuple(dict.fromkeys(check.principals))
+    if len(principals) > SHARED_PRINCIPALS_MOST:
+        return whole
     if not principals:
         raise TypeError("a read check that allows nothing")
     parts = []
