@@ -189,7 +189,7 @@ def test_a_purge_during_a_since_poll_is_never_missed(app, monkeypatch):
     since = gone["last_modified"]
     app.delete(f"{URL}/{gone['id']}", headers=basic_auth())
     app.post_json(URL, {"data": {"title": "new"}}, headers=basic_auth())
-    original = type(storage).get_all
+    original = type(storage).get_all_with_timestamp  # what a list without a precondition reads
 
     def get_all_after_a_purge(self, *args, **kwargs):
         # Another client purges every tombstone just before the page is read.
@@ -198,9 +198,27 @@ def test_a_purge_during_a_since_poll_is_never_missed(app, monkeypatch):
         purge.join(10)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(type(storage), "get_all", get_all_after_a_purge)
+    monkeypatch.setattr(type(storage), "get_all_with_timestamp", get_all_after_a_purge)
     resp = app.get(f"{URL}?_since={since - 1}", headers=basic_auth(), status=400)
     assert resp.json["errno"] == 107 and "resync" in resp.json["message"]
+
+
+@pytest.mark.services
+def test_a_list_reads_its_timestamp_with_its_page(app, statements):
+    first = app.post_json(URL, {"data": {"title": "a"}}, headers=basic_auth()).json["data"]
+    last = app.post_json(URL, {"data": {"title": "b"}}, headers=basic_auth()).json["data"]
+    for query in (f"?_since={first['last_modified']}", "?_sort=title&_limit=1", "?title=nothing"):
+        app.get(URL + query, headers=basic_auth())  # the kept count, then...
+        statements.clear()
+        resp = app.get(URL + query, headers=basic_auth())
+        stamps = [s for s in statements if s.startswith("SELECT last_modified FROM cliquet_timestamps")]
+        assert len(stamps) == 1 and stamps[0] in statements.pipelined, statements
+        assert len(statements) - len(statements.pipelined) == 1, statements  # the user's principals
+        assert resp.headers["ETag"] == f'"{last["last_modified"]}"'
+    # With a precondition, the timestamp decides before any page is read.
+    statements.clear()
+    app.get(URL, headers={**basic_auth(), "If-None-Match": f'"{last["last_modified"]}"'}, status=304)
+    assert not [s for s in statements if " id, last_modified, deleted, data " in s], statements
 
 
 @pytest.mark.services

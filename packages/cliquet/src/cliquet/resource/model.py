@@ -39,6 +39,13 @@ class Model:
         return self.storage.get_all(self.collection_id, self.parent_id, filters=filters, sorting=sorting,
                                     after=after, limit=limit, include_deleted=include_deleted)
 
+    def get_records_with_timestamp(self, filters=None, sorting=None, after=None, limit=None, include_deleted=False):
+        """Return ``(records, total, timestamp)``, the timestamp read no later
+        than the page; see :meth:`StorageBase.get_all_with_timestamp`."""
+        return self.storage.get_all_with_timestamp(self.collection_id, self.parent_id, filters=filters,
+                                                   sorting=sorting, after=after, limit=limit,
+                                                   include_deleted=include_deleted)
+
     def delete_records(self, filters=None):
         """Delete the matching records; return their tombstones."""
         return self.storage.delete_all(self.collection_id, self.parent_id, filters=filters)

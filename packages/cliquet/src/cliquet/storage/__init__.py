@@ -314,6 +314,31 @@ class StorageBase:
         """
         raise NotImplementedError
 
+    def get_all_with_timestamp(
+        self,
+        collection_id: str,
+        parent_id: str,
+        filters: Sequence[Filter] | None = None,
+        sorting: Sequence[Sort] | None = None,
+        after: Sequence[Any] | None = None,
+        limit: int | None = None,
+        include_deleted: bool = False,
+    ) -> tuple[list[dict], int, int]:
+        """Return :meth:`get_all`'s ``(records, total)`` and the collection's
+        timestamp, read no later than the page: every change stamped at or
+        before that timestamp is in the page (when it matches and fits). A
+        client that polls with ``_since`` set to it misses nothing; it may
+        see a change twice.
+
+        The default reads the timestamp, then the page (two calls); a
+        backend may read both at once (one round trip) if it keeps that
+        promise.
+        """
+        timestamp = self.collection_timestamp(collection_id, parent_id)
+        records, total = self.get_all(collection_id, parent_id, filters=filters, sorting=sorting, after=after,
+                                      limit=limit, include_deleted=include_deleted)
+        return records, total, timestamp
+
 
 def apply_defaults_to_record(record: dict, object_id: str, timestamp: int, id_field="id", modified_field="last_modified"):
     """Return a copy of ``record`` with its id and timestamp set."""

@@ -69,14 +69,15 @@ class StorageContract(StorageQueryContract, StorageRaceContract):
 
     base_class = StorageBase
     all_capabilities = frozenset({"transactions", "isolation", "shared"})
-    inherited_allowed = frozenset({"transaction"})
+    inherited_allowed = frozenset({"transaction", "get_all_with_timestamp"})
 
     def failing_calls(self):
         c, p, o = (uuid.uuid4().hex for _ in range(3))
         return [("initialize_schema", ()), ("flush", ()), ("collection_timestamp", (c, p)),
                 ("create", (c, p, {"a": 1})), ("get", (c, p, o)), ("update", (c, p, o, {"a": 1})),
                 ("delete", (c, p, o)), ("delete_all", (c, p)), ("purge_deleted", (c, p)),
-                ("get_all", (c, p)), ("parent_ids", (c,)), ("purged_before", (c, p))]
+                ("get_all", (c, p)), ("get_all_with_timestamp", (c, p)), ("parent_ids", (c,)),
+                ("purged_before", (c, p))]
 
     def test_purged_before_is_the_purge_horizon(self, backend, collection, parent):
         assert backend.purged_before(collection, parent) is None
@@ -317,6 +318,47 @@ class StorageContract(StorageQueryContract, StorageRaceContract):
         assert record["last_modified"] == wanted
         older = backend.update(collection, parent, first["id"], {"a": 3, "last_modified": 1})
         assert older["last_modified"] > wanted
+
+    def test_get_all_with_timestamp_is_the_page_and_the_timestamp(self, backend, collection, parent):
+        records, total, stamp = backend.get_all_with_timestamp(collection, parent)
+        assert (records, total) == ([], 0)
+        assert stamp == backend.collection_timestamp(collection, parent)
+        created = [backend.create(collection, parent, {"n": n}) for n in range(5)]
+        backend.delete(collection, parent, created[0]["id"])
+        for query in ({}, {"filters": [Filter("n", 1, COMPARISON.GT)], "limit": 2}, {"include_deleted": True},
+                      {"limit": 0}, {"filters": [Filter("n", 99, COMPARISON.EQ)]},
+                      {"after": (created[3]["last_modified"],)}):
+            records, total, stamp = backend.get_all_with_timestamp(collection, parent, **query)
+            assert (records, total) == backend.get_all(collection, parent, **query)
+            assert stamp == backend.collection_timestamp(collection, parent)
+
+    def test_get_all_with_timestamp_misses_no_change_stamped_before_it(self, backend, collection, parent):
+        """Lists race a writer: every record stamped at or before the
+        timestamp of a list is in its page (a client polling ``_since``
+        that timestamp misses nothing)."""
+        written, errors = threading.Event(), []
+
+        def write():
+            try:
+                for n in range(300):
+                    backend.create(collection, parent, {"n": n})
+                    time.sleep(0.0005)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                written.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        lists = []
+        while not written.is_set():
+            records, _, stamp = backend.get_all_with_timestamp(collection, parent)
+            lists.append(({r["id"] for r in records}, stamp))
+        writer.join()
+        assert errors == [] and len(lists) >= 5
+        everything, _ = backend.get_all(collection, parent)
+        for seen, stamp in lists:
+            assert [r["id"] for r in everything if r["last_modified"] <= stamp and r["id"] not in seen] == []
 
     # -- purge ---------------------------------------------------------------------
 
