@@ -421,3 +421,19 @@ def test_a_read_scope_whose_check_failed_checks_again(redis_url, cliquet_worker_
         assert scope.refresh() == {"a"} and scope.ids == set(), "the revocation is not lost with the failed check"
     finally:
         permission.flush()
+
+
+@pytest.mark.services
+def test_a_list_and_its_timestamp_are_one_round_trip(joined):
+    for record_id in "ab":
+        joined.writer.create("articles", "b:1", {"id": record_id})
+    joined.grants.add_principal_to_ace(PREFIX + "a", "read", ALICE)
+    newest = joined.writer.create("articles", "b:1", {"id": "c"})
+    check = [Filter("id", joined.read_check((ALICE,)), COMPARISON.IN)]
+    joined.storage.get_all("articles", "b:1", filters=check)  # builds the view
+    for filters, script in ((check, "list"), (check + [Filter("last_modified", 0, COMPARISON.GT)], "since")):
+        joined.scripts.clear()
+        records, total, stamp = joined.storage.get_all_with_timestamp("articles", "b:1", filters=filters)
+        assert joined.scripts == [script]
+        assert ([r["id"] for r in records], total) == (["a"], 1)
+        assert stamp == newest["last_modified"] == joined.storage.collection_timestamp("articles", "b:1")

@@ -458,35 +458,35 @@ class RedisStorage(RedisTransactions, StorageBase):
 
     def _changed_since(self, keys, bound, strict):
         """Return the committed records and tombstones newer than ``bound``
-        (one round trip, reading only those)."""
+        and the collection timestamp of that instant ("" for none; one
+        round trip, reading only those)."""
         low = f"({bound}" if strict else f"{bound}"
-        ids, live, dead = self._run("since", [keys.r, keys.t, keys.z], [low])
+        ids, live, dead, stamp = self._run("since", [keys.r, keys.t, keys.z, keys.ts], [low])
         records, tombstones = [], []
-        for object_id, value, stamp in zip(ids, live, dead):
+        for object_id, value, tomb in zip(ids, live, dead):
             if value is not None:
                 stamp_text, _, body = value.partition(b"|")
                 records.append(self._full(orjson.loads(body), object_id.decode(), int(stamp_text)))
-            elif stamp is not None:
-                tombstones.append(self._tombstone(object_id.decode(), int(stamp)))
-        return records, tombstones
+            elif tomb is not None:
+                tombstones.append(self._tombstone(object_id.decode(), int(tomb)))
+        return records, tombstones, _text(stamp)
 
     def _records(self, collection_id, parent_id, bound, strict):
-        """Return ``(records, tombstones, snapshot)`` newer than ``bound``
-        (all if ``None``), sorted by timestamp, as this transaction sees
-        them: committed, then its own writes; ``snapshot`` (whose query cache
-        may be used) only when there are none."""
+        """Return ``(records, tombstones, stamp)`` newer than ``bound`` (all
+        if ``None``), sorted by timestamp, as this transaction sees them:
+        committed, then its own writes; ``stamp`` is the collection
+        timestamp read with them ("" for none, ``None`` with own writes)."""
         scope, keys = self._keys(collection_id, parent_id)
-        snapshot = None
         if bound is not None:
-            records, tombstones = self._changed_since(keys, bound, strict)
+            records, tombstones, stamp = self._changed_since(keys, bound, strict)
         else:
             snapshot = self._snapshot(collection_id, parent_id)
             with snapshot.lock:
-                records, tombstones = snapshot.records, snapshot.tombstones
+                records, tombstones, stamp = snapshot.records, snapshot.tombstones, snapshot.stamp
         txn = self._txn.get()
         own = txn.records.get(scope) if txn is not None else None
         if not own:
-            return records, tombstones, snapshot
+            return records, tombstones, stamp
         records = [r for r in records if r[self.id_field] not in own]
         tombstones = [t for t in tombstones if t[self.id_field] not in own]
         for object_id, (stamp, payload, tomb) in own.items():
@@ -501,7 +501,7 @@ class RedisStorage(RedisTransactions, StorageBase):
         return records, tombstones, None
 
     def _from_view(self, collection_id, parent_id, filters, sorting, include_deleted, position, limit):
-        """``(page, total)`` from the view of this query (from the views of
+        """``(page, total, stamp)`` from the view of this query (from the views of
         its read check's principals, one each), or ``None`` when no view
         serves it: inside a transaction that wrote in the collection or
         changed permissions, or a query no view keeps."""
@@ -551,7 +551,7 @@ class RedisStorage(RedisTransactions, StorageBase):
             return _served(snapshot, key, views, sorting, position, limit)
 
     def _from_kept_views(self, scope, keys, key, parts, sorting, position, limit):
-        """``(page, total)`` from views this process keeps whose read scopes
+        """``(page, total, stamp)`` from views this process keeps whose read scopes
         follow a permission backend joined to this storage: one round trip
         (:data:`~cliquet.storage.redis_scripts.LIST`) brings the collection
         and the read scopes of *every* view of the collection up to date at
@@ -608,6 +608,24 @@ class RedisStorage(RedisTransactions, StorageBase):
         this process while unchanged, with its sorted results per query).
         Inside a transaction, its own writes are seen.
         """
+        records, total, _ = self._list(collection_id, parent_id, filters, sorting, after, limit, include_deleted)
+        return records, total
+
+    def get_all_with_timestamp(self, collection_id, parent_id, filters=None, sorting=None, after=None, limit=None,
+                               include_deleted=False):
+        """:meth:`get_all` and the collection timestamp read by the same
+        script as the page's data (one round trip, the same instant). A
+        collection never written, or one this transaction wrote, takes the
+        two steps of the default."""
+        records, total, stamp = self._list(collection_id, parent_id, filters, sorting, after, limit,
+                                           include_deleted)
+        if not stamp:
+            return super().get_all_with_timestamp(collection_id, parent_id, filters=filters, sorting=sorting,
+                                                  after=after, limit=limit, include_deleted=include_deleted)
+        return records, total, int(stamp)
+
+    def _list(self, collection_id, parent_id, filters, sorting, after, limit, include_deleted):
+        """``(records, total, stamp)``; ``stamp`` as :meth:`_records` says."""
         sorting = tuple(sorting) if sorting else (Sort(self.modified_field, -1),)
         filters = tuple(filters or ())
         position = q.after_key(after, sorting) if after is not None else None
@@ -617,7 +635,7 @@ class RedisStorage(RedisTransactions, StorageBase):
             served = self._from_view(collection_id, parent_id, filters, sorting, include_deleted, position, limit)
             if served is not None:
                 return served
-        records, tombstones, _ = self._records(collection_id, parent_id, bound, strict)
+        records, tombstones, stamp = self._records(collection_id, parent_id, bound, strict)
         if bound is not None:
             filters = self._checked(filters, records, tombstones)
         matches = q.compile_filters(filters)
@@ -628,7 +646,7 @@ class RedisStorage(RedisTransactions, StorageBase):
             found.extend(t for t in tombstones if on_tombstones(t))
         ordered = q.sort_records(found, sorting)
         start = q.position_after(ordered, position, sorting) if position is not None else 0
-        return orjson.loads(orjson.dumps(ordered[start:start + limit])), total
+        return orjson.loads(orjson.dumps(ordered[start:start + limit])), total, stamp
 
     def _checked(self, filters, records, tombstones) -> tuple:
         """``filters`` with a read check on the id replaced by the ids of
@@ -658,16 +676,22 @@ class RedisStorage(RedisTransactions, StorageBase):
         return tuple(checked)
 
 
+def _text(value) -> str:
+    """A reply's bytes as text (``""`` for none)."""
+    return value.decode() if isinstance(value, bytes) else ("" if value is None else str(value))
+
+
 def _served(snapshot, key, views, sorting, position, limit):
-    """``(page, total)`` of the query ``key`` from its ``views`` (their
-    :class:`~cliquet.storage.views.Union` when there are several), the
-    page's records copied."""
+    """``(page, total, stamp)`` of the query ``key`` from its ``views``
+    (their :class:`~cliquet.storage.views.Union` when there are several),
+    the page's records copied; ``stamp`` is the timestamp of the snapshot
+    they follow ("" for a collection never written)."""
     if len(views) == 1:
         page, total = views[0].page(position, sorting, limit), views[0].total
     else:
         union = snapshot.union(key, views)
         page, total = union.page(position, sorting, limit), union.total()
-    return orjson.loads(orjson.dumps(page)), total
+    return orjson.loads(orjson.dumps(page)), total, snapshot.stamp
 
 
 def _scoped(filters, sorting, include_deleted, id_field):

@@ -164,8 +164,9 @@ redis.call('SET', KEYS[1], s)
 return s
 """
 
-# KEYS: r, t, z.  ARGV: lower bound ("(123" or "123").  The records and
-# tombstones changed since the bound, in one snapshot: O(changes).
+# KEYS: r, t, z, ts.  ARGV: lower bound ("(123" or "123").  The records and
+# tombstones changed since the bound, and the collection timestamp ("" for
+# none), in one snapshot: O(changes).
 SINCE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[1], '+inf')
 local live, dead = {}, {}
@@ -179,7 +180,7 @@ for i = 1, #ids, 1000 do
     table.insert(dead, b[j])
   end
 end
-return {ids, live, dead}
+return {ids, live, dead, redis.call('GET', KEYS[4]) or ''}
 """
 
 # KEYS: t, z, ts, v, pb (the purge horizon).  ARGV: new version, before ("" for all).
