@@ -394,7 +394,7 @@ class RedisStorage(RedisTransactions, StorageBase):
         tombstones = sorted((self._tombstone(flat_dead[i].decode(), int(flat_dead[i + 1]))
                              for i in range(0, len(flat_dead), 2)), key=lambda t: t[self.modified_field])
         snapshot = _Snapshot(version.decode() if isinstance(version, bytes) else version,
-                             stamp.decode() if isinstance(stamp, bytes) else str(stamp),
+                             _text(stamp),
                              {r[self.id_field]: r for r in records}, {t[self.id_field]: t for t in tombstones})
         with self._lock:
             old = self._snapshots.pop(scope, None)
@@ -443,7 +443,7 @@ class RedisStorage(RedisTransactions, StorageBase):
             snapshot.forget_views()
             return False
         snapshot.version = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        snapshot.stamp = stamp.decode() if isinstance(stamp, bytes) else str(stamp)
+        snapshot.stamp = _text(stamp)
         return True
 
     def _since_bound(self, filters):
@@ -617,6 +617,11 @@ class RedisStorage(RedisTransactions, StorageBase):
         script as the page's data (one round trip, the same instant). A
         collection never written, or one this transaction wrote, takes the
         two steps of the default."""
+        scope, _ = self._keys(collection_id, parent_id)
+        txn = self._txn.get()
+        if txn is not None and txn.records.get(scope):  # its own writes: no stamp read with them
+            return super().get_all_with_timestamp(collection_id, parent_id, filters=filters, sorting=sorting,
+                                                  after=after, limit=limit, include_deleted=include_deleted)
         records, total, stamp = self._list(collection_id, parent_id, filters, sorting, after, limit,
                                            include_deleted)
         if not stamp:
