@@ -102,3 +102,36 @@ def test_a_failing_deferred_write_fails_the_commit_and_leaves_the_connection_cle
     with storage.transaction():
         storage.create(collection, "p", {"id": "b"})
     assert _ids(storage, collection) == {"b"}
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("commits_between", range(8))
+def test_a_failed_pipeline_leaves_no_statement_half_prepared(postgresql_url, commits_between):
+    # psycopg prepares a statement the sixth time it runs on a connection.
+    # A COMMIT whose sixth run was in a pipeline that a failed statement
+    # aborted was never prepared by the server, yet psycopg took it as
+    # prepared (once it had seen a ROLLBACK): every later COMMIT on that
+    # connection failed with 'prepared statement "_pg3_1" does not exist'.
+    from cliquet.storage.postgresql_client import PostgreSQLClient
+
+    client = PostgreSQLClient(postgresql_url, pool_size=1)  # one connection: every transaction on it
+
+    def commit():
+        with client.transaction():
+            client.execute("SELECT 1", fetch="one")  # not readonly: sends the BEGIN
+
+    def fail():
+        with pytest.raises(BackendError):
+            with client.transaction():
+                client.execute("SELECT 1", fetch="one")
+                assert client.defer("SELECT 1 / 0", None)
+
+    try:
+        fail()
+        for _ in range(commits_between):
+            commit()
+        fail()
+        for _ in range(8):
+            commit()
+    finally:
+        client.close()

@@ -610,11 +610,10 @@ def _pipelined(conn, stamp, page_sql, params, delta):
     None of them is prepared. For the delta, on purpose: it is planned for
     its actual parameters (a generic plan cannot know how few records were
     written, or ACEs changed, since a kept count). For the page, planning
-    costs 0.45 of the 0.8 ms it takes on a ``_since`` list, but psycopg's
-    automatic preparation inside pipelines was once seen out of step with
-    the server (``prepared statement "_pg3_1" does not exist``, on a
-    connection whose earlier pipeline had aborted): left unprepared until
-    that is understood."""
+    costs 0.45 of the 0.8 ms it takes on a ``_since`` list, but psycopg
+    cannot safely prepare a statement inside a pipeline (see
+    :meth:`~cliquet.storage.postgresql_client.PostgreSQLClient._pipelined`):
+    preparing it would take a round trip of its own, outside."""
     with conn.pipeline():
         head = conn.execute(*stamp, prepare=False) if stamp is not None else None
         page = conn.execute(page_sql, params, prepare=False)

@@ -400,7 +400,7 @@ class PostgreSQLClient:
             if tx.deferred:
                 done = self._send(tx, "COMMIT")
             else:
-                done = tx.conn.execute("COMMIT")
+                done = tx.conn.execute("COMMIT", prepare=False)
         except psycopg.Error as exc:
             if _is_broken(tx.conn):
                 self._on_broken()
@@ -471,7 +471,7 @@ class PostgreSQLClient:
         conn = tx.conn
         if control:
             try:
-                conn.execute("; ".join(control))
+                conn.execute("; ".join(control), prepare=False)
             except psycopg.Error:
                 # BEGIN went through if a transaction is open (or aborted);
                 # a savepoint only counts once known to exist.
@@ -488,7 +488,15 @@ class PostgreSQLClient:
     def _pipelined(self, tx, query=None, params=None):
         """One pipeline: the ``BEGIN``, deferred writes and ``SAVEPOINT``s
         ``tx`` owes, then ``query``; ``tx``'s state follows what the server
-        did, even when a statement failed. Returns ``query``'s cursor."""
+        did, even when a statement failed. Returns ``query``'s cursor.
+
+        Nothing in it is prepared: psycopg prepares a statement the n-th
+        time it runs, and inside a pipeline it records it as prepared
+        without reading the answer; after a failed statement the server
+        skips the rest of the pipeline, that preparation included, and
+        every later use of the statement on the connection failed
+        (``prepared statement "_pg3_1" does not exist``; seen on ``COMMIT``).
+        Transaction control is never prepared either: it gains nothing."""
         steps = []
         if not tx.began:
             steps.append(("BEGIN", None, _began))
@@ -505,8 +513,8 @@ class PostgreSQLClient:
         try:
             with conn.pipeline():
                 for statement, args, _ in steps:
-                    sent.append(conn.execute(statement, args))
-                return conn.execute(query, params) if query is not None else None
+                    sent.append(conn.execute(statement, args, prepare=False))
+                return conn.execute(query, params, prepare=False) if query is not None else None
         finally:
             for (_, _, effect), cursor in zip(steps, sent):
                 if effect is None or cursor.pgresult is None or cursor.pgresult.status != _COMMAND_OK:
@@ -558,7 +566,7 @@ class PostgreSQLClient:
         """Send a transaction-control statement; errors as ``BackendError``
         (or only logged with ``quiet``, when another error is on its way)."""
         try:
-            tx.conn.execute(statement)
+            tx.conn.execute(statement, prepare=False)
         except psycopg.Error as exc:
             if _is_broken(tx.conn):
                 self._on_broken()
