@@ -90,6 +90,46 @@ def test_a_search_past_the_timeout_is_refused_and_the_connection_keeps_its_setti
 
 
 @pytest.mark.services
+@pytest.mark.parametrize("searches_before", range(7))
+def test_a_timed_out_search_leaves_its_connection_as_it_found_it(pg_index_url, searches_before):
+    # One connection: every search on it. The statements that reset the
+    # timeout follow the page in its pipeline; when one of them reaches the
+    # run psycopg prepares it at in a search that times out, the server
+    # skips that preparation, and the reset after the failure must not
+    # rely on it (the timeout would stay on the connection).
+    import dataclasses
+    import uuid
+
+    from cliquet_indexing.indexer import IndexEntry
+    from cliquet_indexing.query import InvalidQuery
+
+    client = PostgreSQLClient(pg_index_url, pool_size=1)
+    indexer = postgresql.PostgreSQLIndexer(client, prefix=f"t{uuid.uuid4().hex[:8]}_")
+    try:
+        indexer.initialize_schema()
+        indexer.index_records("r", [IndexEntry("u", {"id": f"x{i}", "n": i, "t": f"w{i % 50}"}, ("u",))
+                                    for i in range(3000)])
+        simple = indexer.validate_query({"query": {"term": {"n": 7}}})
+        for _ in range(searches_before):
+            assert indexer.search("r", simple, ["u"]).total == 1
+        patient = indexer.limits
+        slow = indexer.validate_query({"query": {"bool": {
+            "should": [{"range": {"n": {"gte": i, "lt": i + 1}}} for i in range(200)],
+            "minimum_should_match": 2}}, "sort": [{"t": "desc"}]})
+        for _ in range(3):
+            indexer.limits = dataclasses.replace(patient, timeout=0.001)
+            with pytest.raises(InvalidQuery, match="cliquet.search_timeout"):
+                indexer.search("r", slow, ["u"])
+            indexer.limits = patient
+            for _ in range(6):
+                assert client.execute("SHOW statement_timeout", fetch="one", readonly=True)[0] == "0"
+                assert indexer.search("r", simple, ["u"]).total == 1
+    finally:
+        client.execute(f"DROP TABLE IF EXISTS {indexer.table}", fetch=None)
+        client.close()
+
+
+@pytest.mark.services
 def test_a_search_in_a_write_transaction_sees_its_writes(indexer):
     """Inside the request's transaction the index holds the request's own writes."""
     from cliquet_indexing.indexer import IndexEntry

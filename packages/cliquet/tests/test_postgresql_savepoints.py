@@ -135,3 +135,28 @@ def test_a_failed_pipeline_leaves_no_statement_half_prepared(postgresql_url, com
             commit()
     finally:
         client.close()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("runs_before", range(8))
+def test_a_statement_prepared_in_a_failed_pipeline_is_prepared_again(postgresql_url, runs_before):
+    # The statement's run that psycopg prepares (its fifth) falls, for one
+    # of these parameters, in a pipeline that an earlier statement fails:
+    # the server skipped the preparation, so psycopg must not use it.
+    from cliquet.storage.postgresql_client import pipeline
+
+    statement = "SELECT %s::int + 1"
+    with psycopg.connect(postgresql_url, autocommit=True) as conn:
+        for i in range(runs_before):
+            with pipeline(conn):
+                assert conn.execute(statement, (i,)).fetchone() == (i + 1,)
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with pipeline(conn):
+                conn.execute("SELECT 1 / 0")
+                conn.execute(statement, (0,))
+        for i in range(8):
+            assert conn.execute(statement, (i,)).fetchone() == (i + 1,)
+            with pipeline(conn):
+                cursor = conn.execute(statement, (i,))
+            assert cursor.fetchone() == (i + 1,)
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] >= 1

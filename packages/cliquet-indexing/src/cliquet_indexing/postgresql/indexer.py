@@ -218,10 +218,12 @@ class PostgreSQLIndexer(IndexerBase):
         resetting them go in one round trip (a pipeline)."""
         import psycopg
 
+        from cliquet.storage.postgresql_client import pipeline
+
         milliseconds = str(max(1, int(self.limits.timeout * 1000)))
         in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         try:
-            with conn.pipeline():
+            with pipeline(conn):
                 conn.execute(SETTINGS, (milliseconds, in_transaction, in_transaction))
                 # Never prepared: a generic plan cannot know how selective the words and values are.
                 cursor = conn.execute(sql, params, prepare=False)
@@ -246,7 +248,9 @@ class PostgreSQLIndexer(IndexerBase):
     @staticmethod
     def _count(conn, count_sql, count_params, milliseconds, in_transaction) -> int:
         """The total, for a page past the end (or of size 0)."""
-        with conn.pipeline():
+        from cliquet.storage.postgresql_client import pipeline
+
+        with pipeline(conn):
             conn.execute(SETTINGS, (milliseconds, in_transaction, in_transaction))
             cursor = conn.execute(count_sql, count_params, prepare=False)
             if not in_transaction:

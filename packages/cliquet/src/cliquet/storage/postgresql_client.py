@@ -65,6 +65,47 @@ def _rows(cursor, fetch: str | None):
     return cursor.rowcount
 
 
+@contextlib.contextmanager
+def pipeline(conn: psycopg.Connection):
+    """``conn.pipeline()``, where statements may be prepared safely.
+
+    psycopg prepares a statement the fifth time it runs on a connection
+    and, inside a pipeline, records it as prepared when it sends the
+    preparation, not when the server answers. When a statement before it
+    in the pipeline fails, the server skips the rest, that preparation
+    included, and every later use of the statement on that connection
+    failed (``prepared statement "_pg3_1" does not exist``). So when a
+    pipeline fails, psycopg forgets every statement it prepared on the
+    connection, and a ``DEALLOCATE ALL`` goes with the next statement (what
+    psycopg itself does after a ``ROLLBACK`` it sees first): they are
+    prepared again as they are used.
+    """
+    try:
+        with conn.pipeline():
+            yield conn
+    except psycopg.Error:
+        _forget_prepared(conn)
+        raise
+
+
+def _forget_prepared(conn) -> None:
+    """Make psycopg forget, and deallocate, the statements prepared on
+    ``conn`` (its private ``_prepared`` manager: should a later psycopg
+    lack it, prepared statements are turned off on ``conn`` instead)."""
+    manager = getattr(conn, "_prepared", None)
+    if callable(getattr(manager, "clear", None)):
+        manager.clear()
+    else:  # pragma: no cover - another psycopg
+        conn.prepare_threshold = None
+
+
+def _preparable(statement) -> bool | None:
+    """``prepare`` for ``statement``: never for transaction control (nothing
+    to plan), psycopg's choice for the rest."""
+    return False if isinstance(statement, str) and statement.startswith(_CONTROL) else None
+
+
+_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 _COMMAND_OK = psycopg.pq.ExecStatus.COMMAND_OK
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 #: what :meth:`PostgreSQLClient._send` notes when ``BEGIN``/``RELEASE`` succeeds
@@ -490,13 +531,8 @@ class PostgreSQLClient:
         ``tx`` owes, then ``query``; ``tx``'s state follows what the server
         did, even when a statement failed. Returns ``query``'s cursor.
 
-        Nothing in it is prepared: psycopg prepares a statement the n-th
-        time it runs, and inside a pipeline it records it as prepared
-        without reading the answer; after a failed statement the server
-        skips the rest of the pipeline, that preparation included, and
-        every later use of the statement on the connection failed
-        (``prepared statement "_pg3_1" does not exist``; seen on ``COMMIT``).
-        Transaction control is never prepared either: it gains nothing."""
+        Deferred writes may be prepared (see :func:`pipeline`); transaction
+        control never is: it gains nothing."""
         steps = []
         if not tx.began:
             steps.append(("BEGIN", None, _began))
@@ -511,10 +547,10 @@ class PostgreSQLClient:
         conn = tx.conn
         sent = []
         try:
-            with conn.pipeline():
+            with pipeline(conn):
                 for statement, args, _ in steps:
-                    sent.append(conn.execute(statement, args, prepare=False))
-                return conn.execute(query, params, prepare=False) if query is not None else None
+                    sent.append(conn.execute(statement, args, prepare=_preparable(statement)))
+                return conn.execute(query, params, prepare=_preparable(query)) if query is not None else None
         finally:
             for (_, _, effect), cursor in zip(steps, sent):
                 if effect is None or cursor.pgresult is None or cursor.pgresult.status != _COMMAND_OK:
