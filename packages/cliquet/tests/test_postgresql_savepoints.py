@@ -140,7 +140,7 @@ def test_a_failed_pipeline_leaves_no_statement_half_prepared(postgresql_url, com
 @pytest.mark.services
 @pytest.mark.parametrize("runs_before", range(8))
 def test_a_statement_prepared_in_a_failed_pipeline_is_prepared_again(postgresql_url, runs_before):
-    # The statement's run that psycopg prepares (its fifth) falls, for one
+    # The statement's run that psycopg prepares (its sixth) falls, for one
     # of these parameters, in a pipeline that an earlier statement fails:
     # the server skipped the preparation, so psycopg must not use it.
     from cliquet.storage.postgresql_client import pipeline

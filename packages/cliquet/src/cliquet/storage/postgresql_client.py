@@ -69,13 +69,13 @@ def _rows(cursor, fetch: str | None):
 def pipeline(conn: psycopg.Connection):
     """``conn.pipeline()``, where statements may be prepared safely.
 
-    psycopg prepares a statement the fifth time it runs on a connection
+    psycopg prepares a statement the sixth time it runs on a connection
     and, inside a pipeline, records it as prepared when it sends the
     preparation, not when the server answers. When a statement before it
     in the pipeline fails, the server skips the rest, that preparation
     included, and every later use of the statement on that connection
     failed (``prepared statement "_pg3_1" does not exist``). So when a
-    pipeline fails, psycopg forgets every statement it prepared on the
+    pipeline fails (or is interrupted), psycopg forgets every statement it prepared on the
     connection, and a ``DEALLOCATE ALL`` goes with the next statement (what
     psycopg itself does after a ``ROLLBACK`` it sees first): they are
     prepared again as they are used.
@@ -83,7 +83,7 @@ def pipeline(conn: psycopg.Connection):
     try:
         with conn.pipeline():
             yield conn
-    except psycopg.Error:
+    except BaseException:
         _forget_prepared(conn)
         raise
 
