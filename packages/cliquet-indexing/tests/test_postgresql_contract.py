@@ -95,8 +95,10 @@ def test_a_timed_out_search_leaves_its_connection_as_it_found_it(pg_index_url, s
     # One connection: every search on it. The statements that reset the
     # timeout follow the page in its pipeline; when one of them reaches the
     # run psycopg prepares it at in a search that times out, the server
-    # skips that preparation, and the reset after the failure must not
-    # rely on it (the timeout would stay on the connection).
+    # skips that preparation: psycopg must not use it afterwards (every
+    # later search on the connection failed, "prepared statement ... does
+    # not exist"). Whether psycopg queued the reset before it read the
+    # error is a race, so a run without the fix fails only now and then.
     import dataclasses
     import uuid
 
