@@ -329,10 +329,10 @@ class EmbeddedIndexer(IndexerBase):
         already indexed (of ``table="tomb"``: deleted, ``doc`` then is ``None``)."""
         found = {}
         ids = sorted({record_id for _, record_id in keys})
-        doc = "id" if table == "docs" else "NULL"
+        doc_column = "id" if table == "docs" else "NULL"
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            rows = conn.execute(f"SELECT parent_id, record_id, {doc}, last_modified FROM {self.tables[table]} "
+            rows = conn.execute(f"SELECT parent_id, record_id, {doc_column}, last_modified FROM {self.tables[table]} "
                                 f"WHERE resource = ? AND record_id IN ({', '.join('?' * len(chunk))})",
                                 [resource_name, *chunk]).fetchall()
             for parent_id, record_id, doc, modified in rows:

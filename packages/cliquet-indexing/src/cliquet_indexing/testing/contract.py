@@ -249,6 +249,30 @@ class IndexerContract(QueryContract, BackendContract):
                                                                    "filter": [{"term": {"n": 4}}]}}})
         assert result.total == len([i for i in range(1500) if i % 7 == 3 and i % 10 == 4])
 
+    def test_many_records_updated_in_one_call(self, backend, resource):
+        """A reindex (or a grouped write) updating more records at once than
+        one lookup of existing entries takes: each is updated in place."""
+        def entries(version, word):
+            return [IndexEntry(OWNER, {"id": f"m{i:04d}", "last_modified": version + i, "n": i,
+                                       "text": f"{word} w{i}"}, (OWNER,)) for i in range(1200)]
+
+        backend.index_records(resource, entries(1, "before"))
+        backend.index_records(resource, entries(5000, "after"))
+        assert self.run(backend, resource, {"size": 0}).total == 1200
+        assert self.run(backend, resource, {"query": {"match": {"text": "before"}}, "size": 0}).total == 0
+        result = self.run(backend, resource, {"query": {"match": {"text": "w1100"}}})
+        assert [(r["id"], r["n"], r["last_modified"]) for r in result.records] == [("m1100", 1100, 6100)]
+        assert sorted(backend.indexed_keys(resource))[1100] == (OWNER, "m1100", 6100)
+
+    def test_many_records_deleted_in_one_call_after_earlier_deletions(self, backend, resource):
+        backend.index_records(resource, [self.entry(f"d{i:04d}", 10) for i in range(1200)])
+        backend.unindex_records(resource, [(OWNER, f"d{i:04d}", 20) for i in range(1200)])
+        backend.unindex_records(resource, [(OWNER, f"d{i:04d}", 30) for i in range(1200)])
+        backend.index_records(resource, [self.entry(f"d{i:04d}", 25) for i in range(1200)])
+        assert self.run(backend, resource, {"size": 0}).total == 0
+        backend.index_records(resource, [self.entry(f"d{i:04d}", 40) for i in range(1200)])
+        assert self.run(backend, resource, {"size": 0}).total == 1200
+
     def test_flush_removes_everything(self, backend, articles):
         backend.unindex_records(articles, [(OWNER, ARTICLES[1]["id"], 9999)])
         backend.flush()
