@@ -97,10 +97,11 @@ def environment(server):
             urls[need] = _redis_database(os.environ[var], server.label)
     for key, value in server.env.items():
         env[key] = value.format(**urls)
-    if "redis" in server.needs and "CLIQUET_INDEXING_URL" not in env:
-        # The embedded index's default file outlives the flushed db (it is
-        # named after the storage URL): a fresh one too, or the search would
-        # find what earlier runs indexed.
+    if (("redis" in server.needs or "postgresql" in server.needs and server.indexer == "embedded")
+            and "CLIQUET_INDEXING_URL" not in env):
+        # The embedded index's default file outlives the flushed db or the
+        # re-created database (it is named after the storage URL): a fresh
+        # one too, or the search would find what earlier runs indexed.
         env["CLIQUET_INDEXING_URL"] = "sqlite:///" + _fresh_index(server.label)
     if server.migrate:
         server.app.migrate(server, env)
