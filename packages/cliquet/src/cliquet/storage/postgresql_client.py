@@ -75,10 +75,10 @@ def pipeline(conn: psycopg.Connection):
     in the pipeline fails, the server skips the rest, that preparation
     included, and every later use of the statement on that connection
     failed (``prepared statement "_pg3_1" does not exist``). So when a
-    pipeline fails (or is interrupted), psycopg forgets every statement it prepared on the
-    connection, and a ``DEALLOCATE ALL`` goes with the next statement (what
-    psycopg itself does after a ``ROLLBACK`` it sees first): they are
-    prepared again as they are used.
+    pipeline fails (or is interrupted), psycopg forgets every statement it
+    prepared on the connection, and a ``DEALLOCATE ALL`` goes with the next
+    statement (what psycopg itself does after a ``ROLLBACK`` it sees
+    first): they are prepared again as they are used.
     """
     try:
         with conn.pipeline():
