@@ -16,8 +16,8 @@ sets ``BENCH_CLIQUET_BIN`` / ``BENCH_KINTO_BIN``). Environment knobs:
 ``BENCH_PROFILE_SCENARIOS`` scenarios profiled by ``--profile`` (``get,batch``)
 ``BENCH_SOAK_DURATION`` seconds of ``--soak`` per server (default 60, quick 10)
 ``BENCH_HTTP_PRELOAD_MAX`` largest size preloaded through HTTP (default 10000): a
-                        server without the SQL preload of ``bulk.py`` (Kinto, memory,
-                        Redis) is skipped at larger sizes, with a message
+                        server without the SQL preload of ``bulk.py`` (memory, Redis;
+                        PostgreSQL ones have it) is skipped at larger sizes, with a message
 """
 
 import argparse
@@ -201,11 +201,12 @@ def run_wrk(cfg, running, scenario, target, duration, ids_file):
     return result
 
 
-def prepare_stage(running, size, shared=None):
+def prepare_stage(running, size, shared=None, keys=()):
     """Grow the read collection to ``size`` records; write the ids file.
 
     ``shared``: the running server whose records this one reads (the floor):
-    nothing is preloaded, its ids are used.
+    nothing is preloaded, its ids are used. ``keys``: the stage's scenarios
+    (an embedded index filled after a bulk load only when ``search`` runs).
     """
     if running.read is None:
         running.read = running.target("read")
@@ -214,19 +215,15 @@ def prepare_stage(running, size, shared=None):
     have = len(running.ids)
     if shared is None and size > have:
         started = time.monotonic()
-        bulk_url = backends.DATABASES.get(running.server.label) if running.server.bulk else None
-        if not bulk_url and size > int(os.environ.get("BENCH_HTTP_PRELOAD_MAX", "10000")):
+        if not running.server.bulk and size > int(os.environ.get("BENCH_HTTP_PRELOAD_MAX", "10000")):
             raise Skipped(f"{running.server.label}: {size} records take too long to preload "
                           f"through HTTP (BENCH_HTTP_PRELOAD_MAX)")
-        through_http = min(size, BULK_FROM) if bulk_url else size
+        through_http = min(size, BULK_FROM) if running.server.bulk else size
         if through_http > have:
             running.ids += preload(running.base_url, running.read, have, through_http,
                                    running.server.app.preload_parallel)
         if size > len(running.ids):
-            in_sql = running.server.search and running.server.indexer == servers.POSTGRESQL_INDEXER
-            running.ids += bulk.extend(bulk_url, len(running.ids), size, index=in_sql)
-            if running.server.search and not in_sql:
-                bulk.reindex(running.server, running.env)
+            running.ids += bulk_extend(running, len(running.ids), size, "search" in keys)
         total = count_records(running.base_url, running.read)
         if total != size:
             raise CheckFailed(f"{running.server.label}: {total} records in the collection "
@@ -338,6 +335,24 @@ def start_servers(name, failures):
     return servers
 
 
+def bulk_extend(running, start, stop, search):
+    """Preload records ``start``..``stop``-1 without HTTP (``bulk.py``);
+    return their ids. ``search``: the stage searches, so an index that the
+    bulk load does not write (the embedded one) is filled by a reindex."""
+    server = running.server
+    if server.app is servers.KINTO:
+        return bulk.extend_kinto(backends.DATABASES[server.label], start, stop)
+    if "redis" in server.needs:
+        ids = bulk.extend_backends(running.env, running.ids[0], start, stop)
+        in_sql = False
+    else:
+        in_sql = server.search and server.indexer == servers.POSTGRESQL_INDEXER
+        ids = bulk.extend(backends.DATABASES[server.label], start, stop, index=in_sql)
+    if server.search and not in_sql and search:
+        bulk.reindex(server, running.env)
+    return ids
+
+
 def run_group(name, cfg, args, stamp, results, failures, profiles):
     """Measure every size of one group, each on freshly started servers.
 
@@ -360,7 +375,7 @@ def run_group(name, cfg, args, stamp, results, failures, profiles):
                     shared = running.server.shares
                     if shared and shared not in by_label:
                         raise RuntimeError(f"{shared} is not running")
-                    prepare_stage(running, size, by_label.get(shared))
+                    prepare_stage(running, size, by_label.get(shared), keys)
                 except Skipped as exc:
                     print(f"SKIPPED {exc}", file=sys.stderr)
                     running.stop()

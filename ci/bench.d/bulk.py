@@ -15,6 +15,12 @@ application, which took over five minutes for 100 000 records; 100 000
 records and their index rows took 8.5 minutes on the 2-core machine at load
 average 14, unloaded far less); another indexer (the embedded one) is filled
 with ``cliquet-indexing reindex``. The caller ANALYZEs the database.
+
+Kinto on PostgreSQL gets the same records the same way (:func:`extend_kinto`:
+its ``objects`` table, ids, ``last_modified`` after the collection's newest
+and the first record's ACEs), so that the 100 000-record stage compares both
+servers on the same data. Our Redis servers get them through the library's
+own backends (:func:`extend_backends`).
 """
 
 import json
@@ -65,6 +71,87 @@ def extend(url, start, stop, index=False):
             "UPDATE cliquet_timestamps SET last_modified = greatest(last_modified, %s) "
             "WHERE parent_id = %s AND collection_id = %s", (first + len(ids) - 1, parent, collection))
     return ids
+
+
+def extend_kinto(url, start, stop):
+    """Add records ``start``..``stop``-1 to the one record collection of
+    Kinto's database at ``url``, as :func:`extend` does for ours; return
+    their ids.
+
+    Kinto keeps records in ``objects`` (``resource_name`` ``record``, the
+    data without ``id`` and ``last_modified``, a ``TIMESTAMP`` column). Its
+    row trigger, which would keep the strictly increasing timestamps given
+    here anyway, is disabled for the copy (and enabled again in the same
+    transaction): its cached plan, made on a small table, reads the
+    collection's newest timestamp with a sequential scan, so a copy of
+    100 000 rows took quadratic time (145 rows/s at 45 000).
+    """
+    ids = [str(uuid.uuid4()) for _ in range(start, stop)]
+    with psycopg.connect(url) as conn:
+        parent, template = conn.execute(
+            "SELECT parent_id, id FROM objects WHERE resource_name = 'record' AND NOT deleted "
+            "ORDER BY last_modified LIMIT 1").fetchone()
+        newest = conn.execute(
+            "SELECT as_epoch(max(last_modified)) FROM objects WHERE parent_id = %s "
+            "AND resource_name = 'record'", (parent,)).fetchone()[0]
+        first = max(newest + 1, int(time.time() * 1000))
+        aces = conn.execute(
+            "SELECT object_id, permission, principal FROM access_control_entries WHERE object_id LIKE %s",
+            (f"%/{template}",)).fetchall()
+        conn.execute("ALTER TABLE objects DISABLE TRIGGER tgr_objects_last_modified")
+        with conn.cursor().copy(
+                "COPY objects (id, parent_id, resource_name, last_modified, data, deleted) "
+                "FROM STDIN") as copy:
+            for i, rid in enumerate(ids):
+                copy.write_row((rid, parent, "record", _kinto_time(first + i),
+                                json.dumps(article(start + i)), False))
+        conn.execute("ALTER TABLE objects ENABLE TRIGGER tgr_objects_last_modified")
+        with conn.cursor().copy(
+                "COPY access_control_entries (object_id, permission, principal) FROM STDIN") as copy:
+            for rid in ids:
+                for object_id, permission, principal in aces:
+                    copy.write_row((object_id.replace(template, rid), permission, principal))
+        conn.execute(
+            "UPDATE timestamps SET last_modified = greatest(last_modified, from_epoch(%s)) "
+            "WHERE parent_id = %s AND resource_name = 'record'", (first + len(ids) - 1, parent))
+    return ids
+
+
+#: The example app's shareable articles: storage collection and URI prefix.
+EXAMPLE_COLLECTION, EXAMPLE_PATH = "article", "/articles"
+
+
+def extend_backends(env, template, start, stop):
+    """Add records ``start``..``stop``-1 to the example's articles through
+    the storage and permission backends the server's environment ``env``
+    names (Redis: no SQL to copy into), in transactions of 500 as the
+    resource writes them (permissions, then the record); each gets the
+    permissions of the record ``template``. Return their ids."""
+    from cliquet.testing import make_config
+
+    config = make_config(environ=env)
+    settings = config.get_settings()
+    storage = config.maybe_dotted(settings["cliquet.storage_backend"]).load_from_config(config)
+    permission = config.maybe_dotted(settings["cliquet.permission_backend"]).load_from_config(config)
+    permission.join_transactions(storage)
+    acl = {name: sorted(principals) for name, principals in
+           permission.get_object_permissions(f"{EXAMPLE_PATH}/{template}").items()}
+    if not acl:
+        raise RuntimeError(f"the record {template} has no permissions to copy")
+    ids = [str(uuid.uuid4()) for _ in range(start, stop)]
+    for first in range(0, len(ids), 500):
+        with storage.transaction():
+            for i in range(first, min(len(ids), first + 500)):
+                permission.replace_object_permissions(f"{EXAMPLE_PATH}/{ids[i]}", acl)
+                storage.create(EXAMPLE_COLLECTION, "", dict(article(start + i), id=ids[i]))
+    return ids
+
+
+def _kinto_time(epoch_ms):
+    """Kinto's ``TIMESTAMP`` value of ``epoch_ms`` (its ``from_epoch``: UTC, naive)."""
+    import datetime
+
+    return datetime.datetime.fromtimestamp(epoch_ms / 1000, datetime.UTC).replace(tzinfo=None)
 
 
 def _index_rows(conn, parent, template, ids, start, first):

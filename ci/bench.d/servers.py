@@ -164,8 +164,10 @@ class Server:
 
     @property
     def bulk(self):
-        """Whether records past the first thousand may be preloaded in SQL (``bulk.py``)."""
-        return self.app is CLIQUET and "postgresql" in self.needs
+        """Whether records past the first thousand may be preloaded without
+        HTTP (``bulk.py``): ours on PostgreSQL or Redis, Kinto's on PostgreSQL."""
+        return "postgresql" in self.needs and self.app in (CLIQUET, KINTO) or (
+            "redis" in self.needs and self.app is CLIQUET)
 
     @property
     def ini_path(self):
@@ -283,6 +285,14 @@ CONFIGS = {
                     "CLIQUET_INDEXING_BACKEND": "cliquet_indexing.embedded"},
                needs=("postgresql",), migrate=True, search=True, logging=True,
                scenarios=("search",), indexer="embedded"),
+    ],
+    # Reads like for like in what they check: the same articles per-user
+    # (no per-record read check, as Kinto's bucket owner has none) against
+    # Kinto on PostgreSQL (issue 12's reasons).
+    "postgresql-peruser": [
+        Server("cliquet postgresql per-user", CLIQUET, "ci/bench.d/cliquet-peruser.ini", 2, 2,
+               env=_backends("postgresql", "{postgresql}", False), needs=("postgresql",), migrate=True),
+        _KINTO_PG,
     ],
     # The shareable resource's cost against the per-user one (issue 3).
     "memory-peruser": [
