@@ -67,7 +67,14 @@ from cliquet.storage.postgresql_query import (
     sort_keys,
     sort_values,
 )
-from cliquet.storage.postgresql_schema import STORAGE_MIGRATIONS, field_index_statements, migrate, pending_phrase
+from cliquet.storage.postgresql_schema import (
+    FIELD_INDEX_PREFIX,
+    STORAGE_MIGRATIONS,
+    field_index_name,
+    field_index_statements,
+    migrate,
+    pending_phrase,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +109,10 @@ class PostgreSQLStorage(StorageBase):
         self._counts = MaintainedCounts(client)
         #: whether JSONB strings sort by code point here (``None``: not asked yet)
         self.codepoint_strings: bool | None = None
+        #: field -> whether it has its index (:meth:`create_field_indexes`),
+        #: from the catalog, read once (``None``: not read yet)
+        self._field_indexes: dict[str, bool] | None = None
+        self._index_names: frozenset[str] = frozenset()
 
     # -- administration ---------------------------------------------------------
 
@@ -123,14 +134,38 @@ class PostgreSQLStorage(StorageBase):
         a range on it, costs the same at 100 000 records as at 1 000. Filters
         on other fields scan the collection (O(N)).
         """
-        statements = field_index_statements(
-            fields, self._column, lambda col: sort_keys(col, 1, self._strings_by_codepoint()))
+        statements = field_index_statements(fields, self._column, self._index_sort_keys)
         for statement in statements:
             if dry_run:
                 logger.info("[dry run] %s", statement)
             else:
                 self.client.execute(statement, fetch=None)
+        self._field_indexes = None  # read the catalog again
         return statements
+
+    def _index_sort_keys(self, col):
+        return sort_keys(col, 1, self._strings_by_codepoint())
+
+    def _has_field_index(self, field) -> bool:
+        """Whether ``field`` has the index :meth:`create_field_indexes` makes.
+
+        The catalog is read at the first filtered list of this storage (and
+        again after :meth:`create_field_indexes`): indexes that ``cliquet
+        migrate`` adds while the service runs are used once it restarts.
+        Either way the answers are the same; only equality filters are
+        written differently (see :func:`~cliquet.storage.postgresql_query.filter_sql`).
+        """
+        known = self._field_indexes
+        if known is None:
+            rows = self.client.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND tablename = 'cliquet_records' AND starts_with(indexname, %s)",
+                (FIELD_INDEX_PREFIX,), readonly=True)
+            self._index_names = frozenset(row[0] for row in rows)
+            known = self._field_indexes = {}
+        if field not in known:
+            known[field] = field_index_name(field, self._column, self._index_sort_keys) in self._index_names
+        return known[field]
 
     def analyze(self, dry_run: bool = False) -> None:
         """Refresh the planner's statistics of the storage tables (``cliquet
@@ -434,14 +469,18 @@ class PostgreSQLStorage(StorageBase):
         for f in filters:
             operator = f.operator if isinstance(f.operator, COMPARISON) else COMPARISON(f.operator)
             col = self._column(f.field)
-            target = meta if col.kind != "jsonb" else live
-            target.append((col, operator, f.value))
+            if col.kind != "jsonb":
+                meta.append((col, operator, f.value))
+            else:
+                live.append((f.field, col, operator, f.value))
         parts = []
         for col, operator, value in meta:
             joined = self._accessible_sql(col, operator, value, params)
             parts.append(joined or filter_sql(col, operator, value, params, codepoint))
         if live:
-            live_sql = " AND ".join(filter_sql(c, o, v, params, codepoint) for c, o, v in live)
+            live_sql = " AND ".join(
+                filter_sql(c, o, v, params, codepoint, indexed=o is not COMPARISON.EQ or self._has_field_index(name))
+                for name, c, o, v in live)
             parts.append(f"(deleted OR ({live_sql}))" if tombstones else live_sql)
         return "".join(" AND " + p for p in parts)
 

@@ -191,13 +191,20 @@ def _comparable(value) -> bool:
     return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
-def filter_sql(col: Column, operator: COMPARISON, value, params: list, codepoint: bool = True) -> str:
+def filter_sql(col: Column, operator: COMPARISON, value, params: list, codepoint: bool = True,
+               indexed: bool = True) -> str:
     """Return the SQL condition of one filter, appending its parameters.
 
     A JSON ``null`` is a missing field (the expression of a JSONB field is
     ``NULL`` for both). Equality and ordering on a JSONB field are written
     on the field's sort keys (:func:`sort_keys`), so that the index of a
-    declared field answers them as a range.
+    declared field answers them as a range. Equality on a field without
+    that index (``indexed`` false) is the value's alone: JSONB equality
+    implies the same type, and the planner, which has no statistics on
+    either expression then, would multiply two default selectivities and
+    expect 2 matching rows of 100 000 — and sort the whole collection
+    instead of walking the ``last_modified`` index (97 ms instead of
+    0.3 ms for ``published=true`` at 100 000 records).
     """
     if operator in (COMPARISON.IN, COMPARISON.EXCLUDE):
         values = list(value) if isinstance(value, (list, tuple, set, frozenset, AccessibleIds)) else [value]
@@ -221,8 +228,11 @@ def filter_sql(col: Column, operator: COMPARISON, value, params: list, codepoint
             cond = f"{col.sql} IS NULL" if col.nullable else "FALSE"
         elif not col.accepts(value):
             cond = "FALSE"
-        elif operator is COMPARISON.EQ and col.kind == "jsonb":
+        elif operator is COMPARISON.EQ and col.kind == "jsonb" and indexed:
             return _on_keys(col, "=", value, params, codepoint)
+        elif operator is COMPARISON.EQ and col.kind == "jsonb":
+            params.append(jsonb(value))
+            return f"{value_sql(col)} = %s"
         else:
             params.append(col.param(value))
             cond = f"{col.sql} = %s"

@@ -361,20 +361,35 @@ def field_index_statements(fields, column_of, sort_keys_of) -> list[str]:
     :param column_of: ``field -> Column``.
     :param sort_keys_of: ``Column -> [(Column, direction)]``.
     """
-    import hashlib
-
     statements = []
     for field in fields:
         col = column_of(field)
         if col.kind != "jsonb":
             continue  # id and last_modified have theirs
-        keys = ", ".join(f"({key.sql})" for key, _ in sort_keys_of(col))
-        digest = hashlib.sha1(f"{field}|{keys}".encode()).hexdigest()[:16]
+        keys = _index_keys(col, sort_keys_of)
         statements.append(
-            f"CREATE INDEX IF NOT EXISTS cliquet_records_field_{digest} "
+            f"CREATE INDEX IF NOT EXISTS {field_index_name(field, column_of, sort_keys_of)} "
             f"ON cliquet_records (parent_id, collection_id, {keys}, id)"
         )
     return statements
+
+
+#: what the names of the indexes of :func:`field_index_statements` start with.
+FIELD_INDEX_PREFIX = "cliquet_records_field_"
+
+
+def field_index_name(field, column_of, sort_keys_of) -> str:
+    """The name of the index :func:`field_index_statements` creates for
+    ``field``: a digest of the field and of its key expressions, so that
+    the storage can tell, from the catalog alone, which fields have theirs."""
+    import hashlib
+
+    keys = _index_keys(column_of(field), sort_keys_of)
+    return FIELD_INDEX_PREFIX + hashlib.sha1(f"{field}|{keys}".encode()).hexdigest()[:16]
+
+
+def _index_keys(col, sort_keys_of) -> str:
+    return ", ".join(f"({key.sql})" for key, _ in sort_keys_of(col))
 
 
 def pending_phrase(client, component: str, migrations: Sequence[Sequence[str]]) -> str | None:
