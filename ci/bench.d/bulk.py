@@ -1,4 +1,5 @@
-"""Fast preloading for large sizes: our PostgreSQL storage, in SQL.
+"""Fast preloading for large sizes, without HTTP: in SQL on PostgreSQL
+(ours and Kinto's), through the library's backends on Redis.
 
 Creating 100 000 records through HTTP takes minutes per server; here the
 records past the first ones (preloaded through HTTP, as every other size)
