@@ -8,6 +8,7 @@ URL), dropped at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import time
@@ -372,27 +373,14 @@ def test_declared_fields_get_indexes_that_sorted_pages_use(pg_storage_backend, c
 
     for field in ("title", "meta.rank"):
         for direction in (1, -1):
-            captured = []
-            real = storage.client.execute
-
-            def spy(query, params=None, **kwargs):
-                captured.append((query, params))
-                return real(query, params, **kwargs)
-
-            storage.client.execute = spy
             sorting = [Sort(field, direction), Sort("id", direction)]
-            try:
+            with _statements(storage) as captured:
                 storage.get_all("indexed", "p", sorting=sorting, limit=10)
                 # A later page: its position must be an index condition.
                 storage.get_all("indexed", "p", sorting=sorting, limit=10, after=["x", "some-id"])
-            finally:
-                storage.client.execute = real
             for (query, params), keyset in zip(captured, (False, True)):
-                with psycopg.connect(storage.client.url, autocommit=True) as conn:
-                    conn.execute("SET enable_seqscan = off")
-                    conn.execute("SET enable_sort = off")
-                    conn.execute("SET enable_incremental_sort = off")
-                    plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
+                plan = _plan(storage, query, params, "SET enable_seqscan = off", "SET enable_sort = off",
+                             "SET enable_incremental_sort = off")
                 assert "cliquet_records_field_" in plan and "Sort" not in plan, plan
                 if keyset:
                     cond = [line for line in plan.splitlines() if "Index Cond" in line and "cliquet_timestamps" not in line]
@@ -402,6 +390,15 @@ def test_declared_fields_get_indexes_that_sorted_pages_use(pg_storage_backend, c
 def _captured_page(storage, **get_all):
     """Run ``storage.get_all(**get_all)``; return its answer and its page's
     statement with its parameters."""
+    with _statements(storage) as captured:
+        answer = storage.get_all(**get_all)
+    (page,) = [(q, p) for q, p in captured if "ORDER BY" in q]
+    return answer, page
+
+
+@contextlib.contextmanager
+def _statements(storage):
+    """Collect ``(query, params)`` of every statement the storage's client executes."""
     captured = []
     real = storage.client.execute
 
@@ -411,15 +408,16 @@ def _captured_page(storage, **get_all):
 
     storage.client.execute = spy
     try:
-        answer = storage.get_all(**get_all)
+        yield captured
     finally:
         storage.client.execute = real
-    (page,) = [(q, p) for q, p in captured if "ORDER BY" in q]
-    return answer, page
 
 
-def _plan(storage, query, params):
+def _plan(storage, query, params, *settings):
+    """``EXPLAIN`` of ``query`` on a connection of its own, after ``settings``."""
     with psycopg.connect(storage.client.url, autocommit=True) as conn:
+        for setting in settings:
+            conn.execute(setting)
         return "\n".join(row[0] for row in conn.execute("EXPLAIN " + query, params).fetchall())
 
 
