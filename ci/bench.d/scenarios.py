@@ -71,7 +71,12 @@ def article(n):
 
 
 class CheckFailed(Exception):
-    """A server did not answer a scenario's request as expected."""
+    """A server did not answer a scenario's request as expected (``status``:
+    the HTTP status it answered, when that was the problem)."""
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.status = status
 
 
 def _batch(base_url, target, first, count):
@@ -138,7 +143,7 @@ def query_for(scenario, marker):
 
 def _expect(status, wanted, what, body):
     if status != wanted:
-        raise CheckFailed(f"{what} answered {status} (expected {wanted}): {str(body)[:300]}")
+        raise CheckFailed(f"{what} answered {status} (expected {wanted}): {str(body)[:300]}", status)
 
 
 def check(scenario, base_url, target, ids, marker):

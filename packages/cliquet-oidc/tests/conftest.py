@@ -61,3 +61,17 @@ def local_provider():
     yield provider
     provider.close()
 
+
+
+@pytest.fixture(autouse=True)
+def discovery_finished():
+    """Wait, after each test, for the discovery threads its applications
+    started (:func:`cliquet_oidc._discover_in_background`): one that fails
+    logs a warning, which must reach the test's own log capture rather than
+    a later test's, or a stream pytest already closed."""
+    import threading
+
+    yield
+    for thread in threading.enumerate():
+        if thread.name.startswith("cliquet-oidc-discovery-"):
+            thread.join(timeout=10)
