@@ -12,6 +12,13 @@ Installed with ``cliquet``, it gives every package's tests, without import:
     (``eval "$(./ci/services)"`` sets them); see :func:`service_url` for what
     happens when one is missing.
 
+And around every test, ``cliquet_logging_restored`` (autouse): the logging
+configuration as it was before the test — handlers, levels, disabled and
+propagating loggers — so that a test that configures logging from an INI
+file (``cliquet migrate`` run in process calls ``setup_logging``) leaves no
+handler writing to its own captured, later closed, stream, and no logger
+disabled for the tests after it.
+
 Other packages define their service fixtures with :func:`service_url`::
 
     @pytest.fixture(scope="session")
@@ -111,6 +118,28 @@ def _worker_and_run(config) -> tuple[str, str]:
     if run is None:
         run = config._cliquet_run_id = uuid.uuid4().hex
     return "main", run
+
+
+@pytest.fixture(autouse=True)
+def cliquet_logging_restored():
+    """Restore the logging configuration after each test (see the module doc)."""
+    import logging
+
+    def state(logger):
+        return logger, list(logger.handlers), logger.level, logger.disabled, logger.propagate
+
+    root = logging.getLogger()
+    before = [state(root)] + [state(logger) for logger in list(logging.Logger.manager.loggerDict.values())
+                              if isinstance(logger, logging.Logger)]
+    yield
+    for logger, handlers, level, disabled, propagate in before:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.disabled, logger.propagate = disabled, propagate
+    known = {id(logger) for logger, *_ in before}
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and id(logger) not in known:
+            logger.handlers.clear()  # created by the test: nothing of it stays
 
 
 @pytest.fixture(scope="session")
