@@ -462,6 +462,25 @@ def test_an_equality_filter_on_a_declared_field_is_a_range_of_its_index(pg_stora
 
 
 @pytest.mark.services
+def test_filters_on_ever_new_field_names_keep_nothing_per_field(pg_storage_backend):
+    """Filter field names come from clients: telling which fields have an
+    index must not remember each name it is asked about."""
+    from cliquet.storage import COMPARISON, Filter
+
+    storage = pg_storage_backend
+    storage.create("fields", "p", {"f0": 1})
+
+    def held():
+        return sum(len(v) for v in vars(storage).values() if isinstance(v, (dict, set, frozenset, list)))
+
+    storage.get_all("fields", "p", filters=[Filter("warm-up", 1, COMPARISON.EQ)])
+    before = held()
+    for n in range(300):
+        assert storage.get_all("fields", "p", filters=[Filter(f"f{n}", 1, COMPARISON.EQ)])[1] == (n == 0)
+    assert held() == before
+
+
+@pytest.mark.services
 def test_begin_waits_for_the_first_write(pg_storage_backend):
     storage = pg_storage_backend
     c = f"lazy-{time.time_ns()}"

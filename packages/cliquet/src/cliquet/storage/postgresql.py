@@ -109,10 +109,9 @@ class PostgreSQLStorage(StorageBase):
         self._counts = MaintainedCounts(client)
         #: whether JSONB strings sort by code point here (``None``: not asked yet)
         self.codepoint_strings: bool | None = None
-        #: field -> whether it has its index (:meth:`create_field_indexes`),
-        #: from the catalog, read once (``None``: not read yet)
-        self._field_indexes: dict[str, bool] | None = None
-        self._index_names: frozenset[str] = frozenset()
+        #: names of the indexes :meth:`create_field_indexes` made, from the
+        #: catalog, read once (``None``: not read yet)
+        self._index_names: frozenset[str] | None = None
 
     # -- administration ---------------------------------------------------------
 
@@ -140,7 +139,7 @@ class PostgreSQLStorage(StorageBase):
                 logger.info("[dry run] %s", statement)
             else:
                 self.client.execute(statement, fetch=None)
-        self._field_indexes = None  # read the catalog again
+        self._index_names = None  # read the catalog again
         return statements
 
     def _index_sort_keys(self, col):
@@ -154,18 +153,16 @@ class PostgreSQLStorage(StorageBase):
         migrate`` adds while the service runs are used once it restarts.
         Either way the answers are the same; only equality filters are
         written differently (see :func:`~cliquet.storage.postgresql_query.filter_sql`).
+        Nothing is kept per field: filters name any field a client sends.
         """
-        known = self._field_indexes
-        if known is None:
+        names = self._index_names
+        if names is None:
             rows = self.client.execute(
                 "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
                 "AND tablename = 'cliquet_records' AND starts_with(indexname, %s)",
                 (FIELD_INDEX_PREFIX,), readonly=True)
-            self._index_names = frozenset(row[0] for row in rows)
-            known = self._field_indexes = {}
-        if field not in known:
-            known[field] = field_index_name(field, self._column, self._index_sort_keys) in self._index_names
-        return known[field]
+            names = self._index_names = frozenset(row[0] for row in rows)
+        return field_index_name(field, self._column, self._index_sort_keys) in names
 
     def analyze(self, dry_run: bool = False) -> None:
         """Refresh the planner's statistics of the storage tables (``cliquet
